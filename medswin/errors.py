@@ -1,0 +1,51 @@
+"""Error types. Each message names the file or value, the rule it broke and what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedSwinError",
+    "ImageReadError",
+    "ImageWriteError",
+    "GeometryError",
+    "CheckpointError",
+    "ModelCardError",
+    "ManifestError",
+    "MetricInputError",
+    "CancelledError",
+]
+
+
+class MedSwinError(Exception):
+    """Base class of every error medswin raises on purpose (the CLI prints these without a traceback)."""
+
+
+class ImageReadError(MedSwinError):
+    """A file or folder could not be read as a medical image."""
+
+
+class ImageWriteError(MedSwinError):
+    """An image could not be written."""
+
+
+class GeometryError(MedSwinError):
+    """Spacing, origin or direction are invalid or do not match where they must."""
+
+
+class CheckpointError(MedSwinError):
+    """A checkpoint is unreadable, unsafe, or does not match its model card."""
+
+
+class ModelCardError(MedSwinError):
+    """A model card is invalid or names an unknown model."""
+
+
+class ManifestError(MedSwinError):
+    """A data manifest or pipeline recipe is invalid."""
+
+
+class MetricInputError(MedSwinError):
+    """Inputs to a metric are inconsistent (shape, spacing, labels)."""
+
+
+class CancelledError(MedSwinError):
+    """A long operation was cancelled by its caller."""

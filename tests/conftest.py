@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny made-up volumes with real geometry (anisotropic, LPS-flipped, oblique)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medswin.data.phantom import PhantomCase, make_ct_phantom
+
+
+@pytest.fixture(params=["LPS", "RAS", "oblique"])
+def phantom(request: pytest.FixtureRequest) -> PhantomCase:
+    """A small CT phantom (32×28×20 voxels, 1.2×0.9×2.5 mm) in each orientation."""
+    return make_ct_phantom(shape=(32, 28, 20), spacing=(1.2, 0.9, 2.5), orientation=request.param, seed=3)
+
+
+@pytest.fixture
+def oblique_phantom() -> PhantomCase:
+    return make_ct_phantom(shape=(32, 28, 20), spacing=(1.2, 0.9, 2.5), orientation="oblique", seed=5)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
