@@ -1,0 +1,217 @@
+"""Model cards: everything inference needs to know about a trained model, as validated data.
+
+A card names the architecture and its config, the input channels, the labels (or, for sigmoid
+region models such as BraTS, how region channels are painted into labels), the preprocessing
+(orientation, spacing, intensity), and the sliding-window settings. A checkpoint carries its card,
+so a prediction is reproducible from one file. Cards are JSON documents checked against
+``card.schema.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from medswin.errors import ModelCardError
+
+__all__ = ["ModelCard", "Region", "load_card", "list_presets", "preset_card"]
+
+CARD_SCHEMA_VERSION = 1
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("medswin.models").joinpath("card.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A sigmoid output channel painted into the label map as ``label`` (in list order)."""
+
+    name: str
+    channel: int
+    label: int
+
+
+@dataclass
+class ModelCard:
+    """A trained model described as data (see ``card.schema.json`` for every field).
+
+    Attributes:
+        id: unique name, e.g. ``"swin_unetr_btcv"``; ``-m <id>`` selects it.
+        architecture: registry name, e.g. ``"swin_unetr"``.
+        config: keyword overrides for :func:`medswin.models.create_model`.
+        channels: input channel names in model order, e.g. ``["CT"]`` or ``["t1n", "t1c", "t2w", "t2f"]``.
+        labels: label value -> structure name, including ``0: "background"``.
+        activation: ``"softmax"`` (one channel per label, argmax) or ``"sigmoid"`` (region channels).
+        regions: for sigmoid models, how channels become labels (painted in order, later wins).
+        orientation: axis code the model expects (``"RAS"``), or ``None`` to keep the input's.
+        spacing: target voxel size in mm, or ``None`` to keep the input's.
+        intensity: ``{"type": "window", "a_min", "a_max", "b_min", "b_max", "clip"}``,
+            ``{"type": "zscore", "nonzero", "channel_wise"}`` or ``{"type": "none"}``.
+        roi_size: sliding-window size in voxels (on the model grid).
+        overlap: recommended sliding-window overlap in [0, 1).
+        slice_axis: for 2D models run on volumes, the array axis to slice along (``2`` = axial).
+        colors: label value -> RGB 0..255, for viewers and DICOM-SEG.
+        provenance: free text fields: ``source``, ``training``, ``reference``, ``license``.
+    """
+
+    id: str
+    architecture: str
+    config: dict[str, Any]
+    channels: list[str]
+    labels: dict[int, str]
+    activation: str = "softmax"
+    regions: list[Region] = field(default_factory=list)
+    orientation: str | None = "RAS"
+    spacing: tuple[float, ...] | None = None
+    intensity: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
+    roi_size: tuple[int, ...] = (96, 96, 96)
+    overlap: float = 0.5
+    slice_axis: int | None = None
+    modality: str = "CT"
+    description: str = ""
+    colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (label keys as strings), the form stored in checkpoints."""
+        return {
+            "schema_version": CARD_SCHEMA_VERSION,
+            "id": self.id,
+            "description": self.description,
+            "architecture": self.architecture,
+            "config": copy.deepcopy(self.config),
+            "modality": self.modality,
+            "channels": list(self.channels),
+            "labels": {str(k): v for k, v in sorted(self.labels.items())},
+            "activation": self.activation,
+            "regions": [{"name": r.name, "channel": r.channel, "label": r.label} for r in self.regions],
+            "preprocessing": {
+                "orientation": self.orientation,
+                "spacing": list(self.spacing) if self.spacing is not None else None,
+                "intensity": copy.deepcopy(self.intensity),
+            },
+            "inference": {"roi_size": list(self.roi_size), "overlap": self.overlap, "slice_axis": self.slice_axis},
+            "colors": {str(k): list(v) for k, v in sorted(self.colors.items())},
+            "provenance": dict(self.provenance),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<card>") -> ModelCard:
+        """Validate against the schema and build; ``source`` names the file in error messages."""
+        import jsonschema
+
+        try:
+            jsonschema.validate(data, _schema())
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            raise ModelCardError(f"{source}: invalid model card at {where}: {error.message}") from None
+        pre = data.get("preprocessing", {})
+        inf = data.get("inference", {})
+        card = cls(
+            id=data["id"],
+            architecture=data["architecture"],
+            config=dict(data.get("config", {})),
+            channels=list(data["channels"]),
+            labels={int(k): v for k, v in data["labels"].items()},
+            activation=data.get("activation", "softmax"),
+            regions=[Region(r["name"], int(r["channel"]), int(r["label"])) for r in data.get("regions", [])],
+            orientation=pre.get("orientation", "RAS"),
+            spacing=tuple(float(s) for s in pre["spacing"]) if pre.get("spacing") else None,
+            intensity=dict(pre.get("intensity", {"type": "none"})),
+            roi_size=tuple(int(s) for s in inf.get("roi_size", (96, 96, 96))),
+            overlap=float(inf.get("overlap", 0.5)),
+            slice_axis=inf.get("slice_axis"),
+            modality=data.get("modality", "CT"),
+            description=data.get("description", ""),
+            colors={int(k): tuple(int(c) for c in v) for k, v in data.get("colors", {}).items()},
+            provenance=dict(data.get("provenance", {})),
+        )
+        card.check(source)
+        return card
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<card>") -> ModelCard:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ModelCardError(f"{source}: not valid JSON ({error})") from None
+        return cls.from_dict(data, source)
+
+    # ------------------------------------------------------------------ checks
+    def check(self, source: str = "<card>") -> None:
+        """Cross-field rules the schema cannot express."""
+        if 0 not in self.labels:
+            raise ModelCardError(f"{source}: labels must include 0 (background)")
+        if self.activation == "sigmoid" and not self.regions:
+            raise ModelCardError(f"{source}: a sigmoid card needs 'regions' saying how channels become labels")
+        for region in self.regions:
+            if region.label not in self.labels:
+                raise ModelCardError(f"{source}: region {region.name!r} paints label {region.label}, not in labels")
+        if self.spacing is not None and len(self.spacing) != len(self.roi_size) and self.slice_axis is None:
+            raise ModelCardError(f"{source}: spacing {self.spacing} and roi_size {self.roi_size} differ in length")
+
+    @property
+    def num_classes(self) -> int:
+        """Output channels of the network: labels for softmax cards, regions for sigmoid cards."""
+        return len(self.regions) if self.activation == "sigmoid" else len(self.labels)
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.roi_size)
+
+    def label_names(self) -> dict[int, str]:
+        """Foreground labels only (value -> name)."""
+        return {k: v for k, v in self.labels.items() if k != 0}
+
+    def create_model(self, **overrides: Any) -> Any:
+        """Build the (untrained) network this card describes."""
+        from medswin.models.registry import create_model
+
+        return create_model(self.architecture, **{**self.config, **overrides})
+
+    def replace(self, **changes: Any) -> ModelCard:
+        """A copy with some fields changed, re-validated."""
+        data = copy.deepcopy(self.__dict__)
+        data.update(changes)
+        card = ModelCard(**data)
+        card.check(card.id)
+        return card
+
+
+def list_presets() -> list[str]:
+    """Ids of the cards shipped in ``medswin/models/cards/``."""
+    folder = resources.files("medswin.models").joinpath("cards")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def preset_card(card_id: str) -> ModelCard:
+    """A shipped card by id (e.g. ``"swin_unetr_btcv"``)."""
+    import difflib
+
+    presets = list_presets()
+    if card_id not in presets:
+        close = difflib.get_close_matches(card_id, presets, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ModelCardError(f"no shipped model card {card_id!r}.{hint} Shipped cards: {', '.join(presets)}")
+    text = resources.files("medswin.models").joinpath("cards", f"{card_id}.json").read_text(encoding="utf-8")
+    return ModelCard.from_json(text, source=f"preset card {card_id}")
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read a card from a JSON file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ModelCardError(f"{path}: cannot read model card ({error.strerror})") from None
+    return ModelCard.from_json(text, source=str(path))
