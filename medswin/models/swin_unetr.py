@@ -1,0 +1,162 @@
+"""SwinUNETR (Hatamizadeh et al. 2022; He et al. 2023 for V2): a config + builder around MONAI's network.
+
+The network itself is :class:`monai.networks.nets.SwinUNETR`; this module only adds
+
+* a config dataclass mirroring its constructor (MONAI 1.6.1), so cards can store it as JSON;
+* :class:`medswin.models.legacy_merging.LegacyPatchMerging`, the 3D patch merging of MONAI < 1.5. MONAI 1.5 (PR #8285) fixed
+  the order of the eight 2×2×2 sub-grids without changing any shape, so every published
+  SwinUNETR checkpoint (all trained before 1.5) loads silently into the new layer and computes a
+  different function. Cards of published checkpoints set ``legacy_merging=True``;
+* a clear error for a wrong channel count or a spatial size not divisible by ``patch_size**5``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from medswin.errors import ModelCardError
+from medswin.models.inputs import check_input_shape
+from medswin.models.registry import register_model
+
+__all__ = [
+    "SwinUNETRConfig",
+    "build_swin_unetr",
+]
+
+
+@dataclass(frozen=True)
+class SwinUNETRConfig:
+    """Constructor arguments of :class:`monai.networks.nets.SwinUNETR` (MONAI 1.6.1) plus ``legacy_merging``.
+
+    Attributes:
+        in_channels: input channels (1 for CT, 4 for BraTS MRI).
+        out_channels: output channels (labels for softmax, regions for sigmoid).
+        feature_size: embedding size of stage 1; must be divisible by 12 (12 tiny, 24 small, 48 base).
+        depths: Swin blocks per stage (4 stages).
+        num_heads: attention heads per stage.
+        patch_size: patch embedding stride; inputs must be divisible by ``patch_size**5``.
+        window_size: attention window (voxels on each stage's grid).
+        spatial_dims: 2 or 3.
+        use_v2: SwinUNETR-V2 (residual conv block before each Swin stage).
+        use_checkpoint: gradient checkpointing (memory for speed; no effect on weights or outputs).
+        patch_norm: LayerNorm after patch embedding (MONAI < 1.5 default was True, now False).
+        drop_rate / attn_drop_rate / dropout_path_rate: dropout rates in [0, 1].
+        normalize: layer-norm each encoder hidden state before the decoder.
+        qkv_bias / mlp_ratio / norm_name: as in MONAI.
+        legacy_merging: use the pre-1.5 3D patch merging order (published checkpoints need it).
+        use_flash_attention: MONAI 1.6 SDPA path, used only without autograd (~25% faster on CPU).
+    """
+
+    in_channels: int = 1
+    out_channels: int = 2
+    feature_size: int = 24
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    patch_size: int = 2
+    window_size: int | tuple[int, ...] = 7
+    spatial_dims: int = 3
+    use_v2: bool = False
+    use_checkpoint: bool = False
+    patch_norm: bool = False
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    dropout_path_rate: float = 0.0
+    normalize: bool = True
+    qkv_bias: bool = True
+    mlp_ratio: float = 4.0
+    norm_name: str | tuple[Any, ...] = "instance"
+    legacy_merging: bool = False
+    use_flash_attention: bool = False
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
+def build_swin_unetr(config: SwinUNETRConfig) -> Any:
+    """A ``monai.networks.nets.SwinUNETR`` for ``config`` that checks its input shape in ``forward``.
+
+    Input ``(B, in_channels, H, W[, D])`` with every spatial size divisible by ``patch_size**5``;
+    output logits ``(B, out_channels, H, W[, D])``.
+    """
+    import torch
+    from monai.networks.nets import SwinUNETR
+
+    from medswin.models.legacy_merging import LegacyPatchMerging
+
+    if config.spatial_dims not in (2, 3):
+        raise ModelCardError(f"swin_unetr: spatial_dims must be 2 or 3, got {config.spatial_dims}")
+    if config.feature_size % 12:
+        raise ModelCardError(
+            f"swin_unetr: feature_size must be divisible by 12 (12, 24, 48 ...), got {config.feature_size}"
+        )
+    if len(config.depths) != 4 or len(config.num_heads) != 4:
+        raise ModelCardError(
+            f"swin_unetr: depths and num_heads need 4 entries (one per stage), got {config.depths}, {config.num_heads}"
+        )
+    multiple = config.patch_size**5
+    # InstanceNorm in the bottleneck block cannot normalise a single voxel.
+    norm = config.norm_name if isinstance(config.norm_name, str) else config.norm_name[0]
+    instance_norm = str(norm).lower() == "instance"
+
+    class CheckedSwinUNETR(SwinUNETR):
+        """MONAI SwinUNETR that names the problem when the input shape is wrong."""
+
+        def forward(self, x_in: torch.Tensor) -> torch.Tensor:
+            if not torch.jit.is_tracing() and not torch.jit.is_scripting():
+                check_input_shape(
+                    x_in.shape,
+                    model="swin_unetr",
+                    in_channels=config.in_channels,
+                    spatial_dims=config.spatial_dims,
+                    multiple=multiple,
+                    min_bottleneck_voxels=2 if instance_norm else 1,
+                )
+            return super().forward(x_in)
+
+    downsample: Any = LegacyPatchMerging if config.legacy_merging else "merging"
+    try:
+        net = CheckedSwinUNETR(
+            in_channels=config.in_channels,
+            out_channels=config.out_channels,
+            patch_size=config.patch_size,
+            depths=_as_tuple(config.depths),
+            num_heads=_as_tuple(config.num_heads),
+            window_size=_as_tuple(config.window_size),
+            qkv_bias=config.qkv_bias,
+            mlp_ratio=config.mlp_ratio,
+            feature_size=config.feature_size,
+            norm_name=config.norm_name,
+            drop_rate=config.drop_rate,
+            attn_drop_rate=config.attn_drop_rate,
+            dropout_path_rate=config.dropout_path_rate,
+            normalize=config.normalize,
+            patch_norm=config.patch_norm,
+            use_checkpoint=config.use_checkpoint,
+            spatial_dims=config.spatial_dims,
+            downsample=downsample,
+            use_v2=config.use_v2,
+            use_flash_attention=config.use_flash_attention,
+        )
+    except ValueError as error:
+        raise ModelCardError(f"swin_unetr: invalid configuration: {error}") from None
+    return net
+
+
+register_model(
+    "swin_unetr",
+    SwinUNETRConfig,
+    build_swin_unetr,
+    spatial_dims=3,
+    description="SwinUNETR (MONAI): Swin encoder + CNN decoder, 2D/3D",
+)
+register_model(
+    "swin_unetr_v2",
+    SwinUNETRConfig,
+    build_swin_unetr,
+    spatial_dims=3,
+    description="SwinUNETR-V2 (MONAI use_v2): residual conv before each Swin stage",
+    defaults={"use_v2": True},
+)
