@@ -7,22 +7,33 @@ The network itself is :class:`monai.networks.nets.SwinUNETR`; this module only a
   the order of the eight 2×2×2 sub-grids without changing any shape, so every published
   SwinUNETR checkpoint (all trained before 1.5) loads silently into the new layer and computes a
   different function. Cards of published checkpoints set ``legacy_merging=True``;
-* a clear error for a wrong channel count or a spatial size not divisible by ``patch_size**5``.
+* a clear error for a wrong channel count or a spatial size not divisible by ``patch_size**5``;
+* key maps for the published files:
+
+  - ``swin_unetr_research``: research-contributions BTCV / BraTS21 fine-tuned checkpoints
+    (``{"epoch", "best_acc", "state_dict"}``, keys possibly prefixed ``module.``) and plain MONAI
+    state_dicts such as the model-zoo bundle's ``model.pt``;
+  - ``swin_unetr_ssl``: the self-supervised encoder ``model_swinvit.pt`` (``state_dict`` with
+    ``module.`` keys, timm-style ``mlp.fc1/fc2``); fills ``swinViT`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from medswin.errors import ModelCardError
 from medswin.models.inputs import check_input_shape
+from medswin.models.key_maps import register_key_map, rename_keys, strip_prefixes
 from medswin.models.registry import register_model
 
 __all__ = [
     "SwinUNETRConfig",
     "build_swin_unetr",
+    "swin_unetr_research_map",
+    "swin_unetr_ssl_map",
 ]
 
 
@@ -159,4 +170,61 @@ register_model(
     spatial_dims=3,
     description="SwinUNETR-V2 (MONAI use_v2): residual conv before each Swin stage",
     defaults={"use_v2": True},
+)
+
+
+# ----------------------------------------------------------------------------------- key maps
+_PATCH_NORM_KEY = "swinViT.patch_embed.norm.weight"
+
+
+def swin_unetr_research_map(state_dict: Mapping[str, Any], model: Any, notes: list[str]) -> dict[str, Any]:
+    """research-contributions / MONAI SwinUNETR state_dict -> medswin ``swin_unetr`` (names are MONAI's).
+
+    Only DDP / trainer prefixes differ (``module.``, ``backbone.``).
+    """
+    sd = strip_prefixes(state_dict, ("module.", "backbone."))
+    if _PATCH_NORM_KEY in sd and _PATCH_NORM_KEY not in model.state_dict():
+        notes.append(
+            "the file has swinViT.patch_embed.norm (trained with patch_norm=True, MONAI 1.3-1.4 default); set config patch_norm: true"
+        )
+    return sd
+
+
+def swin_unetr_ssl_map(state_dict: Mapping[str, Any], model: Any, notes: list[str]) -> dict[str, Any]:
+    """Self-supervised Swin encoder (``model_swinvit.pt``) -> ``swinViT.*`` of a SwinUNETR.
+
+    Same tensors MONAI's ``SwinUNETR.load_from`` copies: patch embedding, every block (timm
+    ``mlp.fc1/fc2`` -> MONAI ``mlp.linear1/linear2``) and each stage's patch merging. Keys that are
+    not part of the Swin encoder are left as they are (reported as unexpected).
+    """
+    sd = strip_prefixes(state_dict, ("module.",))
+    sd = rename_keys(sd, ((r"^swin_vit\.", "swinViT."),))
+    encoder = re.compile(r"^(patch_embed\.|layers[1-4]\.)")
+    sd = {("swinViT." + k if encoder.match(k) else k): v for k, v in sd.items()}
+    sd = rename_keys(sd, ((r"\.mlp\.fc1\.", ".mlp.linear1."), (r"\.mlp\.fc2\.", ".mlp.linear2.")))
+    notes.append(
+        "self-supervised weights cover the Swin encoder (swinViT) only; CNN encoders, decoders and head keep their initial values"
+    )
+    weight = sd.get("swinViT.patch_embed.proj.weight")
+    target = model.state_dict().get("swinViT.patch_embed.proj.weight")
+    if weight is not None and target is not None and weight.shape[1] != target.shape[1]:
+        notes.append(
+            f"the file's patch embedding takes {weight.shape[1]} channel(s); this model has {target.shape[1]}"
+        )
+    return sd
+
+
+register_key_map(
+    "swin_unetr_research",
+    swin_unetr_research_map,
+    architectures=("swin_unetr", "swin_unetr_v2"),
+    description="research-contributions BTCV/BraTS21 checkpoints ({'state_dict', 'epoch', 'best_acc'}) or plain MONAI state_dicts",
+    default=True,
+)
+register_key_map(
+    "swin_unetr_ssl",
+    swin_unetr_ssl_map,
+    architectures=("swin_unetr", "swin_unetr_v2"),
+    description="self-supervised encoder model_swinvit.pt (module.* keys, fc1/fc2) -> swinViT only",
+    partial=True,
 )

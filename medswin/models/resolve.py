@@ -1,0 +1,72 @@
+"""Resolve a ``-m/--model`` argument into a model and its card.
+
+Accepted forms, tried in order:
+
+1. a path to a medswin checkpoint (``.safetensors``) -> ``(model, card)``;
+2. a path to a model card (``.json``) -> ``(None, card)`` (weights to be supplied separately);
+3. the name of a checkpoint shipped in ``medswin/models/weights/<name>.safetensors``
+   (e.g. ``demo``) -> ``(model, card)``;
+4. a preset card id (``medswin/models/cards/<id>.json``) -> ``(None, card)``: the card is known
+   but its weights are not shipped (import them with ``medswin import-checkpoint``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from medswin.errors import ModelCardError
+from medswin.models.card import ModelCard, list_presets, load_card, preset_card
+
+__all__ = ["resolve_model", "shipped_weights", "list_shipped_weights"]
+
+
+def shipped_weights(name: str) -> Path | None:
+    """Path of ``medswin/models/weights/<name>.safetensors`` if that file exists."""
+    if not name.replace("_", "").replace("-", "").isalnum():
+        return None
+    candidate = resources.files("medswin.models").joinpath("weights", f"{name}.safetensors")
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def list_shipped_weights() -> list[str]:
+    """Names of the checkpoints shipped in ``medswin/models/weights/``."""
+    folder = resources.files("medswin.models").joinpath("weights")
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".safetensors")] for p in folder.iterdir() if p.name.endswith(".safetensors"))
+
+
+def resolve_model(
+    spec: str | Path, device: str = "cpu", *, load_weights: bool = True
+) -> tuple[Any, ModelCard]:
+    """``(model or None, card)`` for a checkpoint path, card path, shipped checkpoint name or preset id.
+
+    Args:
+        spec: the ``-m`` argument.
+        device: where a loaded model is placed.
+        load_weights: when False, return ``(None, card)`` even for checkpoints (reads only the card).
+    """
+    from medswin.models.checkpoints import load_checkpoint, read_checkpoint_card
+
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.suffix == ".safetensors" or (path.exists() and path.suffix != ".json"):
+        return load_checkpoint(path, device) if load_weights else (None, read_checkpoint_card(path))
+    if path.suffix == ".json":
+        return None, load_card(path)
+    weights = shipped_weights(text)
+    if weights is not None:
+        return load_checkpoint(weights, device) if load_weights else (None, read_checkpoint_card(weights))
+    presets = list_presets()
+    if text in presets:
+        return None, preset_card(text)
+    known = sorted(set(presets) | set(list_shipped_weights()))
+    close = difflib.get_close_matches(text, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ModelCardError(
+        f"model {text!r} is neither a checkpoint file, a card file, nor a known model.{hint} "
+        f"Known models: {', '.join(known)}"
+    )
