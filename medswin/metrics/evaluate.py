@@ -1,0 +1,239 @@
+"""Evaluate a predicted label image against a reference on one grid, and summarise many cases.
+
+:func:`evaluate_case` checks what a metric silently assumes (same grid, integer labels, labels from
+the declared set) and raises :class:`~medswin.errors.MetricInputError` naming both files;
+:func:`summarize` aggregates per label without dropping anything: failed cases are listed, the
+empty-mask values (see :mod:`medswin.metrics.surface`) enter the means, and every label reports how
+many of its cases were empty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import MetricInputError
+from medswin.io.image import Image
+from medswin.metrics.brats import BratsRegionMetrics, LesionWiseSettings, brats_metrics
+from medswin.metrics.multilabel import METRIC_COLUMNS, LabelMetrics, label_metrics
+
+__all__ = ["BRATS_COLUMNS", "CaseResult", "evaluate_case", "summarize"]
+
+log = logging.getLogger(__name__)
+
+#: extra columns of BraTS rows (see :class:`~medswin.metrics.brats.BratsRegionMetrics`).
+BRATS_COLUMNS: tuple[str, ...] = (
+    "legacy_hd95",
+    "lesion_dice",
+    "lesion_hd95",
+    "lesion_tp",
+    "lesion_fn",
+    "lesion_fp",
+)
+
+
+@dataclass
+class CaseResult:
+    """Metrics of one case, or why it could not be evaluated.
+
+    Attributes:
+        case: case id (file name without extension in the CLI).
+        rows: one flat dict per label or region: ``label``, ``empty``, the metric columns
+            (:data:`~medswin.metrics.multilabel.METRIC_COLUMNS`), ``nsd_tolerance_mm`` and, for
+            BraTS, :data:`BRATS_COLUMNS`.
+        pred_path, ref_path: source files, when known.
+        error: the failure message; ``rows`` is then empty.
+        brats: per-region BraTS details (lesion lists), when evaluated with ``brats=True``.
+    """
+
+    case: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    pred_path: str | None = None
+    ref_path: str | None = None
+    error: str | None = None
+    brats: list[BratsRegionMetrics] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failed(
+        cls, case: str, error: str | BaseException, pred_path: str | None = None, ref_path: str | None = None
+    ) -> CaseResult:
+        return cls(case=case, pred_path=pred_path, ref_path=ref_path, error=str(error))
+
+
+def _name(image: Image, fallback: str) -> str:
+    return str(image.meta.get("path") or fallback)
+
+
+def _label_array(image: Image, where: str) -> np.ndarray:
+    """The single channel of a label image as a non-negative integer array."""
+    if image.num_channels != 1:
+        raise MetricInputError(f"{where}: a label image has one channel, this one has {image.num_channels}")
+    array = np.asarray(image.array[0])
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise MetricInputError(f"{where}: label voxels must be integers, got dtype {array.dtype}")
+        finite = np.isfinite(array)
+        fractional = ~finite | (np.floor(array) != array)
+        if fractional.any():
+            example = array[fractional].flat[0]
+            raise MetricInputError(
+                f"{where}: label image has non-integer values (e.g. {example!r}); is it a probability map? "
+                "Threshold or argmax it into integer labels first"
+            )
+        if array.size and (array.min() < 0 or array.max() > np.iinfo(np.int32).max):
+            raise MetricInputError(f"{where}: label values must be between 0 and 2^31-1")
+        array = array.astype(np.int32)
+    elif array.size and array.min() < 0:
+        raise MetricInputError(
+            f"{where}: label image has negative values (min {array.min()}); labels must be >= 0"
+        )
+    return array
+
+
+def _check_declared(array: np.ndarray, declared: set[int], where: str, hint: str) -> None:
+    present = set(np.unique(array).tolist()) - {0}
+    unknown = sorted(present - declared)
+    if unknown:
+        raise MetricInputError(
+            f"{where}: labels {unknown} are not among the declared labels {sorted(declared)}{hint}"
+        )
+
+
+def evaluate_case(
+    pred: Image,
+    ref: Image,
+    labels: Sequence[int] | None = None,
+    nsd_tolerance_mm: float = 2.0,
+    empty_distance_mm: float | None = None,
+    brats: bool = False,
+    brats_settings: LesionWiseSettings | None = None,
+    include_rc: bool = False,
+    case: str | None = None,
+    jobs: int | None = None,
+) -> CaseResult:
+    """Every metric of every label (or BraTS region) of a prediction against its reference.
+
+    Args:
+        pred: predicted label image, one channel ``(1, X, Y[, Z])``.
+        ref: reference label image on the same grid.
+        labels: label values to evaluate; any other non-zero value in either image is an error.
+            Default: every non-zero value present in either image.
+        nsd_tolerance_mm: NSD tolerance in mm.
+        empty_distance_mm: distance reported when one mask of a label is empty (default: diagonal
+            of the image extent; BraTS mode uses the challenge's 374 mm).
+        brats: evaluate BraTS regions WT/TC/ET (+RC with ``include_rc``) with lesion-wise scores
+            instead of single labels.
+        brats_settings: lesion-wise parameters (default BraTS 2023 GLI).
+        include_rc: BraTS 2024: also evaluate label 4, resection cavity.
+        case: case id (default: the reference file name).
+        jobs: threads over labels.
+
+    Raises:
+        MetricInputError: the images are not on one grid, are not single-channel integer label
+            images, or hold labels outside the declared set.
+    """
+    pred_name, ref_name = _name(pred, "<prediction>"), _name(ref, "<reference>")
+    case = case or Path(ref_name).name
+    difference = pred.grid_difference(ref)
+    if difference is not None:
+        raise MetricInputError(
+            f"{pred_name} and {ref_name} are not on one grid ({difference}); resample the prediction onto the "
+            "reference grid before evaluating"
+        )
+    pred_array = _label_array(pred, pred_name)
+    ref_array = _label_array(ref, ref_name)
+    spacing = ref.spacing
+    if brats:
+        declared = {1, 2, 3, 4} if include_rc else {1, 2, 3}
+        hint = (
+            "" if include_rc else " (label 4 is the BraTS 2024 resection cavity: evaluate it with include_rc)"
+        )
+        _check_declared(pred_array, declared, pred_name, hint)
+        _check_declared(ref_array, declared, ref_name, hint)
+        regions = brats_metrics(
+            pred_array,
+            ref_array,
+            spacing,
+            include_rc=include_rc,
+            settings=brats_settings,
+            nsd_tolerance_mm=nsd_tolerance_mm,
+        )
+        rows = [region.as_row() for region in regions]
+        return CaseResult(case, rows, pred_name, ref_name, brats=regions)
+    if labels is not None:
+        labels = [int(v) for v in labels]
+        if any(v <= 0 for v in labels):
+            raise MetricInputError(f"labels to evaluate must be positive integers, got {labels}")
+        _check_declared(pred_array, set(labels), pred_name, "")
+        _check_declared(ref_array, set(labels), ref_name, "")
+    results: list[LabelMetrics] = label_metrics(
+        pred_array, ref_array, spacing, labels, nsd_tolerance_mm, empty_distance_mm, jobs
+    )
+    return CaseResult(case, [m.as_dict() for m in results], pred_name, ref_name)
+
+
+def _stats(values: list[float]) -> dict[str, float | int]:
+    array = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(array)
+    with np.errstate(invalid="ignore"):
+        return {
+            "mean": float(array.mean()),
+            "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "median": float(np.median(array)),
+            "min": float(array.min()),
+            "max": float(array.max()),
+            "n": int(array.size),
+            "n_nonfinite": int(array.size - np.count_nonzero(finite)),
+        }
+
+
+def summarize(results: Iterable[CaseResult]) -> dict[str, Any]:
+    """Per-label mean, sample std, median, min and max of every metric over the evaluated cases.
+
+    Nothing is dropped: empty-mask cases enter with their policy values (and are counted under
+    ``empty``); a non-finite value (``rel_vol_diff`` of a false positive is +inf) makes the mean
+    non-finite and is counted in ``n_nonfinite``; failed cases are listed under ``failed``.
+
+    Returns:
+        ``{"n_cases", "n_evaluated", "n_failed", "failed": [{"case", "error", "pred", "ref"}],
+        "labels": {label: {"n", "empty": {"both", "pred", "ref"}, "metrics": {column: stats}}}}``.
+    """
+    results = list(results)
+    per_label: dict[str, list[dict[str, Any]]] = {}
+    failed = []
+    for result in results:
+        if not result.ok:
+            failed.append(
+                {"case": result.case, "error": result.error, "pred": result.pred_path, "ref": result.ref_path}
+            )
+            continue
+        for row in result.rows:
+            per_label.setdefault(str(row["label"]), []).append(row)
+    labels: dict[str, Any] = {}
+    for label, rows in per_label.items():
+        columns = [c for c in (*METRIC_COLUMNS, *BRATS_COLUMNS) if all(c in row for row in rows)]
+        labels[label] = {
+            "n": len(rows),
+            "empty": {
+                kind: sum(1 for row in rows if row["empty"] == kind) for kind in ("both", "pred", "ref")
+            },
+            "metrics": {column: _stats([float(row[column]) for row in rows]) for column in columns},
+        }
+    return {
+        "n_cases": len(results),
+        "n_evaluated": len(results) - len(failed),
+        "n_failed": len(failed),
+        "failed": failed,
+        "labels": labels,
+    }

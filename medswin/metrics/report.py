@@ -1,0 +1,97 @@
+"""Metric tables on disk: a tidy CSV (one row per case and label) and a summary JSON, written atomically.
+
+Both files are first written to a temporary file in the destination folder and then moved over the
+target with ``os.replace``, so a crash never leaves a half-written table and an existing file is
+only replaced by a complete one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from medswin.errors import MedSwinError
+from medswin.metrics.evaluate import BRATS_COLUMNS, CaseResult
+from medswin.metrics.multilabel import METRIC_COLUMNS
+
+__all__ = ["CSV_COLUMNS", "summary_path_for", "write_atomic", "write_metrics_csv", "write_summary_json"]
+
+#: columns of the metrics CSV, in order (BraTS runs append :data:`~medswin.metrics.evaluate.BRATS_COLUMNS`).
+CSV_COLUMNS: tuple[str, ...] = ("case", "label", "empty", *METRIC_COLUMNS, "nsd_tolerance_mm")
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise MedSwinError(
+            f"{path}: cannot write here ({error.strerror}); choose a writable folder"
+        ) from error
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return format(value, ".10g") if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def write_metrics_csv(results: Iterable[CaseResult], path: str | Path) -> Path:
+    """Write one row per evaluated case and label; failed cases have no rows (see the summary).
+
+    Columns: :data:`CSV_COLUMNS`, plus the BraTS columns when any row has them. Distances in mm,
+    volumes in mL, ``empty`` is "both", "pred", "ref" or "" (see :mod:`medswin.metrics.surface`).
+    """
+    rows = [{"case": result.case, **row} for result in results if result.ok for row in result.rows]
+    columns = list(CSV_COLUMNS)
+    if any("lesion_dice" in row for row in rows):
+        columns += list(BRATS_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: _cell(row.get(column, "")) for column in columns})
+    return write_atomic(path, buffer.getvalue())
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_summary_json(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Write the output of :func:`~medswin.metrics.evaluate.summarize` as strict JSON.
+
+    Non-finite numbers become ``null`` (their count is in each statistic's ``n_nonfinite``).
+    """
+    return write_atomic(path, json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def summary_path_for(csv_path: str | Path) -> Path:
+    """Where the summary JSON of a metrics CSV goes: ``metrics.csv`` -> ``metrics_summary.json``."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(f"{csv_path.stem}_summary.json")
