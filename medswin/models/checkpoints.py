@@ -109,15 +109,24 @@ class LoadReport:
 
 
 # ------------------------------------------------------------------------------ medswin format
-def _check_against_card(card: ModelCard, tensors: Mapping[str, Any], source: str) -> None:
-    """Raise CheckpointError unless ``tensors`` has exactly the keys and shapes ``card``'s model has."""
+def _reference_state(card: ModelCard, source: str) -> Mapping[str, Any]:
+    """The state_dict of the model ``card`` describes, for key/shape checks (meta tensors when possible)."""
     import torch
 
     try:
-        with torch.device("meta"):  # shapes only, no memory or init cost
-            reference = card.create_model().state_dict()
+        try:
+            with torch.device("meta"):  # shapes only, no memory or init cost
+                return card.create_model().state_dict()
+        except (RuntimeError, NotImplementedError):  # e.g. MONAI calls .item() while building
+            return card.create_model().state_dict()
     except (ModelCardError, ValueError) as error:
         raise CheckpointError(f"{source}: its model card cannot build a model: {error}") from None
+
+
+def _check_against_card(
+    card: ModelCard, tensors: Mapping[str, Any], source: str, reference: Mapping[str, Any]
+) -> None:
+    """Raise CheckpointError unless ``tensors`` has exactly the keys and shapes of ``reference``."""
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     expected = {k: tuple(v.shape) for k, v in reference.items()}
     missing = sorted(set(expected) - set(shapes))
@@ -160,7 +169,8 @@ def save_checkpoint(model: Any, card: ModelCard, path: str | Path) -> Path:
             f"{path}: medswin checkpoints are .safetensors files; choose a name ending in .safetensors"
         )
     state = model.state_dict()
-    _check_against_card(card, state, f"model being saved to {path}")
+    source = f"model being saved to {path}"
+    _check_against_card(card, state, source, _reference_state(card, source))
     tensors: dict[str, Any] = {}
     seen: set[tuple[int, int]] = set()
     for key, value in state.items():
@@ -237,8 +247,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, ModelCa
         tensors = load_file(str(path), device="cpu")
     except Exception as error:
         raise CheckpointError(f"{path}: cannot read tensors ({error})") from None
-    _check_against_card(card, tensors, str(path))
-    model = card.create_model()
+    try:
+        model = card.create_model()
+    except (ModelCardError, ValueError) as error:
+        raise CheckpointError(f"{path}: its embedded model card cannot build a model: {error}") from None
+    _check_against_card(card, tensors, str(path), model.state_dict())
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), card
 
