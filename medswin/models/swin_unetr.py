@@ -139,7 +139,7 @@ def build_swin_unetr(config: SwinUNETRConfig) -> Any:
             qkv_bias=config.qkv_bias,
             mlp_ratio=config.mlp_ratio,
             feature_size=config.feature_size,
-            norm_name=config.norm_name,
+            norm_name=_as_tuple(config.norm_name),
             drop_rate=config.drop_rate,
             attn_drop_rate=config.attn_drop_rate,
             dropout_path_rate=config.dropout_path_rate,
@@ -177,6 +177,18 @@ register_model(
 _PATCH_NORM_KEY = "swinViT.patch_embed.norm.weight"
 
 
+def _note_merging(model: Any, notes: list[str]) -> None:
+    """Every published SwinUNETR file was trained with the pre-1.5 merging; say so if the model lacks it."""
+    from medswin.models.legacy_merging import LegacyPatchMerging
+
+    stage = getattr(getattr(model, "swinViT", None), "layers1", None)
+    if stage is not None and not isinstance(stage[0].downsample, LegacyPatchMerging):
+        notes.append(
+            "this model uses MONAI >= 1.5 patch merging; published SwinUNETR weights were trained with the "
+            "pre-1.5 order, so set config legacy_merging: true to reproduce them"
+        )
+
+
 def swin_unetr_research_map(state_dict: Mapping[str, Any], model: Any, notes: list[str]) -> dict[str, Any]:
     """research-contributions / MONAI SwinUNETR state_dict -> medswin ``swin_unetr`` (names are MONAI's).
 
@@ -211,6 +223,7 @@ def swin_unetr_ssl_map(state_dict: Mapping[str, Any], model: Any, notes: list[st
         notes.append(
             f"the file's patch embedding takes {weight.shape[1]} channel(s); this model has {target.shape[1]}"
         )
+    _note_merging(model, notes)
     return sd
 
 

@@ -154,6 +154,7 @@ def test_research_contributions_checkpoint_imports_completely(
     model, report = import_checkpoint(src, tiny_btcv)
     assert report.complete, report.summary()
     assert report.key_map == "swin_unetr_research"
+    assert not any("legacy_merging" in n for n in report.notes)  # the preset already uses the old order
     assert len(report.loaded) == len(reference.state_dict())
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
@@ -197,6 +198,9 @@ def test_self_supervised_encoder_fills_swinvit_only(tmp_path: Path) -> None:
     assert all(k.startswith("swinViT.") for k in report.loaded)
     assert len(report.loaded) == len(donor.swinViT.state_dict())
     assert report.missing and not any(k.startswith("swinViT.") for k in report.missing)
+    current = card.replace(config={**card.config, "legacy_merging": False})
+    _, report = import_checkpoint(src, current, key_map="swin_unetr_ssl", partial=True)
+    assert any("legacy_merging: true" in n for n in report.notes)
     torch.testing.assert_close(
         model.swinViT.layers2[0].blocks[1].mlp.linear1.weight,
         donor.swinViT.layers2[0].blocks[1].mlp.linear1.weight,
