@@ -21,7 +21,8 @@ anisotropic spacing. The definitions:
 - **ASSD** the mean of the *pooled* distances ``d(P→R) ∪ d(R→P)`` (weighted by edge-voxel counts,
   not the average of the two directed means); **MSD** the mean of one directed set.
 - **NSD** (normalised surface Dice, Nikolov et al. 2021) at tolerance τ mm:
-  ``(#{d(P→R) ≤ τ} + #{d(R→P) ≤ τ}) / (|edges P| + |edges R|)``.
+  ``(#{d(P→R) ≤ τ} + #{d(R→P) ≤ τ}) / (|edges P| + |edges R|)``, compared in float32 as in MONAI
+  (a distance equal to τ up to rounding counts as within).
 
 Empty-mask policy (MONAI returns NaN or inf here, and its mean reduction silently drops NaN; see
 MONAI#9095 where a missed structure's HD95 is NaN and vanishes from the average):
@@ -181,9 +182,10 @@ class SurfaceDistances:
         kind = self.empty
         if kind:
             return 1.0 if kind == "both" else 0.0
-        hits = np.count_nonzero(self.pred_to_ref <= tolerance_mm) + np.count_nonzero(
-            self.ref_to_pred <= tolerance_mm
-        )
+        # compared in float32, as MONAI does, so a distance equal to the tolerance up to rounding counts as within
+        tolerance = np.float32(tolerance_mm)
+        hits = np.count_nonzero(self.pred_to_ref.astype(np.float32) <= tolerance)
+        hits += np.count_nonzero(self.ref_to_pred.astype(np.float32) <= tolerance)
         return float(hits / (self.pred_to_ref.size + self.ref_to_pred.size))
 
 

@@ -153,3 +153,14 @@ def test_bad_inputs_are_named():
         hausdorff_distance(np.ones((4, 4, 4)), np.ones((4, 4, 4)), 1.0, percentile=120)
     with pytest.raises(ValueError, match="tolerance"):
         normalized_surface_dice(np.ones((4, 4, 4)), np.ones((4, 4, 4)), 1.0, tolerance_mm=-1)
+
+
+@pytest.mark.parametrize(("slice_mm", "slices"), [(1.3, 2), (1.3, 5), (0.45, 2), (0.78, 3)])
+def test_nsd_counts_a_distance_equal_to_the_tolerance_like_monai(slice_mm, slices):
+    """The float64 distance of k slices can land one ulp above k × spacing; MONAI (float32) counts it as within."""
+    ref = box(SHAPE, (0, 0, 2), (*SHAPE[:2], 3))
+    pred = box(SHAPE, (0, 0, 2 + slices), (*SHAPE[:2], 3 + slices))
+    spacing = (1.0, 1.0, slice_mm)
+    tolerance = slices * slice_mm
+    expected = monai_surface_metrics(pred, ref, spacing, tolerance)["nsd"]
+    assert normalized_surface_dice(pred, ref, spacing, tolerance) == expected == 1.0
