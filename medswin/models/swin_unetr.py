@@ -3,11 +3,11 @@
 The network itself is :class:`monai.networks.nets.SwinUNETR`; this module only adds
 
 * a config dataclass mirroring its constructor (MONAI 1.6.1), so cards can store it as JSON;
-* :class:`medswin.models.legacy_merging.LegacyPatchMerging`, the 3D patch merging of MONAI < 1.5. MONAI 1.5 (PR #8285) fixed
-  the order of the eight 2×2×2 sub-grids without changing any shape, so every published
+* :class:`medswin.models.legacy_merging.LegacyPatchMerging`, the 3D patch merging of MONAI < 1.5.
+  MONAI 1.5 (PR #8285) fixed the order of the eight 2×2×2 sub-grids without changing any shape, so every published
   SwinUNETR checkpoint (all trained before 1.5) loads silently into the new layer and computes a
   different function. Cards of published checkpoints set ``legacy_merging=True``;
-* a clear error for a wrong channel count or a spatial size not divisible by ``patch_size**5``;
+* :class:`medswin.models.swin_unetr_net.CheckedSwinUNETR`: a clear error for a wrong channel count or a spatial size not divisible by ``patch_size**5``;
 * key maps for the published files:
 
   - ``swin_unetr_research``: research-contributions BTCV / BraTS21 fine-tuned checkpoints
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from medswin.errors import ModelCardError
-from medswin.models.inputs import check_input_shape
 from medswin.models.key_maps import register_key_map, rename_keys, strip_prefixes
 from medswin.models.registry import register_model
 
@@ -92,10 +91,8 @@ def build_swin_unetr(config: SwinUNETRConfig) -> Any:
     Input ``(B, in_channels, H, W[, D])`` with every spatial size divisible by ``patch_size**5``;
     output logits ``(B, out_channels, H, W[, D])``.
     """
-    import torch
-    from monai.networks.nets import SwinUNETR
-
     from medswin.models.legacy_merging import LegacyPatchMerging
+    from medswin.models.swin_unetr_net import CheckedSwinUNETR
 
     if config.spatial_dims not in (2, 3):
         raise ModelCardError(f"swin_unetr: spatial_dims must be 2 or 3, got {config.spatial_dims}")
@@ -107,29 +104,14 @@ def build_swin_unetr(config: SwinUNETRConfig) -> Any:
         raise ModelCardError(
             f"swin_unetr: depths and num_heads need 4 entries (one per stage), got {config.depths}, {config.num_heads}"
         )
-    multiple = config.patch_size**5
     # InstanceNorm in the bottleneck block cannot normalise a single voxel.
     norm = config.norm_name if isinstance(config.norm_name, str) else config.norm_name[0]
     instance_norm = str(norm).lower() == "instance"
 
-    class CheckedSwinUNETR(SwinUNETR):
-        """MONAI SwinUNETR that names the problem when the input shape is wrong."""
-
-        def forward(self, x_in: torch.Tensor) -> torch.Tensor:
-            if not torch.jit.is_tracing() and not torch.jit.is_scripting():
-                check_input_shape(
-                    x_in.shape,
-                    model="swin_unetr",
-                    in_channels=config.in_channels,
-                    spatial_dims=config.spatial_dims,
-                    multiple=multiple,
-                    min_bottleneck_voxels=2 if instance_norm else 1,
-                )
-            return super().forward(x_in)
-
     downsample: Any = LegacyPatchMerging if config.legacy_merging else "merging"
     try:
         net = CheckedSwinUNETR(
+            min_bottleneck_voxels=2 if instance_norm else 1,
             in_channels=config.in_channels,
             out_channels=config.out_channels,
             patch_size=config.patch_size,

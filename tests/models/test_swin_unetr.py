@@ -97,3 +97,19 @@ def test_invalid_config(overrides: dict, match: str) -> None:
 def test_unknown_option_lists_valid_ones() -> None:
     with pytest.raises(ModelCardError, match="feature_size"):
         create_model("swin_unetr", featuresize=12)
+
+
+def test_built_models_pickle() -> None:
+    import pickle
+
+    for name, kwargs, shape in [
+        ("swin_unetr", {"feature_size": 12, "legacy_merging": True}, (1, 1, 32, 32, 64)),
+        ("attention_swin_unet", {"img_size": 64, "embed_dim": 12, "window_size": 4}, (1, 3, 64, 64)),
+    ]:
+        net = create_model(name, **kwargs).eval()
+        clone = pickle.loads(pickle.dumps(net))
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(clone(x), net(x))
+        with pytest.raises(ModelInputError):
+            clone(torch.zeros(1, 7, *shape[2:]))
