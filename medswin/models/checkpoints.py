@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -342,13 +343,17 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError for unsafe globals; RuntimeError/EOFError for corrupt files
-        first = str(error).strip().splitlines()
-        detail = next(
-            (line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else ""
-        )
+        text = str(error)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            detail = f"it references {found.group(1)}, which is not a tensor, container or numpy scalar"
+        else:  # torch's own text advises weights_only=False; keep only the unpickler's reason
+            reason = text.split("WeightsUnpickler error:")[-1].split("Check the documentation")[0]
+            detail = " ".join(reason.split())[:300] or type(error).__name__
+            detail = f"not a readable PyTorch weights file ({detail})"
         raise CheckpointError(
-            f"{path}: refused or failed to load safely (weights_only): {detail.strip()[:300]}. "
-            "medswin never unpickles arbitrary objects; re-save the weights as a plain state_dict or safetensors."
+            f"{path}: refused or failed to load safely (weights_only): {detail}. medswin never unpickles "
+            "arbitrary objects; if you trust the file, re-save just its tensors as a plain state_dict or safetensors."
         ) from error
     return _unwrap(obj, path)
 

@@ -278,3 +278,24 @@ def test_key_map_must_fit_architecture(tmp_path: Path, tiny_btcv) -> None:
     torch.save({"w": torch.zeros(1)}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="loads swin_unet"):
         import_checkpoint(tmp_path / "x.pt", tiny_btcv, key_map="swin_unet_official")
+
+
+def test_ssl_map_equals_monai_load_from(tmp_path: Path) -> None:
+    """MONAI's own ``SwinUNETR.load_from`` is an independent reference for the model_swinvit.pt layout."""
+    torch.manual_seed(5)
+    donor = SwinUNETR(in_channels=1, out_channels=2, feature_size=12)
+    weights = {
+        "state_dict": {
+            "module." + k.replace("mlp.linear1", "mlp.fc1").replace("mlp.linear2", "mlp.fc2"): v
+            for k, v in donor.swinViT.state_dict().items()
+        }
+    }
+    torch.manual_seed(6)
+    reference = SwinUNETR(in_channels=1, out_channels=2, feature_size=12)
+    reference.load_from(weights)
+    torch.manual_seed(6)
+    ours = SwinUNETR(in_channels=1, out_channels=2, feature_size=12)
+    report = load_foreign_weights(ours, weights["state_dict"], "swin_unetr_ssl")
+    assert not report.unexpected and not report.mismatched
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value, rtol=0, atol=0, msg=key)
