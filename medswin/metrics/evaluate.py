@@ -131,7 +131,7 @@ def evaluate_case(
             Default: every non-zero value present in either image.
         nsd_tolerance_mm: NSD tolerance in mm.
         empty_distance_mm: distance reported when one mask of a label is empty (default: diagonal
-            of the image extent; BraTS mode uses the challenge's 374 mm).
+            of the image extent). Not with ``brats``, which uses ``brats_settings.penalty_mm`` (374).
         brats: evaluate BraTS regions WT/TC/ET (+RC with ``include_rc``) with lesion-wise scores
             instead of single labels.
         brats_settings: lesion-wise parameters (default BraTS 2023 GLI).
@@ -155,6 +155,11 @@ def evaluate_case(
     ref_array = _label_array(ref, ref_name)
     spacing = ref.spacing
     if brats:
+        if empty_distance_mm is not None:
+            raise MetricInputError(
+                "empty_distance_mm does not apply to BraTS mode: it uses the challenge's penalty "
+                "(LesionWiseSettings.penalty_mm, 374 mm)"
+            )
         declared = {1, 2, 3, 4} if include_rc else {1, 2, 3}
         hint = (
             "" if include_rc else " (label 4 is the BraTS 2024 resection cavity: evaluate it with include_rc)"

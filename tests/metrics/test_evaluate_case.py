@@ -93,6 +93,8 @@ def test_brats_mode_reports_regions(tmp_path):
     )
     assert [row["label"] for row in result.rows] == ["WT", "TC", "ET"]
     assert all(row["lesion_dice"] == 1.0 for row in result.rows)
+    with pytest.raises(MetricInputError, match="374"):
+        evaluate_case(label_image(ref, "p"), label_image(ref, "r"), brats=True, empty_distance_mm=100.0)
     ref[0, 0, 0] = 4
     with pytest.raises(MetricInputError, match="resection cavity"):
         evaluate_case(label_image(ref, "p"), label_image(ref, "r"), brats=True)
