@@ -1,0 +1,122 @@
+"""Safe extraction of zip archives (DICOM series are often shared as one .zip).
+
+A zip from outside is untrusted: a member may try to escape the target folder (``../``, an
+absolute path, a drive letter), be a symbolic link, or decompress to far more than it weighs
+(a zip bomb). Every member is checked *before* anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from medswin.errors import ImageReadError
+
+__all__ = ["MAX_TOTAL_BYTES", "MAX_COMPRESSION_RATIO", "check_zip_members", "extract_zip", "extracted_zip"]
+
+#: refuse archives that expand beyond this many bytes in total (16 GiB: a large whole-body CT).
+MAX_TOTAL_BYTES = 16 * 2**30
+#: refuse members that expand more than this many times their compressed size (bombs reach 1000+).
+MAX_COMPRESSION_RATIO = 200.0
+# tiny members (headers, empty files) can have large ratios legitimately
+_RATIO_EXEMPT_BYTES = 1 * 2**20
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def check_zip_members(
+    archive: zipfile.ZipFile,
+    where: Path,
+    *,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+) -> list[zipfile.ZipInfo]:
+    """The regular-file members of ``archive``; raise :class:`ImageReadError` on any unsafe member."""
+    members: list[zipfile.ZipInfo] = []
+    total = 0
+    for info in archive.infolist():
+        name = info.filename.replace("\\", "/")
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
+            raise ImageReadError(
+                f"{where}: zip member {info.filename!r} points outside the archive folder "
+                "(absolute path or '..'); refusing to extract this archive"
+            )
+        if _is_symlink(info):
+            raise ImageReadError(
+                f"{where}: zip member {info.filename!r} is a symbolic link; refusing to extract"
+            )
+        if info.is_dir():
+            continue
+        total += info.file_size
+        if total > max_total_bytes:
+            raise ImageReadError(
+                f"{where}: archive expands to more than {max_total_bytes / 2**30:.1f} GiB; "
+                "refusing to extract (unzip it yourself if it is genuine)"
+            )
+        if info.file_size > _RATIO_EXEMPT_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise ImageReadError(
+                f"{where}: zip member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
+                f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract"
+            )
+        members.append(info)
+    return members
+
+
+def extract_zip(
+    path: str | Path,
+    target: str | Path,
+    *,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+) -> list[Path]:
+    """Extract the regular files of zip ``path`` under folder ``target`` after checking every member.
+
+    Returns the extracted file paths in archive order. Raises :class:`ImageReadError` naming the
+    zip for unreadable or unsafe archives; nothing is written when a check fails.
+    """
+    path, target = Path(path), Path(target)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = check_zip_members(archive, path, max_total_bytes=max_total_bytes, max_ratio=max_ratio)
+            root = target.resolve()
+            written: list[Path] = []
+            budget = max_total_bytes
+            for info in members:
+                destination = (root / info.filename.replace("\\", "/")).resolve()
+                if not destination.is_relative_to(root):
+                    raise ImageReadError(f"{path}: zip member {info.filename!r} escapes the target folder")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                # Copy with a byte budget: the sizes in the zip directory can lie.
+                with archive.open(info) as source, open(destination, "wb") as sink:
+                    while chunk := source.read(2**20):
+                        budget -= len(chunk)
+                        if budget < 0:
+                            raise ImageReadError(
+                                f"{path}: archive expands beyond its declared size; refusing it"
+                            )
+                        sink.write(chunk)
+                written.append(destination)
+            return written
+    except zipfile.BadZipFile as error:
+        raise ImageReadError(f"{path}: not a valid zip archive ({error})") from error
+    except (OSError, EOFError, RuntimeError) as error:
+        raise ImageReadError(f"{path}: could not extract the zip archive ({error})") from error
+
+
+@contextlib.contextmanager
+def extracted_zip(path: str | Path, **limits: float) -> Iterator[Path]:
+    """Extract zip ``path`` into a private temporary folder, yield it, and delete it afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="medswin-zip-"))
+    try:
+        extract_zip(path, folder, **limits)  # type: ignore[arg-type]
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

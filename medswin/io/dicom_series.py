@@ -1,0 +1,664 @@
+"""DICOM series discovery and assembly into one :class:`Image` with exact geometry.
+
+Discovery reads headers only (``stop_before_pixels``), groups the image objects of a folder by
+SeriesInstanceUID and skips what is not an image (SR, PR, KO, RTSTRUCT...). Assembly turns every
+frame (a single-frame file, or one frame of a multi-frame file) into a record with its position,
+orientation, pixel spacing and rescale, sorts the frames along the slice normal and checks the
+stack before any pixel is decoded:
+
+- one orientation and one matrix size per series;
+- no two frames at one position (two acquisitions sharing a SeriesInstanceUID);
+- no missing slice (a step above 1.5× the median) and no varying step, unless ``allow_gaps``,
+  in which case the stack is interpolated onto a regular grid and the fact recorded in ``meta``;
+- no sheared stack (gantry tilt): the step between slices must follow the slice normal.
+
+The geometry follows ITK's (SimpleITK ``ImageSeriesReader``): array axis 0 runs along the row
+direction (``IOP[:3]``), axis 1 along the column direction, axis 2 along their cross product;
+the slice spacing comes from the positions, never from SliceThickness.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import ImageReadError
+from medswin.io.image import Image, ImageKind
+
+__all__ = [
+    "SeriesInfo",
+    "DicomFrame",
+    "read_header",
+    "scan_folder",
+    "series_info",
+    "summarise",
+    "discover_series",
+    "no_images_error",
+    "frames_of",
+    "read_series",
+    "read_dicom_file",
+]
+
+log = logging.getLogger(__name__)
+
+#: attributes copied into ``meta["dicom"]`` (no patient name or id: outputs re-read them from the source files).
+IDENTIFYING_ATTRIBUTES = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "SOPClassUID",
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "StudyDate",
+    "StudyTime",
+    "SeriesDate",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "ImageType",
+    "PhotometricInterpretation",
+    "WindowCenter",
+    "WindowWidth",
+    "SliceThickness",
+    "PatientPosition",
+)
+
+_SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+# Projection radiography has no patient-based geometry: each file is one 2D image.
+_PROJECTION_MODALITIES = {"DX", "CR", "MG", "XA", "RF", "PX", "IO"}
+_IOP_TOLERANCE = 1e-3  # DS strings are rounded; 1e-3 is 0.06 degrees
+_DUPLICATE_TOLERANCE_MM = 1e-3
+_GAP_FACTOR = 1.5
+_UNIFORM_TOLERANCE = 0.01  # relative step variation accepted as rounding
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One image series found in a folder, zip or file (what ``medswin info`` lists)."""
+
+    uid: str
+    number: int | None
+    description: str
+    modality: str
+    num_frames: int
+    shape: tuple[int, ...]
+    files: tuple[str, ...] = field(repr=False, default=())
+
+
+@dataclass
+class DicomFrame:
+    """One 2D frame of a series: where it is in space and how its stored values map to real ones."""
+
+    path: Path
+    frame: int | None  # 0-based frame index in a multi-frame file, None for a single-frame file
+    rows: int
+    columns: int
+    position: np.ndarray | None  # IPP (mm, LPS)
+    orientation: np.ndarray | None  # IOP, 6 values
+    pixel_spacing: tuple[float, float] | None  # (between rows, between columns) mm
+    slope: float = 1.0
+    intercept: float = 0.0
+    instance_number: int = 0
+    sop_instance_uid: str = ""
+    rescaled_by_decoder: bool = False
+
+
+# ----------------------------------------------------------------- discovery
+def read_header(path: Path) -> Any | None:
+    """Header of ``path`` if it is a DICOM file, else ``None`` (README files, .DS_Store, NIfTI...)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        if path.suffix.lower() != ".dcm":
+            return None
+        try:  # a .dcm without the 128-byte preamble (old ACR-NEMA style)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:
+            return None
+        return ds if "SOPClassUID" in ds or "Rows" in ds else None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as error:
+        log.debug("skipping %s: %s", path, error)
+        return None
+
+
+def _iter_candidate_files(folder: Path) -> Iterable[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        for name in sorted(files):
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            yield Path(root) / name
+
+
+def _is_image(ds: Any) -> bool:
+    return "Rows" in ds and "Columns" in ds and str(ds.get("SOPClassUID", "")) != _SEGMENTATION_SOP_CLASS
+
+
+def _sop_class_name(ds: Any) -> str:
+    uid = ds.get("SOPClassUID")
+    if uid is None:
+        return "unknown SOP class"
+    name = getattr(uid, "name", str(uid))
+    return str(name)
+
+
+def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Any]]], Counter[str], int]:
+    """Group the image headers under ``folder`` by SeriesInstanceUID.
+
+    Returns ``(series uid -> [(path, header)], non-image SOP class counts, number of non-DICOM files)``.
+    """
+    series: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
+    non_images: Counter[str] = Counter()
+    other = 0
+    for path in _iter_candidate_files(folder):
+        ds = read_header(path)
+        if ds is None:
+            other += 1
+            continue
+        if not _is_image(ds):
+            non_images[_sop_class_name(ds)] += 1
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path.parent}"
+        series[uid].append((path, ds))
+    return dict(series), non_images, other
+
+
+def no_images_error(where: Path, non_images: Counter[str], other: int) -> ImageReadError:
+    if non_images:
+        kinds = ", ".join(f"{count} {name}" for name, count in non_images.most_common())
+        return ImageReadError(
+            f"{where}: holds DICOM objects but no images ({kinds}); point medswin at the image series "
+            "(CT, MR, ...) rather than reports or presentation states"
+        )
+    hint = f" ({other} other files)" if other else " (the folder is empty)"
+    return ImageReadError(f"{where}: no DICOM files found{hint}; pass a DICOM folder/zip or an image file")
+
+
+def series_info(uid: str, members: list[tuple[Path, Any]]) -> SeriesInfo:
+    first = members[0][1]
+    frames = sum(int(ds.get("NumberOfFrames", 1) or 1) for _, ds in members)
+    number = first.get("SeriesNumber")
+    modality = str(first.get("Modality", ""))
+    projection = frames == 1 and ("ImagePositionPatient" not in first or modality in _PROJECTION_MODALITIES)
+    columns, rows = int(first.Columns), int(first.Rows)
+    shape = (columns, rows) if projection else (columns, rows, frames)
+    return SeriesInfo(
+        uid=uid,
+        number=int(number) if number not in (None, "") else None,
+        description=str(first.get("SeriesDescription", "")),
+        modality=modality,
+        num_frames=frames,
+        shape=shape,
+        files=tuple(str(p) for p, _ in members),
+    )
+
+
+def summarise(series: dict[str, list[tuple[Path, Any]]]) -> list[SeriesInfo]:
+    """:class:`SeriesInfo` of each series, largest first (then by SeriesNumber)."""
+    infos = [series_info(uid, members) for uid, members in series.items()]
+    return sorted(infos, key=lambda s: (-s.num_frames, s.number if s.number is not None else 1 << 30, s.uid))
+
+
+def discover_series(folder: Path) -> list[SeriesInfo]:
+    """All image series under ``folder``, largest first; raises when there is none."""
+    series, non_images, other = scan_folder(folder)
+    if not series:
+        raise no_images_error(folder, non_images, other)
+    return summarise(series)
+
+
+# ------------------------------------------------------------------- frames
+def _floats(value: Any) -> list[float] | None:
+    if value is None or value == "":
+        return None
+    try:
+        return [float(v) for v in value]
+    except TypeError:
+        return [float(value)]
+
+
+def _first_item(ds: Any, keyword: str) -> Any | None:
+    sequence = ds.get(keyword) if ds is not None else None
+    return sequence[0] if sequence else None
+
+
+def _functional(frame_group: Any, shared: Any, sequence: str) -> Any | None:
+    """An item of a functional-group ``sequence``, per-frame first, then shared."""
+    for group in (frame_group, shared):
+        item = _first_item(group, sequence)
+        if item is not None:
+            return item
+    return None
+
+
+def _rescale_of(item: Any) -> tuple[float, float]:
+    if item is None:
+        return 1.0, 0.0
+    slope = item.get("RescaleSlope")
+    intercept = item.get("RescaleIntercept")
+    return (
+        float(slope) if slope not in (None, "") else 1.0,
+        float(intercept) if intercept not in (None, "") else 0.0,
+    )
+
+
+def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
+    """Every frame of one DICOM object with its geometry and rescale (pixel data not decoded)."""
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    instance = int(ds.get("InstanceNumber", 0) or 0)
+    sop = str(ds.get("SOPInstanceUID", ""))
+    top_position = _floats(ds.get("ImagePositionPatient"))
+    top_orientation = _floats(ds.get("ImageOrientationPatient"))
+    top_spacing = _floats(ds.get("PixelSpacing")) or _floats(ds.get("ImagerPixelSpacing"))
+    top_slope, top_intercept = _rescale_of(ds)
+
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame:  # enhanced multi-frame (CT, MR, PET, legacy-converted)
+        shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+        frames = []
+        for index, group in enumerate(per_frame):
+            position_item = _functional(group, shared, "PlanePositionSequence")
+            orientation_item = _functional(group, shared, "PlaneOrientationSequence")
+            measures = _functional(group, shared, "PixelMeasuresSequence")
+            slope, intercept = (
+                _rescale_of(_functional(group, shared, "PixelValueTransformationSequence"))
+                if _functional(group, shared, "PixelValueTransformationSequence") is not None
+                else (top_slope, top_intercept)
+            )
+            position = (
+                _floats(position_item.get("ImagePositionPatient")) if position_item is not None else None
+            )
+            orientation = (
+                _floats(orientation_item.get("ImageOrientationPatient"))
+                if orientation_item is not None
+                else None
+            )
+            spacing = _floats(measures.get("PixelSpacing")) if measures is not None else None
+            frames.append(
+                DicomFrame(
+                    path,
+                    index,
+                    rows,
+                    columns,
+                    np.asarray(position) if position else None,
+                    np.asarray(orientation) if orientation else None,
+                    tuple(spacing) if spacing else (tuple(top_spacing) if top_spacing else None),  # type: ignore[arg-type]
+                    slope,
+                    intercept,
+                    instance,
+                    sop,
+                )
+            )
+        return frames
+
+    position = np.asarray(top_position) if top_position else None
+    orientation = np.asarray(top_orientation) if top_orientation else None
+    spacing = tuple(top_spacing) if top_spacing else None
+    if count == 1:
+        return [
+            DicomFrame(
+                path,
+                None,
+                rows,
+                columns,
+                position,
+                orientation,
+                spacing,
+                top_slope,
+                top_intercept,
+                instance,
+                sop,
+            )  # type: ignore[arg-type]
+        ]
+    # Classic multi-frame (RT dose, NM, old MR): frames stacked along the normal from one IPP.
+    offsets = _floats(ds.get("GridFrameOffsetVector"))
+    if position is not None and orientation is not None:
+        normal = np.cross(orientation[:3], orientation[3:])
+        if offsets and len(offsets) == count:
+            relative = np.asarray(offsets) - (0.0 if offsets[0] == 0 else float(position @ normal))
+        else:
+            step = _floats(ds.get("SpacingBetweenSlices")) or _floats(ds.get("SliceThickness"))
+            if not step:
+                log.warning("%s: multi-frame image without frame spacing; assuming 1 mm between frames", path)
+            relative = np.arange(count) * (step[0] if step else 1.0)
+        positions: list[np.ndarray | None] = [position + r * normal for r in relative]
+    else:
+        positions = [None] * count
+    return [
+        DicomFrame(
+            path,
+            i,
+            rows,
+            columns,
+            positions[i],
+            orientation,
+            spacing,
+            top_slope,
+            top_intercept,
+            instance,
+            sop,
+        )  # type: ignore[arg-type]
+        for i in range(count)
+    ]
+
+
+# ----------------------------------------------------------------- geometry
+@dataclass
+class _Stack:
+    frames: list[DicomFrame]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: np.ndarray
+    resample_to: np.ndarray | None = None  # projected positions of a regular grid (allow_gaps)
+    projected: np.ndarray | None = None  # projected positions of the frames (sorted)
+
+
+def _plane_spacing(frame: DicomFrame, where: str) -> tuple[float, float]:
+    """(along the row direction, along the column direction) in mm, i.e. array axes (X, Y)."""
+    if frame.pixel_spacing is None:
+        log.warning("%s: no PixelSpacing; assuming 1 mm pixels", where)
+        return 1.0, 1.0
+    row_spacing, column_spacing = frame.pixel_spacing[:2]
+    return float(column_spacing), float(row_spacing)
+
+
+def _single_slice_step(ds: Any) -> float:
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = _floats(ds.get(keyword))
+        if value and value[0] > 0:
+            return float(value[0])
+    return 1.0
+
+
+def _assemble(frames: list[DicomFrame], where: str, first_header: Any, allow_gaps: bool) -> _Stack:
+    """Sort ``frames`` along the slice normal and check the stack; geometry as ITK builds it."""
+    sizes = Counter((f.rows, f.columns) for f in frames)
+    if len(sizes) > 1:
+        listed = ", ".join(f"{n} frames of {r}×{c}" for (r, c), n in sizes.most_common())
+        raise ImageReadError(
+            f"{where}: frames of different sizes in one series ({listed}); cannot stack them"
+        )
+
+    positioned = [f for f in frames if f.position is not None and f.orientation is not None]
+    projection = str(first_header.get("Modality", "")) in _PROJECTION_MODALITIES
+    if not positioned or (projection and len(frames) == 1):
+        if len(frames) == 1:  # projection radiograph / secondary capture: a 2D image
+            column_step, row_step = _plane_spacing(frames[0], where)
+            return _Stack(frames, (column_step, row_step), (0.0, 0.0), np.eye(2))
+        if len({f.path for f in frames}) == 1:
+            log.warning("%s: multi-frame image without patient geometry; frames stacked 1 mm apart", where)
+            column_step, row_step = _plane_spacing(frames[0], where)
+            return _Stack(frames, (column_step, row_step, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+        raise ImageReadError(
+            f"{where}: series holds {len(frames)} images without ImagePositionPatient/ImageOrientationPatient "
+            "(separate projection views); read one file at a time"
+        )
+    if len(positioned) != len(frames):
+        raise ImageReadError(f"{where}: some frames lack ImagePositionPatient/ImageOrientationPatient")
+
+    orientations = np.stack([f.orientation for f in frames])  # type: ignore[misc]
+    deviation = np.abs(orientations - orientations[0]).max()
+    if deviation > _IOP_TOLERANCE:
+        distinct = len({tuple(np.round(o, 3)) for o in orientations})
+        raise ImageReadError(
+            f"{where}: ImageOrientationPatient differs within the series ({distinct} orientations, e.g. a "
+            "localiser mixed with the axial stack); pick a series with one orientation"
+        )
+    row_dir, column_dir = orientations[0][:3], orientations[0][3:]
+    if (
+        abs(np.linalg.norm(row_dir) - 1) > 1e-2
+        or abs(np.linalg.norm(column_dir) - 1) > 1e-2
+        or abs(row_dir @ column_dir) > 1e-2
+    ):
+        raise ImageReadError(
+            f"{where}: ImageOrientationPatient {orientations[0].tolist()} is not two unit, orthogonal vectors"
+        )
+    normal = np.cross(row_dir, column_dir)
+    direction = np.stack([row_dir, column_dir, normal], axis=1)
+    column_step, row_step = _plane_spacing(frames[0], where)
+
+    projected = np.array([f.position @ normal for f in frames])  # type: ignore[operator]
+    order = sorted(
+        range(len(frames)), key=lambda i: (projected[i], frames[i].instance_number, frames[i].frame or 0)
+    )
+    frames = [frames[i] for i in order]
+    projected = projected[order]
+    origin = tuple(float(v) for v in frames[0].position)  # type: ignore[union-attr]
+
+    if len(frames) == 1:
+        step = _single_slice_step(first_header)
+        return _Stack(frames, (column_step, row_step, step), origin, direction)
+
+    steps = np.diff(projected)
+    duplicates = np.flatnonzero(steps < _DUPLICATE_TOLERANCE_MM)
+    if duplicates.size:
+        at = projected[duplicates[0]]
+        raise ImageReadError(
+            f"{where}: {duplicates.size} frame(s) share a position with another (first at {at:.2f} mm along the "
+            "slice normal); the series mixes two acquisitions (echoes, phases or a repeated scan). "
+            "Separate them into distinct folders"
+        )
+    span = projected[-1] - projected[0]
+    in_plane = (frames[-1].position - frames[0].position) - span * normal  # type: ignore[operator]
+    if np.linalg.norm(in_plane) > max(0.01, 0.01 * span):
+        raise ImageReadError(
+            f"{where}: the slices shift by {np.linalg.norm(in_plane):.2f} mm within their plane over the stack "
+            "(gantry tilt or a sheared acquisition); medswin needs an orthogonal grid, resample the series first"
+        )
+    median = float(np.median(steps))
+    gaps = np.flatnonzero(steps > _GAP_FACTOR * median)
+    uneven = np.abs(steps - median) > max(_UNIFORM_TOLERANCE * median, 1e-3)
+    if gaps.size or uneven.any():
+        if gaps.size:
+            problem = (
+                f"{gaps.size} missing slice(s): a step of {steps[gaps[0]]:.2f} mm where the others are "
+                f"{median:.2f} mm (at {projected[gaps[0]]:.2f} mm along the slice normal)"
+            )
+        else:
+            problem = f"the slice step varies from {steps.min():.3f} to {steps.max():.3f} mm"
+        if not allow_gaps:
+            raise ImageReadError(
+                f"{where}: {problem}. Check the export is complete, or pass allow_gaps=True "
+                "(--allow-gaps) to interpolate the stack onto a regular grid"
+            )
+        count = int(round(span / median)) + 1
+        grid = projected[0] + np.arange(count) * median
+        log.warning(
+            "%s: %s; interpolating %d frames onto %d regular slices", where, problem, len(frames), count
+        )
+        return _Stack(frames, (column_step, row_step, median), origin, direction, grid, projected)
+
+    # ITK's ImageSeriesReader: spacing from the first and last positions.
+    return _Stack(frames, (column_step, row_step, float(span / (len(frames) - 1))), origin, direction)
+
+
+# ------------------------------------------------------------------- pixels
+def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
+    """Pixel array of ``path`` (frames first for multi-frame) and its dataset; GDCM as fallback decoder.
+
+    The boolean says whether the decoder already applied the rescale (SimpleITK/GDCM does).
+    """
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as error:
+        raise ImageReadError(f"{path}: unreadable DICOM file ({type(error).__name__}: {error})") from error
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ImageReadError(f"{path}: DICOM image without pixel data (truncated file?)")
+    try:
+        return np.asarray(ds.pixel_array), ds, False
+    except Exception as pydicom_error:
+        import SimpleITK as sitk
+
+        try:
+            array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        except RuntimeError as error:
+            raise ImageReadError(
+                f"{path}: cannot decode the pixel data ({ds.file_meta.get('TransferSyntaxUID', '?')}): "
+                f"{pydicom_error}; install pylibjpeg plugins for this compression"
+            ) from error
+        if int(ds.get("NumberOfFrames", 1) or 1) == 1 and array.ndim >= 3 and array.shape[0] == 1:
+            array = array[0]
+        return array, ds, True
+
+
+def _integral(value: float) -> bool:
+    return float(value).is_integer()
+
+
+def _rescale(stack: list[np.ndarray], frames: list[DicomFrame]) -> np.ndarray:
+    """Apply each frame's slope/intercept; integer output when every slope and intercept is integral."""
+    raw = np.stack(stack, axis=-1)  # (..., Z)
+    needs = [not f.rescaled_by_decoder and (f.slope != 1.0 or f.intercept != 0.0) for f in frames]
+    if not any(needs):
+        return raw
+    slopes = np.array([f.slope if n else 1.0 for f, n in zip(frames, needs)])
+    intercepts = np.array([f.intercept if n else 0.0 for f, n in zip(frames, needs)])
+    if np.issubdtype(raw.dtype, np.integer) and all(_integral(v) for v in (*slopes, *intercepts)):
+        low, high = float(raw.min()), float(raw.max())
+        out_low = float(min((slopes * low + intercepts).min(), (slopes * high + intercepts).min()))
+        out_high = float(max((slopes * low + intercepts).max(), (slopes * high + intercepts).max()))
+        dtype = next(
+            (
+                t
+                for t in (np.int16, np.int32, np.int64)
+                if np.iinfo(t).min <= out_low and out_high <= np.iinfo(t).max
+            ),
+            np.int64,
+        )
+        return (raw.astype(np.int64) * slopes.astype(np.int64) + intercepts.astype(np.int64)).astype(dtype)
+    return (raw.astype(np.float32) * slopes.astype(np.float32) + intercepts.astype(np.float32)).astype(
+        np.float32
+    )
+
+
+def _frame_pixels(array: np.ndarray, ds: Any, frame: int | None) -> np.ndarray:
+    """One frame ``(rows, columns[, samples])`` out of a decoded array."""
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    if frame is None or count == 1:
+        return array[0] if (count == 1 and array.ndim == 4) else array
+    return array[frame]
+
+
+def _interpolate_slices(
+    volume: np.ndarray, positions: np.ndarray, grid: np.ndarray, kind: ImageKind
+) -> np.ndarray:
+    """Resample ``volume`` (..., Z at ``positions`` mm) onto ``grid`` mm along the last axis."""
+    upper = np.clip(np.searchsorted(positions, grid, side="left"), 1, len(positions) - 1)
+    lower = upper - 1
+    weight = (grid - positions[lower]) / (positions[upper] - positions[lower])
+    weight = np.clip(weight, 0.0, 1.0)
+    if kind == "label" or not np.issubdtype(volume.dtype, np.number):
+        return volume[..., np.where(weight < 0.5, lower, upper)]
+    out = (
+        volume[..., lower].astype(np.float32) * (1 - weight) + volume[..., upper].astype(np.float32) * weight
+    )
+    return out.astype(np.float32)
+
+
+def _plain(value: Any) -> Any:
+    """pydicom values as JSON-friendly Python (str, int, float, list)."""
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import IS, DSfloat
+
+    if isinstance(value, MultiValue | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, IS):
+        return int(value)
+    if isinstance(value, DSfloat | float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    return str(value)
+
+
+def dicom_meta(ds: Any) -> dict[str, Any]:
+    """The identifying, non-patient attributes of ``ds`` as plain values."""
+    return {key: _plain(ds.get(key)) for key in IDENTIFYING_ATTRIBUTES if ds.get(key) not in (None, "")}
+
+
+def _build_image(stack: _Stack, where: str, kind: ImageKind, header: Any) -> Image:
+    frames = stack.frames
+    decoded: dict[Path, tuple[np.ndarray, Any, bool]] = {}
+    planes: list[np.ndarray] = []
+    for frame in frames:
+        if frame.path not in decoded:
+            decoded[frame.path] = _decode_file(frame.path)
+        array, ds, rescaled = decoded[frame.path]
+        frame.rescaled_by_decoder = rescaled
+        pixels = _frame_pixels(array, ds, frame.frame)
+        if pixels.shape[:2] != (frame.rows, frame.columns):
+            raise ImageReadError(
+                f"{frame.path}: pixel data of shape {pixels.shape} does not match Rows×Columns"
+            )
+        if "ModalityLUTSequence" in ds and frame.frame is None and not rescaled:
+            from pydicom.pixels import apply_modality_lut
+
+            pixels = apply_modality_lut(pixels, ds)
+        planes.append(pixels)
+    volume = _rescale(planes, frames)  # (rows, columns[, samples], Z)
+    # (rows, columns, Z) -> (1, X, Y, Z); colour (rows, columns, samples, Z) -> (samples, X, Y, Z)
+    array = np.transpose(volume, (2, 1, 0, 3)) if volume.ndim == 4 else np.transpose(volume, (1, 0, 2))[None]
+
+    meta: dict[str, Any] = {"path": where, "format": "dicom", "dicom": dicom_meta(header)}
+    meta["modality"] = meta["dicom"].get("Modality", "")
+    files: list[str] = []
+    for frame in frames:
+        if not files or files[-1] != str(frame.path):
+            files.append(str(frame.path))
+    meta["source_files"] = files
+    meta["source_sop_instance_uids"] = [f.sop_instance_uid for f in frames]
+    if any(f.frame is not None for f in frames):
+        meta["source_frame_numbers"] = [(f.frame or 0) + 1 for f in frames]
+
+    if len(stack.spacing) == 2:
+        array = array[..., 0]
+        photometric = str(header.get("PhotometricInterpretation", ""))
+        if photometric == "MONOCHROME1" and kind == "intensity":
+            # Radiographs stored "white is low": flip so that higher means brighter, as models expect.
+            array = array.max() + array.min() - array
+            meta["inverted_monochrome1"] = True
+    if stack.resample_to is not None:
+        array = _interpolate_slices(array, stack.projected, stack.resample_to, kind)  # type: ignore[arg-type]
+        meta["dicom"]["interpolated_onto_regular_grid"] = True
+        meta.pop("source_sop_instance_uids")  # frames no longer match slices one to one
+    try:
+        return Image(array, stack.spacing, stack.origin, stack.direction, kind, meta)
+    except Exception as error:
+        raise ImageReadError(f"{where}: invalid geometry ({error})") from error
+
+
+# --------------------------------------------------------------------- API
+def read_series(
+    members: list[tuple[Path, Any]], where: str, *, kind: ImageKind = "intensity", allow_gaps: bool = False
+) -> Image:
+    """One :class:`Image` from the ``(path, header)`` pairs of one series (see module docstring)."""
+    frames = [frame for path, ds in members for frame in frames_of(path, ds)]
+    header = members[0][1]
+    uid = str(header.get("SeriesInstanceUID", ""))
+    label = f"{where} (series {uid})" if uid else where
+    stack = _assemble(frames, label, header, allow_gaps)
+    return _build_image(stack, where, kind, header)
+
+
+def read_dicom_file(path: Path, *, kind: ImageKind = "intensity", allow_gaps: bool = False) -> Image:
+    """One DICOM file: a 2D radiograph, one slice, or a multi-frame volume."""
+    ds = read_header(path)
+    if ds is None:
+        raise ImageReadError(f"{path}: not a readable DICOM file")
+    if not _is_image(ds):
+        raise ImageReadError(f"{path}: DICOM {_sop_class_name(ds)} object holds no image to read")
+    return read_series([(path, ds)], str(path), kind=kind, allow_gaps=allow_gaps)
