@@ -28,6 +28,20 @@ log = logging.getLogger(__name__)
 CASE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
 
 
+DESCRIPTION = """\
+Metrics of predicted label images against reference label images, paired by case id (the file
+name without .nii.gz/.nii/.mha/.nrrd): Dice, IoU, sensitivity, precision, Hausdorff, HD95, ASSD,
+mean surface distances, NSD (mm, voxel spacing honoured) and volumes (mL) per label; with --brats,
+the BraTS regions WT/TC/ET with the challenge's lesion-wise Dice and HD95.
+
+Writes the CSV (one row per case and label) and <name>_summary.json beside it. A label empty in
+both images scores Dice 1 / distance 0; empty in one scores Dice 0 / the image diagonal (the
+"empty" column says which). References without a prediction count as failed cases.
+
+Exit codes: 0 all cases evaluated, 1 some cases failed, 2 usage error.
+"""
+
+
 def case_id(path: Path) -> str | None:
     """Case id of a label file (its name without the image suffix), or None for other files."""
     name = path.name
@@ -116,7 +130,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "evaluate",
         help="metrics of predicted label images against references (Dice, HD95, ASSD, NSD, volumes, BraTS)",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
