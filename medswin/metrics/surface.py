@@ -47,6 +47,7 @@ from medswin.metrics._checks import EmptyKind, as_mask_pair, empty_kind, image_d
 __all__ = [
     "SurfaceDistances",
     "average_symmetric_surface_distance",
+    "distances_in_box",
     "hausdorff95",
     "hausdorff_distance",
     "mask_edges",
