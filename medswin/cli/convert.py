@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("input", help="image file, DICOM folder or .zip of DICOM files")
-    parser.add_argument("-o", "--output", required=True, help="output file (.nii.gz, .nii, .mha, .mhd, .nrrd)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="output file (.nii.gz, .nii, .mha, .mhd, .nrrd)"
+    )
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to convert (default: the largest)")
     parser.add_argument(
         "--allow-gaps",
@@ -28,7 +30,9 @@ def add_parser(subparsers: Any) -> None:
         help="accept DICOM series with missing slices or uneven steps (interpolated onto a regular grid)",
     )
     parser.add_argument(
-        "--labels", action="store_true", help="the input is a label map: integer voxels, stored as uint8/uint16"
+        "--labels",
+        action="store_true",
+        help="the input is a label map: integer voxels, stored as uint8/uint16",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.set_defaults(run=run)
@@ -42,13 +46,18 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     name = output.name.lower()
     if not any(name.endswith(suffix) for suffix in WRITABLE_SUFFIXES):
-        raise ImageWriteError(f"{output}: unsupported output extension; use one of {', '.join(WRITABLE_SUFFIXES)}")
+        raise ImageWriteError(
+            f"{output}: unsupported output extension; use one of {', '.join(WRITABLE_SUFFIXES)}"
+        )
     if output.exists() and not args.overwrite:
         raise ImageWriteError(f"{output}: already exists; pass --overwrite to replace it")
     if output.exists() and Path(args.input).exists() and output.resolve() == Path(args.input).resolve():
         raise ImageWriteError(f"{output}: is the input itself; choose another output file")
     image = read_image(
-        args.input, series_uid=args.series, kind="label" if args.labels else "intensity", allow_gaps=args.allow_gaps
+        args.input,
+        series_uid=args.series,
+        kind="label" if args.labels else "intensity",
+        allow_gaps=args.allow_gaps,
     )
     write_image(image, output)
     spacing = " × ".join(f"{s:g}" for s in image.spacing)

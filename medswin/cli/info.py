@@ -21,7 +21,9 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("input", help="image file, DICOM folder or .zip of DICOM files")
-    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to describe (default: the largest)")
+    parser.add_argument(
+        "--series", metavar="UID", help="SeriesInstanceUID to describe (default: the largest)"
+    )
     parser.add_argument("--allow-gaps", action="store_true", help="accept DICOM series with missing slices")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(run=run)

@@ -47,7 +47,9 @@ def source_datasets(source: Image) -> list[Any]:
     try:
         if archive:
             with zipfile.ZipFile(archive) as bundle:
-                return [pydicom.dcmread(io.BytesIO(bundle.read(name)), stop_before_pixels=True) for name in files]
+                return [
+                    pydicom.dcmread(io.BytesIO(bundle.read(name)), stop_before_pixels=True) for name in files
+                ]
         return [pydicom.dcmread(name, stop_before_pixels=True) for name in files]
     except (OSError, KeyError, zipfile.BadZipFile, pydicom.errors.InvalidDicomError) as error:
         raise ImageWriteError(
@@ -64,12 +66,16 @@ def _frames_for(labels: np.ndarray, datasets: list[Any], source: Image, where: s
         uids = [str(ds.SOPInstanceUID) for ds in datasets]
         expected = source.meta.get("source_sop_instance_uids")
         if expected is not None and list(expected) != uids:
-            raise ImageWriteError(f"{where}: the source DICOM files changed since they were read; read them again")
+            raise ImageWriteError(
+                f"{where}: the source DICOM files changed since they were read; read them again"
+            )
         if len(datasets) != slices.shape[0]:
             raise ImageWriteError(f"{where}: {len(datasets)} source files for {slices.shape[0]} slices")
         return slices
     if len(datasets) != 1:
-        raise ImageWriteError(f"{where}: DICOM-SEG for a series of several multi-frame files is not supported")
+        raise ImageWriteError(
+            f"{where}: DICOM-SEG for a series of several multi-frame files is not supported"
+        )
     total = int(datasets[0].get("NumberOfFrames", 1))
     frames = np.zeros((total, *slices.shape[1:]), dtype=slices.dtype)
     frames[np.asarray(frame_numbers) - 1] = slices
@@ -80,7 +86,9 @@ def _segment_numbers(values: np.ndarray, label_names: Mapping[int, str], where: 
     named = sorted(int(v) for v in label_names if int(v) != 0)
     missing = sorted({int(v) for v in np.unique(values)} - set(named) - {0})
     if missing:
-        raise ImageWriteError(f"{where}: label value(s) {missing} have no name in label_names; name every label")
+        raise ImageWriteError(
+            f"{where}: label value(s) {missing} have no name in label_names; name every label"
+        )
     if not named:
         raise ImageWriteError(f"{where}: label_names names no foreground label; nothing to segment")
     return {value: number for number, value in enumerate(named, start=1)}
@@ -135,7 +143,9 @@ def write_dicom_seg(
     if labels.kind != "label":
         labels = labels.with_array(labels.array, kind="label")
     if not labels.same_grid(source, atol_mm=1e-4):
-        log.info("%s: resampling labels onto the source series grid (%s)", where, labels.grid_difference(source))
+        log.info(
+            "%s: resampling labels onto the source series grid (%s)", where, labels.grid_difference(source)
+        )
         labels = resample_to_reference(labels, source, interpolation="nearest")
     values = np.asarray(labels.array[0])
     numbers = _segment_numbers(values, label_names, where)

@@ -506,10 +506,13 @@ def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
         try:
             array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as error:
-            raise ImageReadError(
-                f"{path}: cannot decode the pixel data ({ds.file_meta.get('TransferSyntaxUID', '?')}): "
-                f"{pydicom_error}; install pylibjpeg plugins for this compression"
-            ) from error
+            syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+            hint = (
+                f"; install a pylibjpeg plugin for {syntax.name}"
+                if syntax is not None and syntax.is_compressed
+                else "; the file is truncated or corrupt"
+            )
+            raise ImageReadError(f"{path}: cannot decode the pixel data ({pydicom_error}){hint}") from error
         if int(ds.get("NumberOfFrames", 1) or 1) == 1 and array.ndim >= 3 and array.shape[0] == 1:
             array = array[0]
         return array, ds, True

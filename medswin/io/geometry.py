@@ -37,10 +37,10 @@ def _target_orientation(code: str, dims: int) -> np.ndarray:
         raise GeometryError(
             f"orientation {code!r} is not a {dims}-letter code over {''.join(letters)} (e.g. 'RAS')"
         )
-    try:
-        return nio.axcodes2ornt(tuple(code), labels=labels)
-    except ValueError as error:
-        raise GeometryError(f"orientation {code!r} names an axis twice") from error
+    axes = [next(i for i, pair in enumerate(labels) if c in pair) for c in code]
+    if len(set(axes)) != dims:
+        raise GeometryError(f"orientation {code!r} names an axis twice; each of {labels} must appear once")
+    return nio.axcodes2ornt(tuple(code), labels=labels)
 
 
 def reorient(image: Image, orientation: str = "RAS") -> Image:
