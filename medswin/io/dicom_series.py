@@ -518,34 +518,50 @@ def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
         return array, ds, True
 
 
-def _integral(value: float) -> bool:
-    return float(value).is_integer()
+def _needs_rescale(frame: DicomFrame) -> bool:
+    return not frame.rescaled_by_decoder and (frame.slope != 1.0 or frame.intercept != 0.0)
 
 
-def _rescale(stack: list[np.ndarray], frames: list[DicomFrame]) -> np.ndarray:
-    """Apply each frame's slope/intercept; integer output when every slope and intercept is integral."""
-    raw = np.stack(stack, axis=-1)  # (..., Z)
-    needs = [not f.rescaled_by_decoder and (f.slope != 1.0 or f.intercept != 0.0) for f in frames]
-    if not any(needs):
-        return raw
-    slopes = np.array([f.slope if n else 1.0 for f, n in zip(frames, needs)])
-    intercepts = np.array([f.intercept if n else 0.0 for f, n in zip(frames, needs)])
-    if np.issubdtype(raw.dtype, np.integer) and all(_integral(v) for v in (*slopes, *intercepts)):
-        low, high = float(raw.min()), float(raw.max())
-        out_low = float(min((slopes * low + intercepts).min(), (slopes * high + intercepts).min()))
-        out_high = float(max((slopes * low + intercepts).max(), (slopes * high + intercepts).max()))
-        dtype = next(
-            (
-                t
-                for t in (np.int16, np.int32, np.int64)
-                if np.iinfo(t).min <= out_low and out_high <= np.iinfo(t).max
-            ),
-            np.int64,
-        )
-        return (raw.astype(np.int64) * slopes.astype(np.int64) + intercepts.astype(np.int64)).astype(dtype)
-    return (raw.astype(np.float32) * slopes.astype(np.float32) + intercepts.astype(np.float32)).astype(
-        np.float32
+def _output_dtype(planes: list[np.ndarray], frames: list[DicomFrame]) -> np.dtype:
+    """Stored type when nothing is rescaled; the smallest integer type when every slope and intercept
+    is integral (CT's 1 and -1024: int16 HU, as GDCM does); float32 otherwise."""
+    raw = np.result_type(*[p.dtype for p in planes])
+    rescaled = [(p, f) for p, f in zip(planes, frames) if _needs_rescale(f)]
+    if not rescaled:
+        return np.dtype(raw)
+    if not np.issubdtype(raw, np.integer) or not all(
+        float(f.slope).is_integer() and float(f.intercept).is_integer() for _, f in rescaled
+    ):
+        return np.dtype(np.float32)
+    ends = [
+        f.slope * float(value) + f.intercept for p, f in zip(planes, frames) for value in (p.min(), p.max())
+    ]
+    for candidate in (np.int16, np.int32):
+        info = np.iinfo(candidate)
+        if info.min <= min(ends) and max(ends) <= info.max:
+            return np.dtype(candidate)
+    return np.dtype(np.int64)
+
+
+def _fill_volume(planes: list[np.ndarray], frames: list[DicomFrame]) -> np.ndarray:
+    """``(samples, X, Y, Z)`` volume from ``(rows, columns[, samples])`` planes, rescale applied plane by plane.
+
+    The buffer is filled slice by slice in file order (contiguous copies) and returned as a
+    transposed view: X varies fastest in memory, the order NIfTI and ITK store voxels in.
+    """
+    dtype = _output_dtype(planes, frames)
+    first = planes[0]
+    samples = first.shape[2] if first.ndim == 3 else 1
+    buffer = np.empty((len(planes), first.shape[0], first.shape[1], samples), dtype=dtype)
+    # int32 arithmetic suffices whenever the result fits int16/int32 (the common CT case)
+    compute = (
+        np.float64 if not np.issubdtype(dtype, np.integer) else (np.int64 if dtype == np.int64 else np.int32)
     )
+    for k, (plane, frame) in enumerate(zip(planes, frames)):
+        if _needs_rescale(frame):
+            plane = plane.astype(compute) * compute(frame.slope) + compute(frame.intercept)
+        buffer[k] = plane.reshape(buffer.shape[1:])
+    return buffer.transpose(3, 2, 1, 0)
 
 
 def _frame_pixels(array: np.ndarray, ds: Any, frame: int | None) -> np.ndarray:
@@ -612,9 +628,8 @@ def _build_image(stack: _Stack, where: str, kind: ImageKind, header: Any) -> Ima
 
             pixels = apply_modality_lut(pixels, ds)
         planes.append(pixels)
-    volume = _rescale(planes, frames)  # (rows, columns[, samples], Z)
-    # (rows, columns, Z) -> (1, X, Y, Z); colour (rows, columns, samples, Z) -> (samples, X, Y, Z)
-    array = np.transpose(volume, (2, 1, 0, 3)) if volume.ndim == 4 else np.transpose(volume, (1, 0, 2))[None]
+    array = _fill_volume(planes, frames)
+    del planes, decoded
 
     meta: dict[str, Any] = {"path": where, "format": "dicom", "dicom": dicom_meta(header)}
     meta["modality"] = meta["dicom"].get("Modality", "")
@@ -632,7 +647,8 @@ def _build_image(stack: _Stack, where: str, kind: ImageKind, header: Any) -> Ima
         photometric = str(header.get("PhotometricInterpretation", ""))
         if photometric == "MONOCHROME1" and kind == "intensity":
             # Radiographs stored "white is low": flip so that higher means brighter, as models expect.
-            array = array.max() + array.min() - array
+            wide = array.astype(np.float64 if np.issubdtype(array.dtype, np.floating) else np.int64)
+            array = (wide.max() + wide.min() - wide).astype(array.dtype)
             meta["inverted_monochrome1"] = True
     if stack.resample_to is not None:
         array = _interpolate_slices(array, stack.projected, stack.resample_to, kind)  # type: ignore[arg-type]

@@ -86,11 +86,7 @@ def detect_format(path: str | Path) -> ImageFormat:
         or head[:3] == b"\xff\xd8\xff"
     ):
         return "raster"
-    if (
-        head[:4] == b"NRRD"
-        or head.lstrip()[:10] in (b"ObjectType", b"NDims = 3\n")
-        or suffix in _ITK_SUFFIXES
-    ):
+    if head[:4] == b"NRRD" or head.startswith(b"ObjectType") or suffix in _ITK_SUFFIXES:
         return "itk"
     if suffix in (".nii", ".nii.gz"):
         return "nifti"
@@ -192,8 +188,6 @@ def _read_nifti(path: Path, kind: ImageKind) -> Image:
         raise ImageReadError(f"{path}: NIfTI array of shape {raw.shape} has too many axes for medswin")
     if spatial == 2:  # a 2D image: keep the in-plane part of the affine
         affine = affine[np.ix_([0, 1, 3], [0, 1, 3])]
-    if kind == "label":
-        data = as_label_array(data, where)
 
     sform, sform_code = header.get_sform(coded=True)
     qform, qform_code = header.get_qform(coded=True)
@@ -232,12 +226,9 @@ def _read_itk(path: Path, kind: ImageKind) -> Image:
         raise ImageReadError(f"{path}: {image.GetDimension()}D image; medswin reads 2D and 3D images")
     meta = {"path": str(path), "format": _suffix(path).lstrip(".")}
     try:
-        result = Image.from_sitk(image, kind, meta)
+        return Image.from_sitk(image, kind, meta)
     except GeometryError as error:
         raise ImageReadError(f"{path}: invalid geometry: {error}") from error
-    if kind == "label":
-        result = result.with_array(as_label_array(result.array, str(path)))
-    return result
 
 
 # ------------------------------------------------------------------- raster
@@ -256,12 +247,8 @@ def _read_raster(path: Path, kind: ImageKind, spacing: Sequence[float] | None) -
                 picture = picture.convert("L" if mode in ("LA", "1") else "RGB")
             pixels = np.asarray(picture)
     except (UnidentifiedImageError, *_CORRUPT_ERRORS) as error:
-        if isinstance(error, ImageReadError):
-            raise
         raise ImageReadError(f"{path}: unreadable or truncated image file ({error})") from error
     array = np.transpose(pixels, (2, 1, 0)) if pixels.ndim == 3 else pixels.T[None]
-    if kind == "label":
-        array = as_label_array(array, str(path))
     pixel_spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0)
     if len(pixel_spacing) != 2:
         raise ImageReadError(f"{path}: a 2D image needs 2 spacing values, got {pixel_spacing}")
@@ -345,16 +332,20 @@ def read_image(
     fmt = detect_format(path)
     log.debug("reading %s as %s", path, fmt)
     if fmt == "nifti":
-        return _read_nifti(path, kind)
-    if fmt == "itk":
-        return _read_itk(path, kind)
-    if fmt == "raster":
-        return _read_raster(path, kind, spacing)
-    if fmt == "dicom":
-        return read_dicom_file(path, kind=kind, allow_gaps=allow_gaps)
-    if fmt == "dicom-folder":
-        return _read_dicom_folder(path, path, series_uid, kind, allow_gaps)
-    return _read_dicom_zip(path, series_uid, kind, allow_gaps)
+        image = _read_nifti(path, kind)
+    elif fmt == "itk":
+        image = _read_itk(path, kind)
+    elif fmt == "raster":
+        image = _read_raster(path, kind, spacing)
+    elif fmt == "dicom":
+        image = read_dicom_file(path, kind=kind, allow_gaps=allow_gaps)
+    elif fmt == "dicom-folder":
+        image = _read_dicom_folder(path, path, series_uid, kind, allow_gaps)
+    else:
+        image = _read_dicom_zip(path, series_uid, kind, allow_gaps)
+    if kind == "label":
+        image.array = as_label_array(image.array, str(path))
+    return image
 
 
 def list_series(path: str | Path) -> list[SeriesInfo]:
