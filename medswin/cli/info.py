@@ -58,16 +58,32 @@ def _vector(values: list[float]) -> str:
     return " × ".join(f"{v:g}" for v in values)
 
 
+def _print_series(series: list[Any], chosen: str | None) -> None:
+    print(f"series:       {len(series)} found")
+    for s in series:
+        mark = "*" if s.uid == chosen else " "
+        number = "-" if s.number is None else s.number
+        print(
+            f"  {mark} #{number:<4} {s.modality:<3} {s.num_frames:>5} frames  {_vector(list(s.shape)):<16} "
+            f"{s.description!r}  {s.uid}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from medswin.io import list_series, read_image
     from medswin.io.readers import detect_format
 
     fmt = detect_format(args.input)
     series = list_series(args.input)
+    if not args.json:
+        # listed before reading, so a series that cannot be read still shows what else is there
+        print(f"input:        {args.input}  ({fmt})")
+        if series:
+            _print_series(series, args.series or series[0].uid)
     image = read_image(args.input, series_uid=args.series, allow_gaps=args.allow_gaps)
     summary = describe(image)
-    chosen = image.meta.get("dicom", {}).get("SeriesInstanceUID")
     if args.json:
+        chosen = image.meta.get("dicom", {}).get("SeriesInstanceUID")
         document = {
             "input": str(args.input),
             "format": fmt,
@@ -87,16 +103,6 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(document, indent=2))
         return 0
-    print(f"input:        {args.input}  ({fmt})")
-    if series:
-        print(f"series:       {len(series)} found")
-        for s in series:
-            mark = "*" if s.uid == chosen else " "
-            number = "-" if s.number is None else s.number
-            print(
-                f"  {mark} #{number:<4} {s.modality:<3} {s.num_frames:>5} frames  {_vector(list(s.shape)):<16} "
-                f"{s.description!r}  {s.uid}"
-            )
     print(f"shape:        {_vector(summary['shape'])} voxels, {summary['channels']} channel(s)")
     print(f"spacing:      {_vector(summary['spacing_mm'])} mm")
     print(f"origin:       ({', '.join(f'{v:.4f}' for v in summary['origin_lps_mm'])}) mm, LPS")

@@ -253,105 +253,79 @@ def _rescale_of(item: Any) -> tuple[float, float]:
     )
 
 
+def _vector(values: list[float] | None) -> np.ndarray | None:
+    return np.asarray(values, dtype=np.float64) if values else None
+
+
 def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
     """Every frame of one DICOM object with its geometry and rescale (pixel data not decoded)."""
     rows, columns = int(ds.Rows), int(ds.Columns)
     count = int(ds.get("NumberOfFrames", 1) or 1)
-    instance = int(ds.get("InstanceNumber", 0) or 0)
-    sop = str(ds.get("SOPInstanceUID", ""))
-    top_position = _floats(ds.get("ImagePositionPatient"))
-    top_orientation = _floats(ds.get("ImageOrientationPatient"))
-    top_spacing = _floats(ds.get("PixelSpacing")) or _floats(ds.get("ImagerPixelSpacing"))
-    top_slope, top_intercept = _rescale_of(ds)
+    position = _vector(_floats(ds.get("ImagePositionPatient")))
+    orientation = _vector(_floats(ds.get("ImageOrientationPatient")))
+    spacing = _floats(ds.get("PixelSpacing")) or _floats(ds.get("ImagerPixelSpacing"))
+    slope, intercept = _rescale_of(ds)
+
+    def frame(index: int | None, **changes: Any) -> DicomFrame:
+        fields: dict[str, Any] = {
+            "position": position,
+            "orientation": orientation,
+            "pixel_spacing": tuple(spacing) if spacing else None,
+            "slope": slope,
+            "intercept": intercept,
+        }
+        fields.update({key: value for key, value in changes.items() if value is not None})
+        return DicomFrame(
+            path,
+            index,
+            rows,
+            columns,
+            instance_number=int(ds.get("InstanceNumber", 0) or 0),
+            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+            **fields,
+        )
 
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame:  # enhanced multi-frame (CT, MR, PET, legacy-converted)
+    if per_frame:  # enhanced multi-frame (CT, MR, PET, legacy-converted): per-frame, else shared, groups
         shared = _first_item(ds, "SharedFunctionalGroupsSequence")
         frames = []
         for index, group in enumerate(per_frame):
-            position_item = _functional(group, shared, "PlanePositionSequence")
-            orientation_item = _functional(group, shared, "PlaneOrientationSequence")
+            plane = _functional(group, shared, "PlanePositionSequence")
+            plane_orientation = _functional(group, shared, "PlaneOrientationSequence")
             measures = _functional(group, shared, "PixelMeasuresSequence")
-            slope, intercept = (
-                _rescale_of(_functional(group, shared, "PixelValueTransformationSequence"))
-                if _functional(group, shared, "PixelValueTransformationSequence") is not None
-                else (top_slope, top_intercept)
-            )
-            position = (
-                _floats(position_item.get("ImagePositionPatient")) if position_item is not None else None
-            )
-            orientation = (
-                _floats(orientation_item.get("ImageOrientationPatient"))
-                if orientation_item is not None
-                else None
-            )
-            spacing = _floats(measures.get("PixelSpacing")) if measures is not None else None
+            transformation = _functional(group, shared, "PixelValueTransformationSequence")
+            measured = _floats(measures.get("PixelSpacing")) if measures is not None else None
             frames.append(
-                DicomFrame(
-                    path,
+                frame(
                     index,
-                    rows,
-                    columns,
-                    np.asarray(position) if position else None,
-                    np.asarray(orientation) if orientation else None,
-                    tuple(spacing) if spacing else (tuple(top_spacing) if top_spacing else None),  # type: ignore[arg-type]
-                    slope,
-                    intercept,
-                    instance,
-                    sop,
+                    position=_vector(_floats(plane.get("ImagePositionPatient")))
+                    if plane is not None
+                    else None,
+                    orientation=_vector(_floats(plane_orientation.get("ImageOrientationPatient")))
+                    if plane_orientation is not None
+                    else None,
+                    pixel_spacing=tuple(measured) if measured else None,
+                    slope=_rescale_of(transformation)[0] if transformation is not None else None,
+                    intercept=_rescale_of(transformation)[1] if transformation is not None else None,
                 )
             )
         return frames
-
-    position = np.asarray(top_position) if top_position else None
-    orientation = np.asarray(top_orientation) if top_orientation else None
-    spacing = tuple(top_spacing) if top_spacing else None
     if count == 1:
-        return [
-            DicomFrame(
-                path,
-                None,
-                rows,
-                columns,
-                position,
-                orientation,
-                spacing,
-                top_slope,
-                top_intercept,
-                instance,
-                sop,
-            )  # type: ignore[arg-type]
-        ]
+        return [frame(None)]
     # Classic multi-frame (RT dose, NM, old MR): frames stacked along the normal from one IPP.
+    if position is None or orientation is None:
+        return [frame(i) for i in range(count)]
+    normal = np.cross(orientation[:3], orientation[3:])
     offsets = _floats(ds.get("GridFrameOffsetVector"))
-    if position is not None and orientation is not None:
-        normal = np.cross(orientation[:3], orientation[3:])
-        if offsets and len(offsets) == count:
-            relative = np.asarray(offsets) - (0.0 if offsets[0] == 0 else float(position @ normal))
-        else:
-            step = _floats(ds.get("SpacingBetweenSlices")) or _floats(ds.get("SliceThickness"))
-            if not step:
-                log.warning("%s: multi-frame image without frame spacing; assuming 1 mm between frames", path)
-            relative = np.arange(count) * (step[0] if step else 1.0)
-        positions: list[np.ndarray | None] = [position + r * normal for r in relative]
+    if offsets and len(offsets) == count:
+        # relative to the IPP when the first offset is 0, else absolute positions along the normal
+        relative = np.asarray(offsets) - (0.0 if offsets[0] == 0 else float(position @ normal))
     else:
-        positions = [None] * count
-    return [
-        DicomFrame(
-            path,
-            i,
-            rows,
-            columns,
-            positions[i],
-            orientation,
-            spacing,
-            top_slope,
-            top_intercept,
-            instance,
-            sop,
-        )  # type: ignore[arg-type]
-        for i in range(count)
-    ]
+        step = _floats(ds.get("SpacingBetweenSlices")) or _floats(ds.get("SliceThickness"))
+        if not step:
+            log.warning("%s: multi-frame image without frame spacing; assuming 1 mm between frames", path)
+        relative = np.arange(count) * (step[0] if step else 1.0)
+    return [frame(i, position=position + r * normal) for i, r in enumerate(relative)]
 
 
 # ----------------------------------------------------------------- geometry

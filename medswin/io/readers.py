@@ -154,7 +154,7 @@ def _read_nifti(path: Path, kind: ImageKind) -> Image:
 
     where = str(path)
     try:
-        nifti = nib.load(str(path))
+        nifti = nib.load(str(path), mmap=False)
         if not isinstance(nifti, nib.Nifti1Image | nib.Nifti2Image):
             raise ImageReadError(
                 f"{path}: {type(nifti).__name__} is not a NIfTI volume; medswin reads NIfTI-1/2 images"
@@ -205,7 +205,7 @@ def _read_nifti(path: Path, kind: ImageKind) -> Image:
         },
     }
     try:
-        return Image.from_affine(np.ascontiguousarray(data), affine, kind, meta)
+        return Image.from_affine(data, affine, kind, meta)
     except GeometryError as error:
         raise ImageReadError(f"{path}: invalid NIfTI geometry: {error}") from error
 

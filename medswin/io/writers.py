@@ -150,7 +150,7 @@ def _write_nifti(image: Image, array: np.ndarray, target: Path, source: Image) -
     if image.spatial_dims == 2 and image.num_channels > 1:
         data = data[:, :, None, :]  # NIfTI keeps channels on axis 3
     sform, sform_code, qform, qform_code = _header_geometry(image, source)
-    nifti = nib.Nifti1Image(np.ascontiguousarray(data), sform)
+    nifti = nib.Nifti1Image(data, sform)
     header = nifti.header
     header.set_data_dtype(data.dtype)
     nifti.set_sform(sform, code=sform_code)

@@ -72,6 +72,16 @@ def test_convert_dicom_zip_to_nifti_keeps_geometry(study, tmp_path, capsys):
     np.testing.assert_array_equal(final.array, image.array)
 
 
+def test_info_lists_series_even_when_the_chosen_one_cannot_be_read(tmp_path, capsys):
+    written = write_series(tmp_path / "ct", ct_image())
+    written.files[5].unlink()
+    assert main(["info", str(tmp_path / "ct")]) == 2
+    captured = capsys.readouterr()
+    assert written.series_uid in captured.out
+    assert "missing slice" in captured.err and "--allow-gaps" in captured.err
+    assert main(["info", str(tmp_path / "ct"), "--allow-gaps"]) == 0
+
+
 def test_convert_refuses_missing_slices_unless_allowed(tmp_path):
     written = write_series(tmp_path / "ct", ct_image())
     written.files[5].unlink()
