@@ -245,3 +245,22 @@ def test_truncated_dicom_file_is_reported(tmp_path, oblique_series):
     oblique_series.files[0].write_bytes(data[: len(data) - 300])
     with pytest.raises(ImageReadError, match=str(oblique_series.files[0].name)):
         read_image(oblique_series.folder)
+
+
+def test_enhanced_mr_multiframe_matches_its_series(tmp_path):
+    volume = ct_image(orientation="RAS")
+    written = write_series(tmp_path / "mr", volume.with_array(np.abs(volume.array)), modality="MR")
+    image = read_image(write_enhanced(tmp_path / "enhanced" / "mr.dcm", written))
+    assert image.grid_difference(written.expected, atol_mm=1e-6) is None
+    np.testing.assert_array_equal(image.array, written.expected.array)
+
+
+def test_frames_of_different_sizes_are_refused(oblique_series):
+    ds = pydicom.dcmread(oblique_series.files[1])
+    ds.Rows = 10
+    ds.save_as(oblique_series.files[1])
+    with pytest.raises(
+        ImageReadError,
+        match=r"frames of different sizes in one series \(9 frames of 20×24, 1 frames of 10×24\)",
+    ):
+        read_image(oblique_series.folder)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medswin.errors import GeometryError
 from medswin.io import Image, reorient, resample_to_reference, resample_to_spacing
@@ -85,3 +87,29 @@ def test_resample_outside_the_image_gets_the_background(phantom):
     assert filled.array[0, 20:].min() == pytest.approx(float(shifted.array.min()))
     with pytest.raises(GeometryError, match="2D image onto the 3D grid"):
         resample_to_reference(Image(np.zeros((1, 4, 4)), (1, 1), (0, 0), np.eye(2)), phantom.image)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    code=st.permutations([("L", "R"), ("P", "A"), ("I", "S")]).flatmap(
+        lambda pairs: st.tuples(*[st.sampled_from(pair) for pair in pairs])
+    ),
+    angle=st.floats(-40, 40),
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5)),
+)
+def test_reorient_is_exact_for_any_target_and_oblique_angle(code, angle, shape):
+    from medswin.data.phantom import oblique_direction
+
+    rng = np.random.default_rng(0)
+    image = Image(rng.normal(size=(2, *shape)), (0.7, 1.1, 2.9), (10.0, -5.0, 3.0), oblique_direction(angle))
+    target = "".join(code)
+    turned = reorient(image, target)
+    back = reorient(turned, image.orientation)
+    np.testing.assert_array_equal(back.array, image.array)
+    assert back.grid_difference(image, atol_mm=1e-9) is None
+    corner = np.array([*(np.asarray(shape) - 1), 1.0])  # the far corner voxel stays where it was
+    world = image.lps_affine @ corner
+    index = np.round(np.linalg.solve(turned.lps_affine, world)[:3]).astype(int)
+    np.testing.assert_array_equal(
+        turned.array[(slice(None), *index)], image.array[(slice(None), *corner[:3].astype(int))]
+    )

@@ -230,3 +230,29 @@ def test_png_reads_as_2d_image_and_round_trips(tmp_path):
     assert colour.num_channels == 3 and colour.spacing == (1.0, 1.0)
     np.testing.assert_array_equal(colour.array, np.transpose(rgb, (2, 1, 0)))
     _assert_same(read_image(write_image(colour, tmp_path / "skin.mha")), colour)
+
+
+def test_sheared_sform_falls_back_to_a_valid_qform_or_is_refused(tmp_path):
+    sheared = np.array([[1.0, 0.4, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+    qform = np.diag([-1.5, 1.5, 3.0, 1.0])
+    nifti = nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), None)
+    nifti.set_sform(sheared, code=2)
+    nifti.set_qform(qform, code=1)
+    nib.save(nifti, tmp_path / "fallback.nii.gz")
+    np.testing.assert_allclose(read_image(tmp_path / "fallback.nii.gz").affine, qform, atol=1e-6)
+    nifti.set_qform(qform, code=0)
+    nib.save(nifti, tmp_path / "sheared.nii.gz")
+    with pytest.raises(ImageReadError, match=r"sheared\.nii\.gz: invalid NIfTI geometry.*sheared"):
+        read_image(tmp_path / "sheared.nii.gz")
+
+
+def test_non_dicom_files_list_no_series_and_bare_label_arrays_need_a_reference(phantom, tmp_path):
+    from medswin.io import list_series
+
+    path = write_image(phantom.image, tmp_path / "ct.nii.gz")
+    assert list_series(path) == []
+    with pytest.raises(ImageWriteError, match="needs a reference image"):
+        write_labels(phantom.labels.array, tmp_path / "seg.nii.gz")
+    with pytest.raises(ImageWriteError, match="does not match|differs from the grid"):
+        write_labels(np.zeros((3, 3, 3), np.uint8), tmp_path / "seg.nii.gz", reference=phantom.image)
+    assert sorted(os.listdir(tmp_path)) == ["ct.nii.gz"]
