@@ -639,7 +639,14 @@ def read_series(
     members: list[tuple[Path, Any]], where: str, *, kind: ImageKind = "intensity", allow_gaps: bool = False
 ) -> Image:
     """One :class:`Image` from the ``(path, header)`` pairs of one series (see module docstring)."""
-    frames = [frame for path, ds in members for frame in frames_of(path, ds)]
+    frames = []
+    for path, ds in members:
+        try:
+            frames.extend(frames_of(path, ds))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
+            raise ImageReadError(
+                f"{path}: malformed image plane attributes ({type(error).__name__}: {error})"
+            ) from error
     header = members[0][1]
     uid = str(header.get("SeriesInstanceUID", ""))
     label = f"{where} (series {uid})" if uid else where

@@ -235,6 +235,7 @@ def _read_itk(path: Path, kind: ImageKind) -> Image:
 def _read_raster(path: Path, kind: ImageKind, spacing: Sequence[float] | None) -> Image:
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     try:
         with PILImage.open(path) as picture:
@@ -246,7 +247,7 @@ def _read_raster(path: Path, kind: ImageKind, spacing: Sequence[float] | None) -
             if mode in ("P", "PA", "CMYK", "YCbCr", "RGBA", "LA", "1"):
                 picture = picture.convert("L" if mode in ("LA", "1") else "RGB")
             pixels = np.asarray(picture)
-    except (UnidentifiedImageError, *_CORRUPT_ERRORS) as error:
+    except (UnidentifiedImageError, DecompressionBombError, *_CORRUPT_ERRORS) as error:
         raise ImageReadError(f"{path}: unreadable or truncated image file ({error})") from error
     array = np.transpose(pixels, (2, 1, 0)) if pixels.ndim == 3 else pixels.T[None]
     pixel_spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0)

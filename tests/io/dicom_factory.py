@@ -112,7 +112,7 @@ def write_series(
     series_uid: str | None = None,
     frame_of_reference_uid: str | None = None,
     rescale: tuple[float, float] = (1.0, -1024.0),
-    file_order_seed: int | None = 0,
+    random_names: bool = True,
     reverse_instance_numbers: bool = False,
 ) -> WrittenSeries:
     """Write ``image`` (one channel, 3D) as a single-frame DICOM series under ``folder``.
@@ -120,8 +120,8 @@ def write_series(
     Args:
         modality: ``"CT"`` (int16 + rescale to HU) or ``"MR"`` (uint16, no rescale).
         rescale: (RescaleSlope, RescaleIntercept) for CT.
-        file_order_seed: file names are random-looking UIDs, so directory order says nothing about
-            slice order; ``None`` names them by slice index instead.
+        random_names: name files by random-looking UIDs, so directory order says nothing about
+            slice order (``False``: ``slice_0000.dcm``... in slice order).
         reverse_instance_numbers: number instances from the top slice down (as many scanners do).
     """
     if image.spatial_dims != 3 or image.num_channels != 1:
@@ -141,7 +141,6 @@ def write_series(
     row_dir, column_dir, normal = image.direction.T
     iop = [_ds(v) for v in (*row_dir, *column_dir)]
     count = image.shape[2]
-    rng = np.random.default_rng(file_order_seed) if file_order_seed is not None else None
 
     files, uids, positions = [], [], []
     for k in range(count):
@@ -202,7 +201,7 @@ def write_series(
             ds.EchoTrainLength = 1
             ds.MagneticFieldStrength = "1.5"
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
-        name = f"{generate_uid(prefix=None)[-12:]}.dcm" if rng is not None else f"slice_{k:04d}.dcm"
+        name = f"{generate_uid(prefix=None)[-12:]}.dcm" if random_names else f"slice_{k:04d}.dcm"
         path = folder / name
         ds.save_as(path, enforce_file_format=True)
         files.append(path)
