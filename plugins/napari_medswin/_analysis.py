@@ -1,0 +1,135 @@
+"""Qt-free numbers behind the widgets: per-structure volumes and centroids, prediction-vs-reference scores.
+
+Every number comes from :mod:`medswin.metrics` (``volume_ml``, ``evaluate_case``), so the plugin,
+the CLI and the batch reports agree to the last digit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from medswin.errors import MetricInputError
+from medswin.io.geometry import reorient
+from medswin.io.image import Image
+from medswin.metrics import evaluate_case, volume_ml
+
+__all__ = ["StructureVolume", "structure_volumes", "compare_structures", "COMPARE_COLUMNS"]
+
+#: columns of :func:`compare_structures` rows, in display order.
+COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty")
+
+
+@dataclass(frozen=True)
+class StructureVolume:
+    """One structure of a label map.
+
+    Attributes:
+        label: label value.
+        name: structure name (from the model card or the layer's features).
+        voxels: number of voxels carrying ``label``.
+        volume_ml: ``voxels`` × voxel volume, in mL (:func:`medswin.metrics.volume_ml`).
+        centroid_lps_mm: centre of mass in patient LPS millimetres, or ``None`` when absent.
+    """
+
+    label: int
+    name: str
+    voxels: int
+    volume_ml: float
+    centroid_lps_mm: tuple[float, ...] | None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "name": self.name,
+            "voxels": self.voxels,
+            "volume_ml": round(self.volume_ml, 3),
+        }
+
+
+def _integer_labels(labels: Image) -> np.ndarray:
+    if labels.num_channels != 1:
+        raise MetricInputError(f"a label map has one channel, this one has {labels.num_channels}")
+    array = np.asarray(labels.array[0])
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise MetricInputError(f"label voxels must be integers, got dtype {array.dtype}")
+    if array.size and array.min() < 0:
+        raise MetricInputError(f"label values must be >= 0, got {array.min()}")
+    return array
+
+
+def structure_volumes(labels: Image, names: Mapping[int, str] | None = None) -> list[StructureVolume]:
+    """Voxel count, volume (mL) and centroid (LPS mm) of every named or present label.
+
+    Args:
+        labels: label image ``(1, X, Y[, Z])`` with its spacing (mm).
+        names: label value -> name; named labels absent from the map are listed with 0 voxels.
+
+    Returns:
+        one entry per label value > 0, sorted by value.
+    """
+    array = _integer_labels(labels)
+    names = dict(names or {})
+    present = {int(v) for v in np.unique(array)} - {0}
+    values = sorted(present | {int(v) for v in names if int(v) != 0})
+    boxes = ndimage.find_objects(array, max_label=max(values, default=0))
+    result = []
+    for value in values:
+        box = boxes[value - 1] if value - 1 < len(boxes) else None
+        if box is None:
+            result.append(StructureVolume(value, names.get(value, f"label {value}"), 0, 0.0, None))
+            continue
+        mask = array[box] == value
+        voxels = int(np.count_nonzero(mask))
+        index = np.asarray(ndimage.center_of_mass(mask)) + [s.start for s in box]
+        centroid = labels.lps_affine @ np.r_[index, 1.0]
+        result.append(
+            StructureVolume(
+                value,
+                names.get(value, f"label {value}"),
+                voxels,
+                volume_ml(mask, labels.spacing),
+                tuple(float(c) for c in centroid[: labels.spatial_dims]),
+            )
+        )
+    return result
+
+
+def compare_structures(
+    prediction: Image,
+    reference: Image,
+    names: Mapping[int, str] | None = None,
+    nsd_tolerance_mm: float = 2.0,
+) -> list[dict[str, Any]]:
+    """Dice, HD95 (mm) and NSD of every label present in either map (:func:`medswin.metrics.evaluate_case`).
+
+    The reference may store the same grid in another axis order (e.g. an RAS NIfTI against a
+    DICOM-ordered prediction): it is reoriented exactly first. Grids that differ otherwise are
+    refused (``MetricInputError``) rather than resampled, so no score is computed on moved voxels.
+    """
+    if reference.orientation != prediction.orientation:
+        reference = reorient(reference, prediction.orientation)
+    result = evaluate_case(
+        prediction,
+        reference,
+        nsd_tolerance_mm=nsd_tolerance_mm,
+        case=str(reference.meta.get("path") or "reference"),
+    )
+    names = dict(names or {})
+    return [
+        {
+            "label": int(row["label"]),
+            "name": names.get(int(row["label"]), f"label {row['label']}"),
+            "dice": float(row["dice"]),
+            "hd95_mm": float(row["hd95"]),
+            "nsd": float(row["nsd"]),
+            "empty": row["empty"],
+        }
+        for row in result.rows
+    ]

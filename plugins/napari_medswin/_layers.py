@@ -1,0 +1,289 @@
+"""The one mapping between medswin's :class:`~medswin.io.image.Image` and napari layer data.
+
+How geometry is shown (one rule for image and labels layers alike):
+
+- napari's world frame is the patient's **LPS** frame in millimetres, axes in reversed order
+  ``(z, y, x)`` = (superior, posterior, left), the same order napari uses for array axes.
+- Before display the voxels are **reoriented** (an exact permutation/flip of array axes, no
+  interpolation, :func:`medswin.io.reorient`) so that array axis 0 runs towards S, axis 1 towards P
+  and axis 2 towards L ("SPL"; "PL" for 2D). The slider then walks axial slices from inferior to
+  superior, anterior is at the top and the patient's right on the left of the screen: the
+  radiological convention, whatever the file's own axis order.
+- ``scale`` is the spacing (mm) and ``translate`` the origin (mm, centre of voxel 0) of that
+  reoriented grid. For an oblique acquisition the small remaining rotation goes into ``rotate``;
+  napari's 3D view applies it exactly, its 2D view draws each slice without the out-of-slice tilt
+  (napari says so with a "non-orthogonal slicing" warning). Nothing is resampled.
+- ``metadata["medswin"]`` keeps what a round trip needs: the file's own orientation code (to undo
+  the reorientation exactly before writing or predicting) and the source ``Image.meta`` (path,
+  modality, NIfTI header, DICOM source files for DICOM-SEG).
+
+Multi-channel images (e.g. BraTS T1/T1c/T2/FLAIR in one file) become one 4D layer whose leading
+axis is the channel (scale 1), so a layer converts back into the same multi-channel ``Image``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import GeometryError
+from medswin.io.geometry import reorient
+from medswin.io.image import Image, lps_to_ras
+
+__all__ = [
+    "CT_SOFT_TISSUE_WINDOW",
+    "DISPLAY_ORIENTATION",
+    "METADATA_KEY",
+    "LayerDataTuple",
+    "display_window",
+    "image_from_layer",
+    "image_to_layer_data",
+    "label_colormap",
+    "label_features",
+    "layer_attributes",
+    "layer_to_image",
+]
+
+LayerDataTuple = tuple[Any, dict[str, Any], str]
+
+#: axis codes of the displayed arrays (RAS-style: the direction each array axis runs towards).
+DISPLAY_ORIENTATION: dict[int, str] = {3: "SPL", 2: "PL"}
+#: key of the layer metadata dict holding what converts a layer back into an Image.
+METADATA_KEY = "medswin"
+#: CT soft-tissue window, width 400 HU at level 40 HU, as (low, high) HU.
+CT_SOFT_TISSUE_WINDOW: tuple[float, float] = (-160.0, 240.0)
+#: MR and other modalities: these percentiles of the intensities bound the display window.
+_PERCENTILE_WINDOW = (0.5, 99.5)
+_WINDOW_SAMPLE_VOXELS = 2_000_000
+# display colour of label values the model card does not name (e.g. painted by hand)
+_UNNAMED_LABEL_RGBA = (0.8, 0.8, 0.8, 1.0)
+
+
+def _world_reversal(dims: int) -> np.ndarray:
+    """Permutation matrix between LPS (x, y, z) and napari's world order (z, y, x); its own inverse."""
+    return np.eye(dims)[::-1]
+
+
+def _source_meta(image: Image) -> dict[str, Any]:
+    return {
+        "orientation": image.orientation,
+        "spatial_dims": image.spatial_dims,
+        "channels": image.num_channels,
+        "kind": image.kind,
+        "meta": copy.deepcopy(image.meta),
+    }
+
+
+def _geometry_kwargs(display: Image) -> dict[str, Any]:
+    """``scale``/``translate`` (and ``rotate`` when oblique) of a reoriented image, in world order."""
+    flip = _world_reversal(display.spatial_dims)
+    # after reorientation array axis i runs along world axis i: the linear part is spacing times a
+    # rotation that is exactly the identity unless the grid is oblique
+    linear = flip @ display.direction
+    kwargs: dict[str, Any] = {
+        "scale": [float(s) for s in display.spacing],
+        "translate": [float(t) for t in flip @ np.asarray(display.origin)],
+    }
+    if not np.array_equal(linear, np.eye(display.spatial_dims)):
+        kwargs["rotate"] = linear
+    if display.num_channels > 1:
+        kwargs["scale"] = [1.0, *kwargs["scale"]]
+        kwargs["translate"] = [0.0, *kwargs["translate"]]
+        if "rotate" in kwargs:
+            padded = np.eye(display.spatial_dims + 1)
+            padded[1:, 1:] = kwargs["rotate"]
+            kwargs["rotate"] = padded
+    return kwargs
+
+
+def display_window(image: Image) -> tuple[float, float]:
+    """Contrast limits for showing ``image``: the CT soft-tissue window or MR intensity percentiles.
+
+    CT is recognised from ``meta["modality"]`` (DICOM, phantoms), or, for files that do not say
+    (NIfTI), from intensities that look like Hounsfield units (air near -1000 HU). Everything else
+    gets the 0.5–99.5 percentiles of its voxels (a strided sample of large volumes).
+    """
+    values = np.asarray(image.array)
+    if values.size == 0:
+        return (0.0, 1.0)
+    modality = str(image.meta.get("modality", "")).upper()
+    if not modality:
+        low, high = float(values.min()), float(values.max())
+        if low <= -900.0 and high >= 0.0:
+            modality = "CT"
+    if modality == "CT":
+        return CT_SOFT_TISSUE_WINDOW
+    step = max(1, int(values.size // _WINDOW_SAMPLE_VOXELS))
+    sample = values.reshape(-1)[::step].astype(np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return (0.0, 1.0)
+    low, high = (float(v) for v in np.percentile(sample, _PERCENTILE_WINDOW))
+    if high <= low:
+        low, high = float(sample.min()), float(sample.max())
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def label_colormap(names: Mapping[int, str], colors: Mapping[int, tuple[int, int, int]] | None = None) -> Any:
+    """napari ``DirectLabelColormap``: card colours (RGB 0..255), 0 transparent, others from tab20.
+
+    Args:
+        names: label value -> structure name (0, background, may be included).
+        colors: label value -> (R, G, B) in 0..255, e.g. ``ModelCard.colors``.
+    """
+    import matplotlib
+    from napari.utils.colormaps import DirectLabelColormap
+
+    palette = matplotlib.colormaps["tab20"].colors
+    color_dict: dict[int | None, tuple[float, ...]] = {None: _UNNAMED_LABEL_RGBA, 0: (0.0, 0.0, 0.0, 0.0)}
+    for index, value in enumerate(sorted(v for v in names if int(v) != 0)):
+        rgb = (colors or {}).get(value)
+        if rgb is None:
+            color_dict[int(value)] = (*palette[index % len(palette)][:3], 1.0)
+        else:
+            color_dict[int(value)] = (*(float(c) / 255.0 for c in rgb), 1.0)
+    return DirectLabelColormap(color_dict=color_dict)
+
+
+def label_features(names: Mapping[int, str]) -> Any:
+    """Labels-layer ``features``: one row per label value (``index``) with its ``name``.
+
+    napari shows the name of the structure under the cursor in its status bar from this table.
+    """
+    import pandas as pd
+
+    values = sorted({0, *(int(v) for v in names)})
+    rows = [names.get(v, "background" if v == 0 else f"label {v}") for v in values]
+    return pd.DataFrame({"index": values, "name": rows})
+
+
+def image_to_layer_data(
+    image: Image,
+    name: str | None = None,
+    *,
+    label_names: Mapping[int, str] | None = None,
+    colors: Mapping[int, tuple[int, int, int]] | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> LayerDataTuple:
+    """A napari layer data tuple ``(data, kwargs, "image"|"labels")`` showing ``image`` in physical space.
+
+    Args:
+        image: intensity images become ``image`` layers (CT/MR window), label images ``labels`` layers.
+        name: layer name (default: the source file name, or "image"/"labels").
+        label_names: label value -> name for the features table (default: ``label 1``, ``label 2``...).
+        colors: label value -> (R, G, B) 0..255 (default: a qualitative palette).
+        extra_metadata: more entries for ``metadata["medswin"]`` (e.g. the model card id).
+
+    Returns:
+        For a one-channel 3D image the array is ``(S, P, L)``-ordered, with ``scale``/``translate``
+        (and ``rotate`` for oblique grids) mapping voxel indices to LPS millimetres in napari's
+        ``(z, y, x)`` world order; see the module docstring.
+    """
+    display = reorient(image, DISPLAY_ORIENTATION[image.spatial_dims])
+    if name is None:
+        path = str(image.meta.get("path") or "")
+        name = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or image.kind
+    source = _source_meta(image)
+    source.update(copy.deepcopy(dict(extra_metadata or {})))
+    kwargs: dict[str, Any] = {"name": name, **_geometry_kwargs(display), "metadata": {METADATA_KEY: source}}
+    if image.kind == "label":
+        if image.num_channels != 1:
+            raise GeometryError(f"{name}: a label image has one channel, this one has {image.num_channels}")
+        present = {int(v) for v in np.unique(display.array)} - {0}
+        names = dict(label_names) if label_names is not None else {v: f"label {v}" for v in sorted(present)}
+        source["label_names"] = {int(k): str(v) for k, v in names.items()}
+        if colors:
+            source["colors"] = {int(k): tuple(int(c) for c in v) for k, v in colors.items()}
+        kwargs["features"] = label_features(names)
+        kwargs["colormap"] = label_colormap(names, colors)
+        return display.array[0], kwargs, "labels"
+    data = display.array[0] if display.num_channels == 1 else display.array
+    kwargs["contrast_limits"] = list(display_window(image))
+    kwargs["colormap"] = "gray"
+    return data, kwargs, "image"
+
+
+def layer_attributes(layer: Any) -> dict[str, Any]:
+    """The geometry and metadata of a napari layer, as the dict a writer receives."""
+    return {
+        "name": layer.name,
+        "scale": np.asarray(layer.scale),
+        "translate": np.asarray(layer.translate),
+        "rotate": np.asarray(layer.rotate),
+        "shear": np.asarray(layer.shear),
+        "affine": np.asarray(layer.affine.affine_matrix),
+        "metadata": layer.metadata,
+        "features": getattr(layer, "features", None),
+    }
+
+
+def _data_to_world(attributes: Mapping[str, Any], ndim: int) -> np.ndarray:
+    """Homogeneous voxel-index -> world matrix of a layer: ``affine @ [rotate·shear·scale | translate]``."""
+    from napari.utils.transforms import Affine
+
+    physical = Affine(
+        scale=attributes.get("scale", (1.0,) * ndim),
+        translate=attributes.get("translate", (0.0,) * ndim),
+        rotate=attributes.get("rotate"),
+        shear=attributes.get("shear"),
+        ndim=ndim,
+    )
+    affine = attributes.get("affine")
+    world = (
+        np.eye(ndim + 1) if affine is None else np.asarray(getattr(affine, "affine_matrix", affine), float)
+    )
+    return world @ physical.affine_matrix
+
+
+def layer_to_image(data: Any, attributes: Mapping[str, Any], kind: str | None = None) -> Image:
+    """The :class:`Image` a layer shows: inverse of :func:`image_to_layer_data`.
+
+    Args:
+        data: the layer's array (numpy or array-like), as in ``layer.data``.
+        attributes: the layer's ``scale``, ``translate``, ``rotate``, ``shear``, ``affine`` and
+            ``metadata`` (what napari passes to writers; :func:`layer_attributes` for a layer).
+        kind: ``"intensity"`` or ``"label"`` (default: what the metadata recorded, else intensity).
+
+    Layers medswin made go back to the file's own axis order (exact, no interpolation); other
+    layers are read as LPS millimetres in napari's ``(z, y, x)`` world order.
+    """
+    array = np.asarray(data)
+    info = dict((attributes.get("metadata") or {}).get(METADATA_KEY) or {})
+    dims = int(info.get("spatial_dims", min(array.ndim, 3)))
+    if dims not in (2, 3) or array.ndim not in (dims, dims + 1):
+        raise GeometryError(
+            f"layer {attributes.get('name', '')!r}: data of shape {array.shape} is not a 2D/3D image "
+            "(with an optional leading channel axis)"
+        )
+    matrix = _data_to_world(attributes, array.ndim)
+    if array.ndim == dims + 1:  # leading channel axis: keep the spatial block
+        if not np.allclose(matrix[0, 1:dims], 0.0) or not np.allclose(matrix[1:dims, 0], 0.0):
+            raise GeometryError(
+                f"layer {attributes.get('name', '')!r}: the channel axis is rotated into space"
+            )
+        matrix = matrix[1:, 1:]
+    else:
+        array = array[None]
+    flip = np.eye(dims + 1)
+    flip[:dims, :dims] = _world_reversal(dims)
+    lps = flip @ matrix
+    resolved_kind = kind or info.get("kind") or "intensity"
+    meta = copy.deepcopy(dict(info.get("meta") or {}))
+    try:
+        image = Image.from_affine(array, lps_to_ras(dims) @ lps, resolved_kind, meta)  # type: ignore[arg-type]
+    except GeometryError as error:
+        raise GeometryError(f"layer {attributes.get('name', '')!r}: {error}") from error
+    orientation = info.get("orientation")
+    if orientation and orientation != image.orientation:
+        image = reorient(image, orientation)
+    return image
+
+
+def image_from_layer(layer: Any, kind: str | None = None) -> Image:
+    """:func:`layer_to_image` for a napari layer object (labels layers give label images)."""
+    if kind is None and type(layer).__name__ == "Labels":
+        kind = "label"
+    return layer_to_image(layer.data, layer_attributes(layer), kind)

@@ -1,0 +1,142 @@
+"""Qt-free segmentation run for the Segment widget: pick a model, run the shared Predictor, make layers.
+
+The widget calls :meth:`SegmentationRunner.run` in a worker thread; everything model- or
+tensor-related is :class:`medswin.inference.Predictor`'s job (torch is imported there, lazily).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medswin.errors import CheckpointError, GeometryError
+from medswin.io.image import Image
+from napari_medswin._layers import LayerDataTuple, image_to_layer_data
+
+__all__ = [
+    "CHECKPOINT_CHOICE",
+    "ModelChoice",
+    "SegmentationRunner",
+    "available_devices",
+    "model_choices",
+    "prediction_layer_data",
+]
+
+log = logging.getLogger(__name__)
+
+#: the model-menu entry that means "use the checkpoint file chosen below".
+CHECKPOINT_CHOICE = "checkpoint file…"
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model menu: a shipped checkpoint (runnable) or a preset card (needs weights)."""
+
+    spec: str
+    has_weights: bool
+
+    @property
+    def label(self) -> str:
+        return self.spec if self.has_weights else f"{self.spec} (card only: choose its checkpoint file)"
+
+
+def model_choices() -> list[ModelChoice]:
+    """Shipped checkpoints (e.g. ``demo``) first, then preset cards whose weights are imported separately."""
+    from medswin.models import list_presets
+    from medswin.models.resolve import list_shipped_weights
+
+    shipped = list_shipped_weights()
+    return [ModelChoice(name, True) for name in shipped] + [
+        ModelChoice(name, False) for name in list_presets() if name not in shipped
+    ]
+
+
+def available_devices() -> list[str]:
+    """``cpu`` plus ``cuda``/``mps`` when this torch build and machine have them (imports torch)."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.insert(0, "mps")
+    return devices
+
+
+class SegmentationRunner:
+    """Runs the shared :class:`~medswin.inference.Predictor`, keeping it loaded between runs.
+
+    Loading a checkpoint takes seconds, so the predictor is reused while the model file, device and
+    overlap stay the same. One run at a time (the widget disables Run while one is going).
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, float, str, float] | None = None
+        self._predictor: Any = None
+
+    def _predictor_for(self, spec: str, device: str, overlap: float) -> Any:
+        from medswin.inference import Predictor
+        from medswin.models import resolve_model
+
+        path = Path(spec).expanduser()
+        stamp = path.stat().st_mtime if path.is_file() else 0.0
+        key = (spec, stamp, device, float(overlap))
+        if key != self._key:
+            self._predictor, self._key = None, None
+            model, card = resolve_model(spec, device=device)
+            if model is None:
+                hint = card.provenance.get("weights", "import them with 'medswin import-checkpoint'")
+                raise CheckpointError(
+                    f"model {spec!r}: medswin ships its card but not its weights ({hint}); then choose "
+                    f"'{CHECKPOINT_CHOICE}' and pick the .safetensors file"
+                )
+            self._predictor = Predictor((model, card), device=device, overlap=overlap)
+            self._key = key
+        return self._predictor
+
+    def run(
+        self,
+        image: Image,
+        spec: str,
+        *,
+        device: str = "cpu",
+        overlap: float = 0.5,
+        progress: ProgressCallback | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Any:
+        """Predict labels for ``image`` with model ``spec`` (shipped name, preset or checkpoint path).
+
+        Returns the :class:`~medswin.inference.Prediction`; raises ``CancelledError`` when
+        ``cancel()`` turns true, and medswin errors (naming the file) for unusable models or images.
+        """
+        if progress is not None:
+            progress(0, 1, f"loading {Path(spec).name or spec}")
+        predictor = self._predictor_for(spec, device, overlap)
+        return predictor.predict(image, progress=progress, cancel=cancel)
+
+
+def prediction_layer_data(image: Image, prediction: Any, image_name: str) -> LayerDataTuple:
+    """The labels layer of a prediction: on ``image``'s grid and transform, named and coloured per model card.
+
+    The labels carry the input's metadata (path, NIfTI header, DICOM source files), so saving them
+    (NIfTI or DICOM-SEG) writes them against the study they were predicted on.
+    """
+    labels: Image = prediction.labels
+    difference = labels.grid_difference(image, atol_mm=1e-4)
+    if difference is not None:
+        raise GeometryError(f"{image_name}: the prediction is not on the input grid ({difference})")
+    card = prediction.card
+    on_input = image.with_array(labels.array, kind="label")
+    return image_to_layer_data(
+        on_input,
+        f"{image_name} [{card.id}]",
+        label_names=card.label_names(),
+        colors=card.colors,
+        extra_metadata={"model": card.id},
+    )

@@ -1,0 +1,363 @@
+"""Dock widgets: Segment (run a model, see volumes, jump to a structure) and Compare (scores vs a reference).
+
+Thin magicgui containers over the Qt-free functions in :mod:`napari_medswin._segment` and
+:mod:`napari_medswin._analysis`. Long work runs in ``napari.qt.threading.create_worker`` so the
+viewer stays responsive; problems are shown with ``napari.utils.notifications.show_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    Table,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+from medswin.errors import CancelledError, CheckpointError, MedSwinError
+from napari_medswin._analysis import COMPARE_COLUMNS, StructureVolume, compare_structures, structure_volumes
+from napari_medswin._layers import image_from_layer
+from napari_medswin._segment import (
+    CHECKPOINT_CHOICE,
+    SegmentationRunner,
+    available_devices,
+    model_choices,
+    prediction_layer_data,
+)
+from napari_medswin._writer import label_names_of
+
+if TYPE_CHECKING:
+    import napari.viewer
+
+__all__ = ["SegmentWidget", "CompareWidget", "focus_structure"]
+
+log = logging.getLogger(__name__)
+
+VOLUME_COLUMNS = ("label", "name", "voxels", "volume_ml")
+
+
+class _ProgressRelay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued Qt signal)."""
+
+    progressed = Signal(int, int, str)
+
+
+def _report(error: BaseException) -> None:
+    """Show a failure to the user: medswin's own message, else the exception type and text."""
+    if isinstance(error, MedSwinError):
+        show_error(str(error))
+    else:
+        log.exception("medswin plugin failure", exc_info=error)
+        show_error(f"{type(error).__name__}: {error}")
+
+
+def focus_structure(viewer: Any, layer: Any, structure: StructureVolume) -> None:
+    """Centre the view on a structure's centroid and show that label alone.
+
+    The centroid is in LPS mm; napari's world axes are LPS in ``(z, y, x)`` order (see ``_layers``),
+    so it goes into the last three world axes (a leading channel axis of a 4D image is untouched).
+    """
+    if structure.centroid_lps_mm is None:
+        show_info(f"{structure.name} is not present in {layer.name}")
+        return
+    world = list(reversed(structure.centroid_lps_mm))
+    first = viewer.dims.ndim - len(world)
+    viewer.dims.set_point(range(first, viewer.dims.ndim), world)  # snaps to the nearest slice
+    full = list(viewer.dims.point)
+    full[first:] = world
+    viewer.camera.center = tuple(full[axis] for axis in viewer.dims.displayed)
+    layer.selected_label = structure.label
+    layer.show_selected_label = True
+
+
+class SegmentWidget(Container):
+    """Pick an image layer and a model, run it in the background, inspect the labels and their volumes."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._runner = SegmentationRunner()
+        self._cancel_requested = threading.Event()
+        self._worker: Any = None
+        self._relay = _ProgressRelay()
+        self._relay.progressed.connect(self._on_progress)
+        self._volumes: list[StructureVolume] = []
+        self._volumes_of: Any = None  # the labels layer the table describes
+
+        self._image = create_widget(label="Image", annotation="napari.layers.Image")
+        choices = [(c.label, c.spec) for c in model_choices()] + [(CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)]
+        self._model = ComboBox(label="Model", choices=choices)
+        self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
+        self._device = ComboBox(label="Device", choices=available_devices())
+        self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
+        self._run = PushButton(text="Run")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
+        self._status = Label(value="")
+        self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
+        self._table = Table(columns=list(VOLUME_COLUMNS))
+        self._table.read_only = True
+        self._show_all = PushButton(text="Show all labels")
+        super().__init__(
+            widgets=[
+                self._image,
+                self._model,
+                self._checkpoint,
+                self._device,
+                self._overlap,
+                Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
+                self._progress,
+                self._status,
+                self._volume_layer,
+                self._table,
+                self._show_all,
+            ]
+        )
+        self._model.changed.connect(self._on_model_changed)
+        self._on_model_changed(self._model.value)
+        self._run.changed.connect(self.run)
+        self._cancel.changed.connect(self.cancel)
+        self._volume_layer.changed.connect(self._refresh_volumes)
+        self._table.native.cellClicked.connect(lambda row, _column: self.focus_row(row))
+        self._show_all.changed.connect(self._on_show_all)
+
+    # ------------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def _model_spec(self) -> str:
+        if self._model.value != CHECKPOINT_CHOICE:
+            return str(self._model.value)
+        path = str(self._checkpoint.value or "").strip()
+        if not path or path == ".":
+            raise CheckpointError(
+                "no checkpoint chosen: pick a medswin checkpoint (.safetensors) file for the model"
+            )
+        return path
+
+    def _on_model_changed(self, value: Any) -> None:
+        self._checkpoint.visible = value == CHECKPOINT_CHOICE
+
+    def run(self) -> Any:
+        """Start a prediction on the chosen image layer in a worker thread; returns the worker."""
+        if self.running:
+            return self._worker
+        layer = self._image.value
+        if layer is None:
+            show_error("Open an image first (File > Open, or File > Open Sample > medswin)")
+            return None
+        try:
+            spec = self._model_spec()
+            image = image_from_layer(layer, kind="intensity")
+        except MedSwinError as error:
+            _report(error)
+            return None
+        self._cancel_requested.clear()
+        self._progress.value = 0
+        self._status.value = "starting…"
+        self._run.enabled, self._cancel.enabled = False, True
+        worker = create_worker(
+            self._runner.run,
+            image,
+            spec,
+            device=str(self._device.value),
+            overlap=float(self._overlap.value),
+            progress=self._relay.progressed.emit,
+            cancel=self._cancel_requested.is_set,
+            _start_thread=False,
+        )
+        worker.returned.connect(lambda prediction: self._on_result(image, layer.name, prediction))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running prediction to stop at its next window (the Predictor raises CancelledError)."""
+        if self.running:
+            self._cancel_requested.set()
+            self._cancel.enabled = False
+            self._status.value = "cancelling…"
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self._progress.max = max(int(total), 1)
+        self._progress.value = min(int(done), self._progress.max)
+        self._status.value = message
+
+    def _on_result(self, image: Any, image_name: str, prediction: Any) -> None:
+        try:
+            data, kwargs, _ = prediction_layer_data(image, prediction, image_name)
+        except MedSwinError as error:
+            _report(error)
+            return
+        existing = next((lyr for lyr in self._viewer.layers if lyr.name == kwargs["name"]), None)
+        if existing is not None:  # a re-run replaces the previous result of the same model
+            self._viewer.layers.remove(existing)
+        layer = self._viewer.add_labels(data, **kwargs)
+        seconds = sum(float(v) for v in (getattr(prediction, "timings", None) or {}).values())
+        self._status.value = f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds else "")
+        self._progress.value = self._progress.max
+        self._volume_layer.reset_choices()
+        self._volume_layer.value = layer
+        self._refresh_volumes(layer)
+
+    def _on_error(self, error: BaseException) -> None:
+        if isinstance(error, CancelledError):
+            self._status.value = "cancelled"
+            show_info("Segmentation cancelled")
+            return
+        self._status.value = "failed"
+        _report(error)
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._run.enabled, self._cancel.enabled = True, False
+
+    # ------------------------------------------------------------------ volumes
+    def reset_choices(self, *args: Any) -> None:
+        """Refresh the layer menus (napari calls this when layers change) and the table if its layer changed."""
+        super().reset_choices(*args)
+        if self._volume_layer.value is not self._volumes_of:
+            self._refresh_volumes()
+
+    def _refresh_volumes(self, layer: Any = None) -> None:
+        layer = layer if layer is not None else self._volume_layer.value
+        self._volumes_of = layer
+        if layer is None:
+            self._volumes = []
+        else:
+            try:
+                labels = image_from_layer(layer, kind="label")
+                attributes = {"metadata": layer.metadata, "features": layer.features}
+                self._volumes = structure_volumes(labels, label_names_of(attributes))
+            except MedSwinError as error:
+                _report(error)
+                self._volumes = []
+        rows = [[v.as_row()[c] for c in VOLUME_COLUMNS] for v in self._volumes]
+        self._table.value = _table_value(rows, VOLUME_COLUMNS)
+
+    @property
+    def volumes(self) -> list[StructureVolume]:
+        """The rows of the volume table (label, name, voxels, mL, centroid)."""
+        return list(self._volumes)
+
+    def focus_row(self, row: int) -> None:
+        """Jump to the structure of table row ``row`` and highlight it."""
+        layer = self._volume_layer.value
+        if layer is not None and 0 <= row < len(self._volumes):
+            focus_structure(self._viewer, layer, self._volumes[row])
+
+    def _on_show_all(self) -> None:
+        layer = self._volume_layer.value
+        if layer is not None:
+            layer.show_selected_label = False
+
+
+class CompareWidget(Container):
+    """Dice, HD95 (mm) and NSD per label of a predicted Labels layer against a reference Labels layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._worker: Any = None
+        self._rows: list[dict[str, Any]] = []
+        self._prediction = create_widget(label="Prediction", annotation="napari.layers.Labels")
+        self._reference = create_widget(label="Reference", annotation="napari.layers.Labels")
+        self._tolerance = FloatSpinBox(label="NSD tolerance (mm)", value=2.0, min=0.0, max=50.0, step=0.5)
+        self._compare = PushButton(text="Compare")
+        self._status = Label(value="")
+        self._table = Table(columns=list(COMPARE_COLUMNS))
+        self._table.read_only = True
+        super().__init__(
+            widgets=[
+                self._prediction,
+                self._reference,
+                self._tolerance,
+                self._compare,
+                self._status,
+                self._table,
+            ]
+        )
+        self._compare.changed.connect(self.compare)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of the score table (label, name, dice, hd95_mm, nsd, empty)."""
+        return list(self._rows)
+
+    def compare(self) -> Any:
+        """Score the chosen layers in a worker thread; returns the worker."""
+        if self._worker is not None:
+            return self._worker
+        prediction, reference = self._prediction.value, self._reference.value
+        if prediction is None or reference is None:
+            show_error("Choose a prediction and a reference Labels layer")
+            return None
+        if prediction is reference:
+            show_error("The prediction and the reference are the same layer")
+            return None
+        try:
+            pred_image = image_from_layer(prediction, kind="label")
+            ref_image = image_from_layer(reference, kind="label")
+        except MedSwinError as error:
+            _report(error)
+            return None
+        names = label_names_of({"metadata": reference.metadata, "features": reference.features})
+        for value, name in label_names_of(
+            {"metadata": prediction.metadata, "features": prediction.features}
+        ).items():
+            names.setdefault(value, name)
+        self._status.value = "comparing…"
+        self._compare.enabled = False
+        worker = create_worker(
+            compare_structures,
+            pred_image,
+            ref_image,
+            names,
+            float(self._tolerance.value),
+            _start_thread=False,
+        )
+        worker.returned.connect(self._on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def _on_result(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._rows = list(rows)
+        table = [[_cell(row[c]) for c in COMPARE_COLUMNS] for row in self._rows]
+        self._table.value = _table_value(table, COMPARE_COLUMNS)
+        dice = [row["dice"] for row in self._rows]
+        self._status.value = f"mean Dice {np.mean(dice):.3f} over {len(dice)} labels" if dice else "no labels"
+
+    def _on_error(self, error: BaseException) -> None:
+        self._status.value = "failed"
+        _report(error)
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._compare.enabled = True
+
+
+def _table_value(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> dict[str, Any]:
+    """magicgui's "split" table form: the columns stay even when there are no rows."""
+    return {"data": [list(r) for r in rows], "columns": list(columns), "index": list(range(len(rows)))}
+
+
+def _cell(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value

@@ -1,0 +1,77 @@
+"""Volumes, centroids and comparison scores equal the metrics module's own numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari_medswin._analysis import compare_structures, structure_volumes
+
+from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
+from medswin.errors import MetricInputError
+from medswin.io import reorient
+from medswin.metrics import evaluate_case, volume_ml
+
+pytestmark = pytest.mark.napari
+
+NAMES = {value: name for value, (name, _) in PHANTOM_LABELS.items()}
+
+
+def test_volumes_equal_metrics_volume_ml_and_centroids_are_in_lps(small_case):
+    labels = small_case.labels
+    names = {**NAMES, 9: "absent organ"}
+    rows = structure_volumes(labels, names)
+    assert [r.label for r in rows] == [1, 2, 3, 4, 5, 9]
+    for row in rows:
+        mask = labels.array[0] == row.label
+        assert row.name == names[row.label]
+        assert row.voxels == int(mask.sum())
+        assert row.volume_ml == volume_ml(mask, labels.spacing)
+        if row.voxels == 0:
+            assert row.centroid_lps_mm is None
+            continue
+        index = np.argwhere(mask).mean(axis=0)
+        np.testing.assert_allclose(
+            row.centroid_lps_mm, (labels.lps_affine @ np.r_[index, 1.0])[:3], atol=1e-9
+        )
+
+
+def test_volume_of_a_known_box():
+    case = make_ct_phantom(shape=(10, 10, 10), spacing=(0.5, 2.0, 3.0), seed=0)
+    array = np.zeros((1, 10, 10, 10), dtype=np.uint8)
+    array[0, 2:6, 1:4, 5:7] = 7  # 4 × 3 × 2 = 24 voxels of 3 mm³
+    (row,) = structure_volumes(case.labels.with_array(array))
+    assert (row.label, row.name, row.voxels) == (7, "label 7", 24)
+    assert row.volume_ml == pytest.approx(24 * 0.5 * 2.0 * 3.0 / 1000.0)
+
+
+def test_float_labels_are_refused():
+    case = make_ct_phantom(shape=(8, 8, 8), seed=0)
+    with pytest.raises(MetricInputError, match="integers"):
+        structure_volumes(case.image.with_array(case.image.array, kind="label"))
+
+
+def test_comparison_rows_equal_evaluate_case(small_case):
+    reference = small_case.labels
+    other = make_ct_phantom(reference.shape, reference.spacing, "LPS", seed=7).labels
+    prediction = reference.with_array(other.array, kind="label")
+    rows = compare_structures(prediction, reference, NAMES, nsd_tolerance_mm=1.5)
+    expected = evaluate_case(prediction, reference, nsd_tolerance_mm=1.5).rows
+    assert [r["label"] for r in rows] == [int(e["label"]) for e in expected]
+    for row, truth in zip(rows, expected, strict=True):
+        assert row["name"] == NAMES[row["label"]]
+        assert (row["dice"], row["hd95_mm"], row["nsd"]) == (truth["dice"], truth["hd95"], truth["nsd"])
+    assert any(r["dice"] < 1.0 for r in rows)  # seeds differ: a real comparison, not identity
+
+
+def test_reference_in_another_axis_order_is_reoriented_not_refused():
+    case = make_ct_phantom(shape=(20, 18, 10), spacing=(1.0, 1.5, 2.0), orientation="RAS", seed=1)
+    reference_lps = reorient(case.labels, "LPS")
+    rows = compare_structures(case.labels, reference_lps)
+    assert all(r["dice"] == 1.0 and r["hd95_mm"] == 0.0 for r in rows)
+
+
+def test_different_grids_are_refused(small_case):
+    shifted = small_case.labels.with_array(small_case.labels.array)
+    shifted.origin = tuple(np.asarray(shifted.origin) + 1.0)
+    with pytest.raises(MetricInputError, match="not on one grid"):
+        compare_structures(small_case.labels, shifted)

@@ -1,0 +1,119 @@
+"""File > Open: NIfTI, NRRD, MetaImage and DICOM (folder, zip) open in physical space; others are declined."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from dicom_factory import ct_image, write_series, zip_folder
+from napari.layers import Image as ImageLayer
+from napari_medswin._layers import CT_SOFT_TISSUE_WINDOW, layer_to_image
+from napari_medswin._reader import napari_get_reader
+
+from medswin.errors import ImageReadError
+from medswin.io import read_image, write_image
+
+pytestmark = pytest.mark.napari
+
+
+def _open(path: Path):
+    reader = napari_get_reader(str(path))
+    assert callable(reader), f"medswin declined {path}"
+    layers = reader(str(path))
+    assert len(layers) == 1
+    return layers[0]
+
+
+def _assert_shows(layer_data, expected):
+    """The layer converts back to the file's image, and its corner voxels sit at their LPS positions."""
+    data, kwargs, _ = layer_data
+    back = layer_to_image(data, kwargs)
+    assert back.grid_difference(expected, atol_mm=1e-6) is None
+    np.testing.assert_array_equal(back.array, expected.array)
+    layer = ImageLayer(data, **{k: v for k, v in kwargs.items() if k != "contrast_limits"})
+    corners = np.array(np.meshgrid(*[(0, n - 1) for n in data.shape], indexing="ij")).reshape(3, -1).T
+    world = np.array([layer.data_to_world(c) for c in corners])
+    lps = (expected.lps_affine @ np.c_[np.zeros((8, 3)), np.ones(8)].T).T[:, :3]
+    # the file's voxel (0, 0, 0) is one of the displayed corners
+    assert np.min(np.linalg.norm(world - lps[0, ::-1], axis=1)) < 1e-6
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".mha", ".nrrd"])
+def test_volume_files_open_on_their_geometry(small_case, tmp_path, suffix):
+    path = write_image(small_case.image, tmp_path / f"ct{suffix}")
+    layer_data = _open(path)
+    assert layer_data[2] == "image"
+    assert (
+        tuple(layer_data[1]["contrast_limits"]) == CT_SOFT_TISSUE_WINDOW
+    )  # HU recognised without a modality tag
+    _assert_shows(layer_data, read_image(path))
+
+
+@pytest.mark.parametrize("orientation", ["RAS", "oblique"])
+def test_dicom_folder_and_zip_open_on_the_series_geometry(tmp_path, orientation):
+    series = write_series(tmp_path / "study", ct_image(orientation=orientation))
+    from_folder = _open(series.folder)
+    _assert_shows(from_folder, read_image(series.folder))
+    assert from_folder[1]["metadata"]["medswin"]["meta"]["format"] == "dicom"
+    archive = zip_folder(series.folder, tmp_path / "study.zip")
+    _assert_shows(_open(archive), read_image(archive))
+
+
+def test_segmentation_files_open_as_labels(small_case, tmp_path):
+    path = write_image(small_case.labels, tmp_path / "case_001_seg.nii.gz")
+    data, kwargs, layer_type = _open(path)
+    assert layer_type == "labels"
+    np.testing.assert_array_equal(layer_to_image(data, kwargs).array, read_image(path, kind="label").array)
+    # the same voxels under a name that does not say "segmentation" stay an image
+    assert _open(write_image(small_case.labels, tmp_path / "case_001.nii.gz"))[2] == "image"
+
+
+def test_other_paths_are_declined_without_raising(tmp_path):
+    png = tmp_path / "photo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    plain_folder = tmp_path / "folder"
+    plain_folder.mkdir()
+    (plain_folder / "readme.txt").write_text("hello")
+    not_zip = tmp_path / "fake.zip"
+    not_zip.write_text("nope")
+    for path in (png, text, plain_folder, not_zip, tmp_path / "missing.nii.gz", tmp_path / "empty"):
+        assert napari_get_reader(str(path)) is None, path
+    nifti = write_image(make_small_image(), tmp_path / "a.nii.gz")
+    assert napari_get_reader([str(nifti), str(nifti)]) is None
+    assert callable(napari_get_reader([str(nifti)]))
+
+
+def test_broken_files_report_medswin_errors(tmp_path, small_case):
+    """A file named like a volume is claimed; reading it then fails with medswin's message, which napari shows."""
+    path = write_image(small_case.image, tmp_path / "ct.nii.gz")
+    path.write_bytes(path.read_bytes()[:400])  # truncated: the header is there, the voxels are not
+    reader = napari_get_reader(str(path))
+    with pytest.raises(ImageReadError, match="ct.nii.gz"):
+        reader(str(path))
+    text = tmp_path / "notes.nii"
+    text.write_text("not an image")
+    with pytest.raises(ImageReadError, match="notes.nii"):
+        napari_get_reader(str(text))(str(text))
+
+
+def test_opening_through_the_viewer_uses_the_same_transform(viewer, tmp_path, oblique_phantom):
+    path = write_image(oblique_phantom.image, tmp_path / "oblique.nii.gz")
+    (layer,) = viewer.open(str(path), plugin="medswin")
+    _, kwargs, _ = _open(path)
+    np.testing.assert_allclose(layer.scale, kwargs["scale"])
+    np.testing.assert_allclose(layer.translate, kwargs["translate"])
+    np.testing.assert_allclose(layer.rotate, kwargs["rotate"])
+    affine = nib.load(str(path)).affine  # RAS voxel -> world
+    centre = (np.asarray(oblique_phantom.image.shape) - 1) / 2
+    ras = affine @ np.r_[centre, 1.0]
+    lps = ras[:3] * [-1, -1, 1]
+    display_centre = (np.asarray(layer.data.shape) - 1) / 2
+    np.testing.assert_allclose(layer.data_to_world(display_centre), lps[::-1], atol=1e-4)
+
+
+def make_small_image():
+    return ct_image(shape=(8, 6, 4))

@@ -1,0 +1,87 @@
+"""Dock widgets in a real viewer: sample data, the volume table and jumping to a structure, Compare."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._widget import CompareWidget, SegmentWidget
+
+from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
+from medswin.metrics import evaluate_case, volume_ml
+
+pytestmark = pytest.mark.napari
+
+NAMES = {value: name for value, (name, _) in PHANTOM_LABELS.items()}
+
+
+@pytest.fixture
+def phantom_viewer(viewer):
+    """A viewer holding the medswin sample: the CT phantom and its reference organ labels."""
+    layers = viewer.open_sample("medswin", "ct_phantom")
+    assert [layer.name for layer in layers] == ["CT phantom", "CT phantom reference"]
+    return viewer
+
+
+def test_sample_layers_share_one_physical_transform(phantom_viewer):
+    image, labels = phantom_viewer.layers
+    np.testing.assert_array_equal(image.affine.affine_matrix, labels.affine.affine_matrix)
+    np.testing.assert_array_equal(image._data_to_world.affine_matrix, labels._data_to_world.affine_matrix)
+    assert tuple(image.contrast_limits) == (-160.0, 240.0)
+    assert image_from_layer(labels).grid_difference(image_from_layer(image)) is None
+
+
+def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer):
+    widget = SegmentWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    reference = phantom_viewer.layers["CT phantom reference"]
+    widget._volume_layer.reset_choices()
+    widget._volume_layer.value = reference
+    labels = image_from_layer(reference)
+    table = widget._table.to_dataframe()
+    assert list(table["name"]) == [NAMES[v] for v in sorted(NAMES)]
+    for value, voxels, millilitres in zip(table["label"], table["voxels"], table["volume_ml"], strict=True):
+        mask = labels.array[0] == value
+        assert voxels == int(mask.sum())
+        assert millilitres == pytest.approx(volume_ml(mask, labels.spacing), abs=5e-4)
+
+    row = list(table["name"]).index("spleen")
+    widget.focus_row(row)
+    spleen = widget.volumes[row]
+    centroid_world = np.asarray(spleen.centroid_lps_mm[::-1])
+    # the slider snaps to the nearest slice; the camera centres on the centroid itself
+    assert np.all(
+        np.abs(np.asarray(phantom_viewer.dims.point) - centroid_world) <= np.asarray(reference.scale) / 2
+    )
+    np.testing.assert_allclose(phantom_viewer.camera.center[-2:], centroid_world[-2:], atol=1e-6)
+    assert reference.selected_label == 2 and reference.show_selected_label
+    # the slice shown now cuts through the spleen
+    data_index = np.round(reference.world_to_data(phantom_viewer.dims.point)).astype(int)
+    assert (reference.data[data_index[0]] == 2).any()
+    widget._show_all.clicked()
+    assert not reference.show_selected_label
+
+
+def test_compare_scores_equal_evaluate_case(phantom_viewer, qtbot):
+    reference_layer = phantom_viewer.layers["CT phantom reference"]
+    reference = image_from_layer(reference_layer)
+    other = make_ct_phantom(seed=11).labels  # the same grid, organs placed differently
+    prediction = reference.with_array(other.array, kind="label")
+    data, kwargs, _ = image_to_layer_data(prediction, "other", label_names=NAMES)
+    phantom_viewer.add_labels(data, **kwargs)
+    widget = CompareWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._prediction.value = phantom_viewer.layers["other"]
+    widget._reference.value = reference_layer
+    widget._tolerance.value = 3.0
+    worker = widget.compare()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    expected = evaluate_case(prediction, reference, nsd_tolerance_mm=3.0).rows
+    assert [r["label"] for r in widget.rows] == [int(e["label"]) for e in expected]
+    for row, truth in zip(widget.rows, expected, strict=True):
+        assert (row["dice"], row["hd95_mm"], row["nsd"]) == (truth["dice"], truth["hd95"], truth["nsd"])
+        assert row["name"] == NAMES[row["label"]]
+    shown = widget._table.to_dataframe()
+    assert list(shown["dice"]) == [round(r["dice"], 4) for r in widget.rows]
