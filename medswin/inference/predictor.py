@@ -1,0 +1,356 @@
+"""The one ``Predictor``: an :class:`~medswin.io.Image` in, labels on the input's own grid out.
+
+Steps for one image (each timed in ``Prediction.timings``):
+
+1. ``preprocess`` -- the card's MONAI transforms take the image onto the *model grid*
+   (orientation, spacing, intensity; :mod:`medswin.transforms.preprocess`);
+2. ``inference`` -- sliding windows with Gaussian blending (MONAI's window grid and weights),
+   optional mirror test-time augmentation, reduced to labels plane by plane as soon as a plane
+   is complete (:mod:`medswin.inference.stitching`): argmax for softmax cards, thresholded
+   regions painted in order for sigmoid cards;
+3. ``resample`` -- the label map (nearest neighbour, never probabilities) and, when asked, the
+   probabilities (linear) are sampled onto the input's exact grid through the two affines;
+4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`).
+
+Memory: the full-resolution ``classes x volume`` float32 buffer of MONAI's sliding window is never
+made unless ``save_probabilities=True``. For a 512x512x600 CT at 0.78x0.78x1 mm and the BTCV
+card (14 classes, 1.5x1.5x2 mm, 96³ windows; model grid 267x267x300) the peak is about
+
+    input as read (int16, 0.3 GB) + model-grid input (float32, 86 MB)
+    + stitch slab (14 x 96 x 267 x 267 x 4 B = 0.38 GB) + labels (uint8: 21 MB model grid,
+    157 MB input grid) + network activations of ``sw_batch_size`` windows (~0.6 GB at feature
+    size 12, ~2 GB at 48, bf16 halves it)
+
+instead of 14 x 267 x 267 x 300 x 4 B = 1.2 GB for the stitching buffer alone (3.0 GB at 750
+model-grid slices). ``benchmarks/bench_predict.py`` measures peak RSS against the plain MONAI flow.
+
+Speed on CPU: :func:`medswin.inference.runtime.configure_cpu_runtime` keeps freed memory in the
+process (the kernel's page faults dominated otherwise), MONAI's SDPA window attention is switched
+on under ``torch.inference_mode`` (same weights, same outputs to ~1e-6), and ``precision="bf16"``
+runs the network under bf16 autocast (AVX-512 BF16/AMX CPUs; blending stays float32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import CancelledError, CheckpointError, GeometryError, MedSwinError
+from medswin.io.image import Image
+from medswin.models.card import ModelCard
+from medswin.models.inputs import ModelInputError
+from medswin.transforms.postprocess import (
+    Postprocess,
+    label_numpy_dtype,
+    logits_to_labels,
+    logits_to_probabilities,
+)
+from medswin.transforms.preprocess import preprocess, to_input_grid
+
+__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback"]
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: ``progress(done, total, message)``: windows done out of total, and what is happening.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass
+class Prediction:
+    """The result of :meth:`Predictor.predict`.
+
+    Attributes:
+        labels: one-channel label map on the input's exact grid (uint8, or uint16 for labels > 255).
+        probabilities: ``(K, *input shape)`` float32 on the input grid (softmax over labels, or
+            sigmoid per region channel) when ``save_probabilities`` was set, else ``None``.
+        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``total``.
+        card: the model card that produced it.
+        windows: sliding windows run (each ``2**d`` forward passes with test-time augmentation).
+    """
+
+    labels: Image
+    probabilities: Image | None
+    timings: dict[str, float]
+    card: ModelCard
+    windows: int = 0
+
+
+def _resolve(source: Any, card: ModelCard | None, device: str) -> tuple[Any, ModelCard]:
+    """``(network, card)`` from a module (+ card), a ModelCard with shipped weights, or a ``-m`` spec."""
+    import torch
+
+    from medswin.models.checkpoints import load_checkpoint
+    from medswin.models.resolve import resolve_model, shipped_weights
+
+    if isinstance(source, torch.nn.Module):
+        if card is None:
+            raise MedSwinError(
+                "Predictor(model) needs card=: the model card says how to preprocess and label"
+            )
+        return source, card
+    if isinstance(source, ModelCard):
+        weights = shipped_weights(source.id)
+        if weights is None:
+            raise CheckpointError(
+                f"model card {source.id!r} comes without weights; pass a medswin checkpoint (.safetensors) "
+                "or import official weights with `medswin import-checkpoint`"
+            )
+        return load_checkpoint(weights, device)
+    if isinstance(source, str | Path):
+        network, resolved = resolve_model(source, device)
+        if network is None:
+            raise CheckpointError(
+                f"{source}: names model card {resolved.id!r} but no weights; pass a medswin checkpoint "
+                "(.safetensors) or import official weights with `medswin import-checkpoint`"
+            )
+        return network, resolved
+    raise TypeError(
+        f"Predictor needs a torch module, a ModelCard or a checkpoint path/id, got {type(source).__name__}"
+    )
+
+
+class Predictor:
+    """Segment images with one model: preprocessing, sliding window, TTA, precision, the way back.
+
+    Args:
+        model: a ``torch.nn.Module`` (then ``card`` is required), a medswin checkpoint path, a card
+            path/preset id with shipped weights (anything :func:`medswin.models.resolve_model`
+            accepts), or a :class:`ModelCard` whose weights are shipped.
+        card: the model card, when ``model`` is a module.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        precision: ``"fp32"``; ``"bf16"`` (autocast; fast on CPUs with AVX-512 BF16/AMX and on
+            GPUs); ``"fp16"`` (autocast; GPUs). Blending and thresholds stay float32.
+        overlap: sliding-window overlap in [0, 1); ``None`` takes the card's.
+        sw_batch_size: windows per network call (1 is fastest on CPU).
+        tta: mirror test-time augmentation: average over every combination of flips of the
+            network's spatial axes (8 passes in 3D, 4 for 2D models).
+        mode: window blending, ``"gaussian"`` (sigma 0.125 x window) or ``"constant"``.
+        postprocess: clean-up applied to the labels on the input grid.
+        save_probabilities: also return probabilities on the input grid (needs the full
+            ``K x volume`` float32 buffer on the model grid, plus the same on the input grid).
+        fast_attention: use MONAI's scaled-dot-product window attention during prediction
+            (SwinUNETR; same weights, outputs equal to ~1e-6, ~2x faster on CPU).
+        tune_allocator / threads: CPU runtime settings, see
+            :func:`medswin.inference.runtime.configure_cpu_runtime`.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        card: ModelCard | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+        overlap: float | None = None,
+        sw_batch_size: int = 1,
+        tta: bool = False,
+        mode: str = "gaussian",
+        postprocess: Postprocess | None = None,
+        save_probabilities: bool = False,
+        fast_attention: bool = True,
+        tune_allocator: bool = True,
+        threads: int | None = None,
+    ) -> None:
+        import torch
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if mode not in ("gaussian", "constant"):
+            raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
+        if sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise MedSwinError(f"device {device!r} was asked for, but this torch build sees no CUDA GPU")
+        if self.device.type == "cpu":
+            from medswin.inference.runtime import configure_cpu_runtime
+
+            configure_cpu_runtime(tune_allocator=tune_allocator, threads=threads)
+        network, self.card = _resolve(model, card, str(self.device))
+        self.network = network.to(self.device).eval()
+        self.precision = precision
+        self.overlap = float(self.card.overlap if overlap is None else overlap)
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+        self.sw_batch_size = int(sw_batch_size)
+        self.tta = bool(tta)
+        self.mode = mode
+        self.postprocess = postprocess or Postprocess()
+        self.save_probabilities = bool(save_probabilities)
+        self.fast_attention = bool(fast_attention)
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor(model {self.card.id!r}, device {self.device}, precision {self.precision}, "
+            f"overlap {self.overlap}, tta {self.tta}, sw_batch_size {self.sw_batch_size})"
+        )
+
+    # ------------------------------------------------------------------ network call
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @contextlib.contextmanager
+    def _attention_mode(self) -> Iterator[None]:
+        """Switch MONAI's SDPA window attention on for the duration (it only acts without autograd)."""
+        modules = [m for m in self.network.modules() if hasattr(m, "use_flash_attention")]
+        before = [m.use_flash_attention for m in modules]
+        try:
+            if self.fast_attention:
+                for m in modules:
+                    m.use_flash_attention = True
+            yield
+        finally:
+            for m, value in zip(modules, before):
+                m.use_flash_attention = value
+
+    def _forward(self, x: Any) -> Any:
+        """Network logits ``(B, K, *roi)`` float32 for ``x`` ``(B, C, *roi)``, averaged over mirrors with TTA."""
+        import torch
+
+        with self._autocast():
+            out = self.network(x).float()
+            if not self.tta:
+                return out
+            axes = range(2, x.ndim)
+            combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+            for flip in combos:
+                out += torch.flip(self.network(torch.flip(x, flip)).float(), flip)
+        return out.div_(len(combos) + 1)
+
+    def _window_predictor(self, slice_axis: int | None) -> Callable[[Any], Any]:
+        if slice_axis is None:
+            return self._forward
+        axis = 2 + slice_axis
+
+        def per_slice(x: Any) -> Any:  # (B, C, *roi with 1 at slice_axis): a batch of slices for a 2D model
+            return self._forward(x.squeeze(axis)).unsqueeze(axis)
+
+        return per_slice
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, image: Image) -> int | None:
+        """Channel and dimension checks; returns the slice axis for 2D models on volumes (else None)."""
+        where = image.meta.get("path", "<in memory>")
+        card = self.card
+        if image.kind != "intensity":
+            raise GeometryError(f"{where}: is a label image; predict needs the intensity image")
+        if image.num_channels != len(card.channels):
+            raise ModelInputError(
+                f"{where}: the image has {image.num_channels} channel(s) but model {card.id!r} takes "
+                f"{len(card.channels)} ({', '.join(card.channels)}); give the channels in that order as one "
+                "multi-channel image"
+            )
+        if card.spatial_dims == image.spatial_dims:
+            return None
+        if card.spatial_dims == 2 and image.spatial_dims == 3:
+            if card.slice_axis is None:
+                raise ModelInputError(
+                    f"{where}: model {card.id!r} is 2D and its card sets no slice_axis, so it cannot run on a volume"
+                )
+            return int(card.slice_axis)
+        raise ModelInputError(f"{where}: model {card.id!r} is {card.spatial_dims}D but the image is 2D")
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        image: Image,
+        progress: ProgressCallback | None = None,
+        cancel: Callable[[], bool] | Any | None = None,
+    ) -> Prediction:
+        """Segment ``image`` (C, X, Y[, Z]); labels come back on its exact grid.
+
+        Args:
+            image: intensity image with ``len(card.channels)`` channels in the card's order.
+            progress: called as ``progress(done, total, message)``: ``(0, total)`` before the first
+                window, after every network call, and ``(total, total)`` while resampling.
+            cancel: a callable returning True (or an object with ``is_set()``, e.g.
+                ``threading.Event``) to stop; checked before and between windows.
+
+        Raises:
+            CancelledError: when ``cancel`` asked to stop (nothing is returned or written).
+            ModelInputError: wrong number of channels, or a 3D model on a 2D image.
+        """
+        import torch
+
+        from medswin.inference.stitching import sliding_window_reduce
+
+        slice_axis = self._check(image)
+        is_cancelled = getattr(cancel, "is_set", cancel)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+
+        model_input = preprocess(image, self.card)
+        model_affine = np.asarray(model_input.affine.detach().cpu().numpy(), dtype=np.float64)
+        tensor = model_input.as_tensor().to(self.device)
+        del model_input
+        timings["preprocess"] = time.perf_counter() - start
+
+        roi = list(self.card.roi_size)
+        if slice_axis is not None:
+            roi.insert(slice_axis, 1)
+
+        def on_windows(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total, "sliding window")
+            if is_cancelled is not None and is_cancelled():
+                raise CancelledError(f"prediction cancelled after {done} of {total} windows")
+
+        tick = time.perf_counter()
+        with torch.inference_mode(), self._attention_mode():
+            result = sliding_window_reduce(
+                tensor,
+                self._window_predictor(slice_axis),
+                roi,
+                lambda logits: logits_to_labels(logits, self.card),
+                overlap=self.overlap,
+                sw_batch_size=self.sw_batch_size,
+                mode=self.mode,
+                keep_blended=self.save_probabilities,
+                on_windows=on_windows,
+            )
+            del tensor
+            probabilities = None
+            if result.blended is not None:
+                probabilities = logits_to_probabilities(result.blended, self.card, inplace=True).cpu().numpy()
+                result.blended = None
+        labels_model = result.reduced.cpu().numpy().astype(label_numpy_dtype(self.card), copy=False)
+        timings["inference"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        if progress is not None:
+            progress(result.windows, result.windows, "resampling onto the input grid")
+        labels = to_input_grid(labels_model, model_affine, image, kind="label")
+        probability_image = None
+        if probabilities is not None:
+            probability_image = to_input_grid(probabilities, model_affine, image, kind="intensity")
+            del probabilities
+        timings["resample"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        labels = self.postprocess.apply(labels)
+        timings["postprocess"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - start
+        log.info(
+            "predicted %s with %s: %d windows, %.1f s (%s)",
+            "x".join(str(n) for n in image.shape),
+            self.card.id,
+            result.windows,
+            timings["total"],
+            ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"),
+        )
+        return Prediction(labels, probability_image, timings, self.card, result.windows)
