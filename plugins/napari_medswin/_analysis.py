@@ -47,7 +47,7 @@ class StructureVolume:
             "label": self.label,
             "name": self.name,
             "voxels": self.voxels,
-            "volume_ml": round(self.volume_ml, 3),
+            "volume_ml": self.volume_ml,
         }
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "label_features",
     "layer_attributes",
     "layer_to_image",
+    "spatial_transform",
 ]
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
@@ -218,6 +219,36 @@ def layer_attributes(layer: Any) -> dict[str, Any]:
         "metadata": layer.metadata,
         "features": getattr(layer, "features", None),
     }
+
+
+def spatial_transform(layer: Any, dims: int) -> dict[str, Any]:
+    """A layer's ``scale``/``translate``/``rotate``/``shear``/``affine`` restricted to its last ``dims`` axes.
+
+    Given to a labels layer made on an image layer, it puts both through the very same transform
+    (bit for bit, not a recomputation); a leading channel axis of a 4D image is dropped.
+    """
+    skip = layer.ndim - dims
+    if skip < 0:
+        raise GeometryError(f"layer {layer.name!r} has {layer.ndim} axes, fewer than {dims}")
+    affine = np.asarray(layer.affine.affine_matrix)
+    keep = [*range(skip, layer.ndim), layer.ndim]
+    return {
+        "scale": np.asarray(layer.scale)[skip:],
+        "translate": np.asarray(layer.translate)[skip:],
+        "rotate": np.asarray(layer.rotate)[skip:, skip:],
+        "shear": _shear_block(np.asarray(layer.shear), layer.ndim, skip),
+        "affine": affine[np.ix_(keep, keep)],
+    }
+
+
+def _shear_block(shear: np.ndarray, ndim: int, skip: int) -> np.ndarray:
+    """napari stores shear as the upper triangle (row by row); keep the part among the last axes."""
+    if shear.ndim == 2:
+        return shear[skip:, skip:]
+    full = np.eye(ndim)
+    full[np.triu_indices(ndim, 1)] = shear
+    block = full[skip:, skip:]
+    return block[np.triu_indices(ndim - skip, 1)]
 
 
 def _data_to_world(attributes: Mapping[str, Any], ndim: int) -> np.ndarray:

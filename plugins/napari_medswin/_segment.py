@@ -7,10 +7,12 @@ tensor-related is :class:`medswin.inference.Predictor`'s job (torch is imported 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medswin.errors import CheckpointError, GeometryError
 from medswin.io.image import Image
@@ -77,26 +79,26 @@ class SegmentationRunner:
     """
 
     def __init__(self) -> None:
-        self._key: tuple[str, float, str, float] | None = None
+        self._key: tuple[str, float, str] | None = None
         self._predictor: Any = None
 
-    def _predictor_for(self, spec: str, device: str, overlap: float) -> Any:
+    def _predictor_for(self, spec: str, device: str) -> Any:
         from medswin.inference import Predictor
         from medswin.models import resolve_model
 
         path = Path(spec).expanduser()
         stamp = path.stat().st_mtime if path.is_file() else 0.0
-        key = (spec, stamp, device, float(overlap))
+        key = (spec, stamp, device)
         if key != self._key:
             self._predictor, self._key = None, None
             model, card = resolve_model(spec, device=device)
             if model is None:
-                hint = card.provenance.get("weights", "import them with 'medswin import-checkpoint'")
+                hint = card.provenance.get("weights") or "import them with 'medswin import-checkpoint'"
                 raise CheckpointError(
                     f"model {spec!r}: medswin ships its card but not its weights ({hint}); then choose "
                     f"'{CHECKPOINT_CHOICE}' and pick the .safetensors file"
                 )
-            self._predictor = Predictor((model, card), device=device, overlap=overlap)
+            self._predictor = Predictor(model, card=card, device=device)
             self._key = key
         return self._predictor
 
@@ -117,15 +119,26 @@ class SegmentationRunner:
         """
         if progress is not None:
             progress(0, 1, f"loading {Path(spec).name or spec}")
-        predictor = self._predictor_for(spec, device, overlap)
+        if not 0.0 <= overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+        predictor = self._predictor_for(spec, device)
+        predictor.overlap = float(overlap)  # a setting of each run; the loaded network is reused
         return predictor.predict(image, progress=progress, cancel=cancel)
 
 
-def prediction_layer_data(image: Image, prediction: Any, image_name: str) -> LayerDataTuple:
+def prediction_layer_data(
+    image: Image, prediction: Any, image_name: str, transform: Mapping[str, Any] | None = None
+) -> LayerDataTuple:
     """The labels layer of a prediction: on ``image``'s grid and transform, named and coloured per model card.
 
-    The labels carry the input's metadata (path, NIfTI header, DICOM source files), so saving them
-    (NIfTI or DICOM-SEG) writes them against the study they were predicted on.
+    Args:
+        image: the input the prediction was made on (its metadata goes with the labels, so saving
+            them writes NIfTI headers or DICOM-SEG references of that study).
+        prediction: :class:`~medswin.inference.Prediction` (``labels`` on the input grid, ``card``).
+        image_name: name of the image layer; the labels layer is ``"<image_name> [<card id>]"``.
+        transform: the image layer's own ``scale``/``translate``/``rotate``/``shear``/``affine``
+            (:func:`~napari_medswin._layers.spatial_transform`), copied so both layers share one
+            transform exactly; default: computed from ``image``'s geometry.
     """
     labels: Image = prediction.labels
     difference = labels.grid_difference(image, atol_mm=1e-4)
@@ -133,10 +146,15 @@ def prediction_layer_data(image: Image, prediction: Any, image_name: str) -> Lay
         raise GeometryError(f"{image_name}: the prediction is not on the input grid ({difference})")
     card = prediction.card
     on_input = image.with_array(labels.array, kind="label")
-    return image_to_layer_data(
+    data, kwargs, layer_type = image_to_layer_data(
         on_input,
         f"{image_name} [{card.id}]",
         label_names=card.label_names(),
         colors=card.colors,
         extra_metadata={"model": card.id},
     )
+    if transform is not None:
+        for key in ("scale", "translate", "rotate", "shear", "affine"):
+            kwargs.pop(key, None)
+        kwargs.update({key: np.asarray(value).copy() for key, value in transform.items()})
+    return data, kwargs, layer_type

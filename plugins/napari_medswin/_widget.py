@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,11 +27,11 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
-from napari_medswin._analysis import COMPARE_COLUMNS, StructureVolume, compare_structures, structure_volumes
-from napari_medswin._layers import image_from_layer
+from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
+from napari_medswin._layers import image_from_layer, spatial_transform
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
@@ -47,7 +48,24 @@ __all__ = ["SegmentWidget", "CompareWidget", "focus_structure"]
 
 log = logging.getLogger(__name__)
 
-VOLUME_COLUMNS = ("label", "name", "voxels", "volume_ml")
+# delay (ms) between an edit of the labels and the recount of the volume table
+_EDIT_REFRESH_MS = 150
+#: volume table: (row key, column header, cell format)
+VOLUME_TABLE = (
+    ("label", "label", "{}"),
+    ("name", "name", "{}"),
+    ("voxels", "voxels", "{:d}"),
+    ("volume_ml", "volume (mL)", "{:.2f}"),
+)
+#: comparison table: (row key, column header, cell format)
+COMPARE_TABLE = (
+    ("label", "label", "{}"),
+    ("name", "name", "{}"),
+    ("dice", "Dice", "{:.3f}"),
+    ("hd95_mm", "HD95 (mm)", "{:.2f}"),
+    ("nsd", "NSD", "{:.3f}"),
+    ("empty", "empty", "{}"),
+)
 
 
 class _ProgressRelay(QObject):
@@ -96,9 +114,18 @@ class SegmentWidget(Container):
         self._relay.progressed.connect(self._on_progress)
         self._volumes: list[StructureVolume] = []
         self._volumes_of: Any = None  # the labels layer the table describes
+        self._edit_timer = QTimer()
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(_EDIT_REFRESH_MS)
+        self._edit_timer.timeout.connect(lambda: self._refresh_volumes(self._volumes_of))
 
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
-        choices = [(c.label, c.spec) for c in model_choices()] + [(CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)]
+        # runnable shipped checkpoints first (the default), then a file, then cards whose weights are imported
+        models = model_choices()
+        choices = [(c.label, c.spec) for c in models if c.has_weights]
+        choices += [(CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)] + [
+            (c.label, c.spec) for c in models if not c.has_weights
+        ]
         self._model = ComboBox(label="Model", choices=choices)
         self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
         self._device = ComboBox(label="Device", choices=available_devices())
@@ -108,7 +135,7 @@ class SegmentWidget(Container):
         self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self._status = Label(value="")
         self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
-        self._table = Table(columns=list(VOLUME_COLUMNS))
+        self._table = Table(columns=[header for _, header, _ in VOLUME_TABLE])
         self._table.read_only = True
         self._show_all = PushButton(text="Show all labels")
         super().__init__(
@@ -142,12 +169,12 @@ class SegmentWidget(Container):
     def _model_spec(self) -> str:
         if self._model.value != CHECKPOINT_CHOICE:
             return str(self._model.value)
-        path = str(self._checkpoint.value or "").strip()
-        if not path or path == ".":
+        path = Path(str(self._checkpoint.value or "")).expanduser()
+        if not path.is_file():
             raise CheckpointError(
-                "no checkpoint chosen: pick a medswin checkpoint (.safetensors) file for the model"
+                f"no checkpoint chosen ({path} is not a file): pick a medswin checkpoint (.safetensors) file"
             )
-        return path
+        return str(path)
 
     def _on_model_changed(self, value: Any) -> None:
         self._checkpoint.visible = value == CHECKPOINT_CHOICE
@@ -179,8 +206,10 @@ class SegmentWidget(Container):
             progress=self._relay.progressed.emit,
             cancel=self._cancel_requested.is_set,
             _start_thread=False,
+            _ignore_errors=True,  # _on_error shows them (and a cancel is not an error)
         )
-        worker.returned.connect(lambda prediction: self._on_result(image, layer.name, prediction))
+        transform = spatial_transform(layer, image.spatial_dims)
+        worker.returned.connect(lambda prediction: self._on_result(image, layer.name, transform, prediction))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -199,9 +228,9 @@ class SegmentWidget(Container):
         self._progress.value = min(int(done), self._progress.max)
         self._status.value = message
 
-    def _on_result(self, image: Any, image_name: str, prediction: Any) -> None:
+    def _on_result(self, image: Any, image_name: str, transform: dict[str, Any], prediction: Any) -> None:
         try:
-            data, kwargs, _ = prediction_layer_data(image, prediction, image_name)
+            data, kwargs, _ = prediction_layer_data(image, prediction, image_name, transform)
         except MedSwinError as error:
             _report(error)
             return
@@ -209,8 +238,8 @@ class SegmentWidget(Container):
         if existing is not None:  # a re-run replaces the previous result of the same model
             self._viewer.layers.remove(existing)
         layer = self._viewer.add_labels(data, **kwargs)
-        seconds = sum(float(v) for v in (getattr(prediction, "timings", None) or {}).values())
-        self._status.value = f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds else "")
+        seconds = prediction.timings.get("total")
+        self._status.value = f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else "")
         self._progress.value = self._progress.max
         self._volume_layer.reset_choices()
         self._volume_layer.value = layer
@@ -237,6 +266,13 @@ class SegmentWidget(Container):
 
     def _refresh_volumes(self, layer: Any = None) -> None:
         layer = layer if layer is not None else self._volume_layer.value
+        if layer is not self._volumes_of:  # follow edits (painting, filling) of the layer shown
+            for old in [self._volumes_of] if self._volumes_of is not None else []:
+                old.events.paint.disconnect(self._on_labels_edited)
+                old.events.data.disconnect(self._on_labels_edited)
+            if layer is not None:
+                layer.events.paint.connect(self._on_labels_edited)
+                layer.events.data.connect(self._on_labels_edited)
         self._volumes_of = layer
         if layer is None:
             self._volumes = []
@@ -248,8 +284,12 @@ class SegmentWidget(Container):
             except MedSwinError as error:
                 _report(error)
                 self._volumes = []
-        rows = [[v.as_row()[c] for c in VOLUME_COLUMNS] for v in self._volumes]
-        self._table.value = _table_value(rows, VOLUME_COLUMNS)
+        self._table.value = _table_value([v.as_row() for v in self._volumes], VOLUME_TABLE)
+
+    def _on_labels_edited(self, event: Any = None) -> None:
+        # napari announces a paint before writing the voxels, and a brush drag paints many times:
+        # recount once the event loop is idle again, at most every _EDIT_REFRESH_MS
+        self._edit_timer.start()
 
     @property
     def volumes(self) -> list[StructureVolume]:
@@ -280,7 +320,7 @@ class CompareWidget(Container):
         self._tolerance = FloatSpinBox(label="NSD tolerance (mm)", value=2.0, min=0.0, max=50.0, step=0.5)
         self._compare = PushButton(text="Compare")
         self._status = Label(value="")
-        self._table = Table(columns=list(COMPARE_COLUMNS))
+        self._table = Table(columns=[header for _, header, _ in COMPARE_TABLE])
         self._table.read_only = True
         super().__init__(
             widgets=[
@@ -330,6 +370,7 @@ class CompareWidget(Container):
             names,
             float(self._tolerance.value),
             _start_thread=False,
+            _ignore_errors=True,  # _on_error shows them
         )
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -340,8 +381,7 @@ class CompareWidget(Container):
 
     def _on_result(self, rows: Sequence[dict[str, Any]]) -> None:
         self._rows = list(rows)
-        table = [[_cell(row[c]) for c in COMPARE_COLUMNS] for row in self._rows]
-        self._table.value = _table_value(table, COMPARE_COLUMNS)
+        self._table.value = _table_value(self._rows, COMPARE_TABLE)
         dice = [row["dice"] for row in self._rows]
         self._status.value = f"mean Dice {np.mean(dice):.3f} over {len(dice)} labels" if dice else "no labels"
 
@@ -354,10 +394,7 @@ class CompareWidget(Container):
         self._compare.enabled = True
 
 
-def _table_value(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> dict[str, Any]:
-    """magicgui's "split" table form: the columns stay even when there are no rows."""
-    return {"data": [list(r) for r in rows], "columns": list(columns), "index": list(range(len(rows)))}
-
-
-def _cell(value: Any) -> Any:
-    return round(value, 4) if isinstance(value, float) else value
+def _table_value(rows: Sequence[dict[str, Any]], layout: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """magicgui's "split" table form, cells formatted as text (the columns stay when there are no rows)."""
+    data = [[fmt.format(row[key]) for key, _, fmt in layout] for row in rows]
+    return {"data": data, "columns": [header for _, header, _ in layout], "index": list(range(len(rows)))}

@@ -22,11 +22,18 @@ def _has_display() -> bool:
     return sys.platform != "linux" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):  # noqa: ANN001 - napari's fixture factory
-    """A hidden napari viewer (needs a display; see the module docstring)."""
-    if not _has_display():
+_GUI_FIXTURES = {"qapp", "qtbot", "make_napari_viewer", "viewer"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip tests that need Qt when there is no display, before Qt is started (it would abort the run)."""
+    if not _has_display() and _GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
         pytest.skip("napari viewer tests need a display: run them under `xvfb-run -a pytest ...`")
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A hidden napari viewer (needs a display; see the module docstring)."""
     return make_napari_viewer()
 
 
@@ -57,3 +64,64 @@ def medswin_plugin() -> None:
         pytest.fail(
             "the napari-medswin manifest is not registered: reinstall with `pip install -e .[napari]`"
         )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Swin UNETR (feature_size 12, 64×32×32 windows) for the phantom's five organs, as a checkpoint.
+
+    The same file format and loading path as a trained model; its predictions are arbitrary but
+    deterministic, which is all the widget tests need.
+    """
+    import torch
+
+    from medswin.data.phantom import PHANTOM_LABELS
+    from medswin.models import ModelCard, save_checkpoint
+
+    labels = {0: "background", **{value: name for value, (name, _) in PHANTOM_LABELS.items()}}
+    card = ModelCard(
+        id="tiny_phantom",
+        architecture="swin_unetr",
+        config={"in_channels": 1, "out_channels": len(labels), "feature_size": 12},
+        channels=["CT"],
+        labels=labels,
+        orientation="RAS",
+        spacing=None,
+        intensity={
+            "type": "window",
+            "a_min": -175.0,
+            "a_max": 250.0,
+            "b_min": 0.0,
+            "b_max": 1.0,
+            "clip": True,
+        },
+        roi_size=(64, 32, 32),
+        overlap=0.25,
+        modality="CT",
+        colors={1: (221, 130, 101), 2: (157, 108, 162), 5: (241, 214, 145)},
+    )
+    torch.manual_seed(0)
+    model = card.create_model()
+    return save_checkpoint(model, card, tmp_path_factory.mktemp("models") / "tiny_phantom.safetensors")
+
+
+@pytest.fixture
+def check_volume_table():
+    """Assert that a Segment widget's volume table shows the metrics module's numbers for ``labels``."""
+    import numpy as np
+
+    from medswin.metrics import volume_ml
+
+    def check(widget, labels) -> None:
+        native = widget._table.native
+        shown = [
+            [native.item(r, c).text() for c in range(native.columnCount())] for r in range(native.rowCount())
+        ]
+        assert [int(row[0]) for row in shown] == [v.label for v in widget.volumes]
+        for structure, (_, name, voxels, millilitres) in zip(widget.volumes, shown, strict=True):
+            mask = np.asarray(labels.array[0]) == structure.label
+            assert structure.voxels == int(mask.sum()) == int(voxels)
+            assert structure.volume_ml == volume_ml(mask, labels.spacing)
+            assert (name, millilitres) == (structure.name, f"{structure.volume_ml:.2f}")
+
+    return check

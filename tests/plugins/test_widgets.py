@@ -8,7 +8,7 @@ from napari_medswin._layers import image_from_layer, image_to_layer_data
 from napari_medswin._widget import CompareWidget, SegmentWidget
 
 from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
-from medswin.metrics import evaluate_case, volume_ml
+from medswin.metrics import evaluate_case
 
 pytestmark = pytest.mark.napari
 
@@ -31,7 +31,7 @@ def test_sample_layers_share_one_physical_transform(phantom_viewer):
     assert image_from_layer(labels).grid_difference(image_from_layer(image)) is None
 
 
-def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer):
+def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer, check_volume_table, qtbot):
     widget = SegmentWidget(phantom_viewer)
     phantom_viewer.window.add_dock_widget(widget)
     reference = phantom_viewer.layers["CT phantom reference"]
@@ -40,10 +40,7 @@ def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer
     labels = image_from_layer(reference)
     table = widget._table.to_dataframe()
     assert list(table["name"]) == [NAMES[v] for v in sorted(NAMES)]
-    for value, voxels, millilitres in zip(table["label"], table["voxels"], table["volume_ml"], strict=True):
-        mask = labels.array[0] == value
-        assert voxels == int(mask.sum())
-        assert millilitres == pytest.approx(volume_ml(mask, labels.spacing), abs=5e-4)
+    check_volume_table(widget, labels)
 
     row = list(table["name"]).index("spleen")
     widget.focus_row(row)
@@ -61,6 +58,12 @@ def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer
     widget._show_all.clicked()
     assert not reference.show_selected_label
 
+    # painting a structure updates the table
+    before = widget.volumes[0].voxels
+    reference.paint(data_index, 1, refresh=True)  # a brush of liver at the spleen's centre
+    qtbot.waitUntil(lambda: widget.volumes[0].voxels > before, timeout=5_000)
+    check_volume_table(widget, image_from_layer(reference))
+
 
 def test_compare_scores_equal_evaluate_case(phantom_viewer, qtbot):
     reference_layer = phantom_viewer.layers["CT phantom reference"]
@@ -75,13 +78,13 @@ def test_compare_scores_equal_evaluate_case(phantom_viewer, qtbot):
     widget._prediction.value = phantom_viewer.layers["other"]
     widget._reference.value = reference_layer
     widget._tolerance.value = 3.0
-    worker = widget.compare()
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
-        pass
+    assert widget.compare() is not None
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30_000)
     expected = evaluate_case(prediction, reference, nsd_tolerance_mm=3.0).rows
     assert [r["label"] for r in widget.rows] == [int(e["label"]) for e in expected]
     for row, truth in zip(widget.rows, expected, strict=True):
         assert (row["dice"], row["hd95_mm"], row["nsd"]) == (truth["dice"], truth["hd95"], truth["nsd"])
         assert row["name"] == NAMES[row["label"]]
     shown = widget._table.to_dataframe()
-    assert list(shown["dice"]) == [round(r["dice"], 4) for r in widget.rows]
+    assert list(shown["Dice"]) == [f"{r['dice']:.3f}" for r in widget.rows]
+    assert list(shown["HD95 (mm)"]) == [f"{r['hd95_mm']:.2f}" for r in widget.rows]

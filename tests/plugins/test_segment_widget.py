@@ -1,0 +1,144 @@
+"""The Segment widget end to end in a real viewer: a model run in a worker, the result layer, cancel, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from napari_medswin import _widget
+from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._segment import CHECKPOINT_CHOICE
+from napari_medswin._widget import SegmentWidget
+from qtpy.QtCore import Qt
+
+from medswin.data.phantom import make_ct_phantom
+from medswin.inference import Predictor
+
+pytestmark = pytest.mark.napari
+
+
+@pytest.fixture
+def case():
+    """A small oblique CT phantom: the labels must follow its rotation and reorientation."""
+    return make_ct_phantom(shape=(48, 40, 24), spacing=(3.0, 3.0, 4.0), orientation="oblique", seed=0)
+
+
+@pytest.fixture
+def segment(viewer, case, tiny_checkpoint):
+    """A docked Segment widget, the phantom as the image layer and the tiny checkpoint chosen."""
+    data, kwargs, _ = image_to_layer_data(case.image, "CT")
+    viewer.add_image(data, **kwargs)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._model.value = CHECKPOINT_CHOICE
+    widget._checkpoint.value = tiny_checkpoint
+    widget._overlap.value = 0.25
+    return widget
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widget shows with show_error."""
+    shown: list[str] = []
+    monkeypatch.setattr(_widget, "show_error", shown.append)
+    return shown
+
+
+def _run(widget, qtbot):
+    progress: list[tuple[int, int, str]] = []
+    widget._relay.progressed.connect(lambda *args: progress.append(args))
+    worker = widget.run()
+    assert worker is not None and widget.running
+    assert not widget._run.enabled and widget._cancel.enabled
+    # poll rather than wait for the signal: a quick failure may finish before a waiter connects
+    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
+    assert not widget.running and widget._run.enabled and not widget._cancel.enabled
+    return progress
+
+
+def test_run_adds_aligned_named_labels_with_a_volume_table(
+    segment, viewer, case, tiny_checkpoint, qtbot, errors, check_volume_table
+):
+    progress = _run(segment, qtbot)
+    assert errors == []
+    image_layer, labels_layer = viewer.layers["CT"], viewer.layers["CT [tiny_phantom]"]
+    # progress reached the GUI thread while the worker ran: the event loop kept running
+    assert progress[0][2].startswith("loading") and any(m == "sliding window" for *_, m in progress)
+    assert segment._progress.value == segment._progress.max
+
+    # the labels sit exactly on the image: same array shape and the same data -> world transform
+    assert labels_layer.data.shape == image_layer.data.shape
+    np.testing.assert_array_equal(
+        labels_layer._data_to_world.affine_matrix, image_layer._data_to_world.affine_matrix
+    )
+    for attribute in ("scale", "translate", "rotate"):
+        np.testing.assert_array_equal(getattr(labels_layer, attribute), getattr(image_layer, attribute))
+
+    # the result is the shared Predictor's, on the input grid, with the card's names and colours
+    expected = Predictor(str(tiny_checkpoint), overlap=0.25).predict(case.image)
+    labels = image_from_layer(labels_layer)
+    assert labels.grid_difference(case.image) is None
+    np.testing.assert_array_equal(labels.array, expected.labels.array)
+    card = expected.card
+    names = dict(zip(labels_layer.features["index"], labels_layer.features["name"], strict=True))
+    assert all(names[value] == name for value, name in card.labels.items())
+    np.testing.assert_allclose(labels_layer.colormap.color_dict[1][:3], np.asarray(card.colors[1]) / 255.0)
+
+    # the volume table describes the new layer, with the metrics module's numbers
+    table = segment._table.to_dataframe()
+    assert sorted(int(v) for v in table["label"]) == sorted(
+        card.label_names()
+    )  # absent ones listed with 0 mL
+    check_volume_table(segment, labels)
+
+    # a second run replaces the result instead of piling up layers
+    _run(segment, qtbot)
+    assert [layer.name for layer in viewer.layers] == ["CT", "CT [tiny_phantom]"]
+
+
+def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, monkeypatch):
+    """Cancel is clicked in the GUI while the worker waits at its first window, so the run must stop there."""
+    infos: list[str] = []
+    monkeypatch.setattr(_widget, "show_info", infos.append)
+    clicked = threading.Event()
+
+    def click_cancel(done, total, message):  # GUI thread (queued)
+        if message == "sliding window" and not clicked.is_set():
+            segment._cancel.native.click()
+            clicked.set()
+
+    def hold_worker(done, total, message):  # worker thread (direct): wait for the click
+        if message == "sliding window":
+            assert clicked.wait(timeout=30)
+
+    # a signal posts its queued calls in connection order, so the GUI's slot is connected first
+    segment._relay.progressed.connect(click_cancel)
+    segment._relay.progressed.connect(hold_worker, Qt.ConnectionType.DirectConnection)
+    _run(segment, qtbot)
+    assert [layer.name for layer in viewer.layers] == ["CT"]
+    assert segment._status.value == "cancelled"
+    assert infos == ["Segmentation cancelled"] and errors == []
+
+
+def test_models_without_weights_and_missing_files_are_explained(segment, errors, viewer, qtbot):
+    segment._checkpoint.value = ""
+    assert segment.run() is None
+    assert "no checkpoint chosen" in errors[-1]
+
+    preset = next(value for value in segment._model.choices if value not in (CHECKPOINT_CHOICE, "demo"))
+    segment._model.value = preset
+    assert not segment._checkpoint.visible
+    _run(segment, qtbot)
+    assert "ships its card but not its weights" in errors[-1] and preset in errors[-1]
+    assert segment._status.value == "failed"
+    assert [layer.name for layer in viewer.layers] == ["CT"]
+
+
+def test_run_without_an_image_says_how_to_open_one(viewer, errors):
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    assert widget.run() is None
+    assert "Open an image first" in errors[-1]
