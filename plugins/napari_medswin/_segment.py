@@ -23,6 +23,7 @@ __all__ = [
     "ModelChoice",
     "SegmentationRunner",
     "available_devices",
+    "model_card",
     "model_choices",
     "prediction_layer_data",
 ]
@@ -56,6 +57,13 @@ def model_choices() -> list[ModelChoice]:
     return [ModelChoice(name, True) for name in shipped] + [
         ModelChoice(name, False) for name in list_presets() if name not in shipped
     ]
+
+
+def model_card(spec: str) -> Any:
+    """The :class:`~medswin.models.ModelCard` of a model spec, without loading weights."""
+    from medswin.models import resolve_model
+
+    return resolve_model(spec, load_weights=False)[1]
 
 
 def available_devices() -> list[str]:

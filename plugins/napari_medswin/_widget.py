@@ -31,11 +31,18 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
 from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
-from napari_medswin._layers import image_from_layer, spatial_transform
+from napari_medswin._layers import (
+    METADATA_KEY,
+    image_from_layer,
+    layer_attributes,
+    layer_to_image,
+    spatial_transform,
+)
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
     available_devices,
+    model_card,
     model_choices,
     prediction_layer_data,
 )
@@ -154,7 +161,8 @@ class SegmentWidget(Container):
             ]
         )
         self._model.changed.connect(self._on_model_changed)
-        self._on_model_changed(self._model.value)
+        self._checkpoint.changed.connect(self._on_model_changed)
+        self._on_model_changed()
         self._run.changed.connect(self.run)
         self._cancel.changed.connect(self.cancel)
         self._volume_layer.changed.connect(self._refresh_volumes)
@@ -176,8 +184,14 @@ class SegmentWidget(Container):
             )
         return str(path)
 
-    def _on_model_changed(self, value: Any) -> None:
-        self._checkpoint.visible = value == CHECKPOINT_CHOICE
+    def _on_model_changed(self, value: Any = None) -> None:
+        """Show the file picker for checkpoint files; take the model card's recommended overlap."""
+        self._checkpoint.visible = self._model.value == CHECKPOINT_CHOICE
+        try:
+            card = model_card(self._model_spec())
+        except MedSwinError:
+            return  # no file chosen yet, or not a medswin checkpoint: Run will say why
+        self._overlap.value = min(card.overlap, self._overlap.max)
 
     def run(self) -> Any:
         """Start a prediction on the chosen image layer in a worker thread; returns the worker."""
@@ -189,27 +203,28 @@ class SegmentWidget(Container):
             return None
         try:
             spec = self._model_spec()
-            image = image_from_layer(layer, kind="intensity")
         except MedSwinError as error:
             _report(error)
             return None
+        data, attributes = layer.data, layer_attributes(layer)
+        dims = int((attributes["metadata"].get(METADATA_KEY) or {}).get("spatial_dims", min(layer.ndim, 3)))
+        transform = spatial_transform(layer, dims)
+        runner, device, overlap = self._runner, str(self._device.value), float(self._overlap.value)
+        progress, cancel = self._relay.progressed.emit, self._cancel_requested.is_set
+
+        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), then predict
+            image = layer_to_image(data, attributes, kind="intensity")
+            return image, runner.run(
+                image, spec, device=device, overlap=overlap, progress=progress, cancel=cancel
+            )
+
         self._cancel_requested.clear()
         self._progress.value = 0
         self._status.value = "starting…"
         self._run.enabled, self._cancel.enabled = False, True
-        worker = create_worker(
-            self._runner.run,
-            image,
-            spec,
-            device=str(self._device.value),
-            overlap=float(self._overlap.value),
-            progress=self._relay.progressed.emit,
-            cancel=self._cancel_requested.is_set,
-            _start_thread=False,
-            _ignore_errors=True,  # _on_error shows them (and a cancel is not an error)
-        )
-        transform = spatial_transform(layer, image.spatial_dims)
-        worker.returned.connect(lambda prediction: self._on_result(image, layer.name, transform, prediction))
+        # errors go to _on_error (a cancel is not an error), not to napari's own handler
+        worker = create_worker(predict, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self._on_result(*result, layer.name, transform))
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -228,15 +243,13 @@ class SegmentWidget(Container):
         self._progress.value = min(int(done), self._progress.max)
         self._status.value = message
 
-    def _on_result(self, image: Any, image_name: str, transform: dict[str, Any], prediction: Any) -> None:
+    def _on_result(self, image: Any, prediction: Any, image_name: str, transform: dict[str, Any]) -> None:
         try:
             data, kwargs, _ = prediction_layer_data(image, prediction, image_name, transform)
         except MedSwinError as error:
             _report(error)
             return
-        existing = next((lyr for lyr in self._viewer.layers if lyr.name == kwargs["name"]), None)
-        if existing is not None:  # a re-run replaces the previous result of the same model
-            self._viewer.layers.remove(existing)
+        # a re-run adds a new layer (napari numbers the name): earlier results may hold manual edits
         layer = self._viewer.add_labels(data, **kwargs)
         seconds = prediction.timings.get("total")
         self._status.value = f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else "")

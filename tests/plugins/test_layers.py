@@ -13,6 +13,7 @@ from napari_medswin._layers import (
     image_to_layer_data,
     label_colormap,
     layer_to_image,
+    spatial_transform,
 )
 
 from medswin.data.phantom import make_ct_phantom
@@ -144,3 +145,22 @@ def test_label_colours_and_names_come_from_the_card():
     layer = LabelsLayer(data, **kwargs)
     assert dict(zip(layer.features["index"], layer.features["name"], strict=True))[1] == "liver"
     assert kwargs["metadata"][METADATA_KEY]["label_names"] == {1: "liver", 2: "spleen"}
+
+
+def test_labels_on_a_multichannel_image_take_its_spatial_transform(oblique_phantom):
+    image = oblique_phantom.image.with_array(np.concatenate([oblique_phantom.image.array] * 2))
+    data, kwargs, _ = image_to_layer_data(image)
+    four_d = ImageLayer(data, **{k: v for k, v in kwargs.items() if k != "contrast_limits"})
+    transform = spatial_transform(four_d, 3)
+    labels_data, labels_kwargs, _ = image_to_layer_data(oblique_phantom.labels)
+    three_d = LabelsLayer(labels_data, **labels_kwargs)
+    np.testing.assert_allclose(transform["scale"], three_d.scale)
+    np.testing.assert_allclose(transform["translate"], three_d.translate)
+    np.testing.assert_allclose(transform["rotate"], three_d.rotate, atol=1e-15)
+    copied = LabelsLayer(labels_data, **transform)
+    np.testing.assert_allclose(
+        copied._data_to_world.affine_matrix, three_d._data_to_world.affine_matrix, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        four_d._data_to_world.affine_matrix[1:, 1:], copied._data_to_world.affine_matrix, atol=1e-12
+    )

@@ -34,7 +34,6 @@ def segment(viewer, case, tiny_checkpoint):
     widget.reset_choices()
     widget._model.value = CHECKPOINT_CHOICE
     widget._checkpoint.value = tiny_checkpoint
-    widget._overlap.value = 0.25
     return widget
 
 
@@ -61,6 +60,7 @@ def _run(widget, qtbot):
 def test_run_adds_aligned_named_labels_with_a_volume_table(
     segment, viewer, case, tiny_checkpoint, qtbot, errors, check_volume_table
 ):
+    assert segment._overlap.value == 0.25  # the card's recommended overlap
     progress = _run(segment, qtbot)
     assert errors == []
     image_layer, labels_layer = viewer.layers["CT"], viewer.layers["CT [tiny_phantom]"]
@@ -93,9 +93,10 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
     )  # absent ones listed with 0 mL
     check_volume_table(segment, labels)
 
-    # a second run replaces the result instead of piling up layers
+    # a second run adds a new layer (earlier results may hold manual edits), with the same labels
     _run(segment, qtbot)
-    assert [layer.name for layer in viewer.layers] == ["CT", "CT [tiny_phantom]"]
+    assert [layer.name for layer in viewer.layers] == ["CT", "CT [tiny_phantom]", "CT [tiny_phantom] [1]"]
+    np.testing.assert_array_equal(viewer.layers[2].data, labels_layer.data)
 
 
 def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, monkeypatch):
