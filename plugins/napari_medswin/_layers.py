@@ -72,7 +72,6 @@ def _source_meta(image: Image) -> dict[str, Any]:
     return {
         "orientation": image.orientation,
         "spatial_dims": image.spatial_dims,
-        "channels": image.num_channels,
         "kind": image.kind,
         "meta": copy.deepcopy(image.meta),
     }

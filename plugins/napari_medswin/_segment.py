@@ -82,8 +82,9 @@ def available_devices() -> list[str]:
 class SegmentationRunner:
     """Runs the shared :class:`~medswin.inference.Predictor`, keeping it loaded between runs.
 
-    Loading a checkpoint takes seconds, so the predictor is reused while the model file, device and
-    overlap stay the same. One run at a time (the widget disables Run while one is going).
+    Loading a checkpoint takes seconds, so the predictor is reused while the model (file and its
+    modification time) and the device stay the same; the overlap is set per run. One run at a time
+    (the widget disables Run while one is going).
     """
 
     def __init__(self) -> None:
