@@ -86,12 +86,14 @@ def _geometry_kwargs(display: Image) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "scale": [float(s) for s in display.spacing],
         "translate": [float(t) for t in flip @ np.asarray(display.origin)],
+        "axis_labels": list(DISPLAY_ORIENTATION[display.spatial_dims]),  # sliders named S, P, L
     }
     if not np.array_equal(linear, np.eye(display.spatial_dims)):
         kwargs["rotate"] = linear
     if display.num_channels > 1:
         kwargs["scale"] = [1.0, *kwargs["scale"]]
         kwargs["translate"] = [0.0, *kwargs["translate"]]
+        kwargs["axis_labels"] = ["channel", *kwargs["axis_labels"]]
         if "rotate" in kwargs:
             padded = np.eye(display.spatial_dims + 1)
             padded[1:, 1:] = kwargs["rotate"]
@@ -232,6 +234,7 @@ def spatial_transform(layer: Any, dims: int) -> dict[str, Any]:
     affine = np.asarray(layer.affine.affine_matrix)
     keep = [*range(skip, layer.ndim), layer.ndim]
     return {
+        "axis_labels": list(layer.axis_labels)[skip:],
         "scale": np.asarray(layer.scale)[skip:],
         "translate": np.asarray(layer.translate)[skip:],
         "rotate": np.asarray(layer.rotate)[skip:, skip:],

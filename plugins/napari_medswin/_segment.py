@@ -163,7 +163,9 @@ def prediction_layer_data(
         extra_metadata={"model": card.id},
     )
     if transform is not None:
-        for key in ("scale", "translate", "rotate", "shear", "affine"):
+        for key in ("scale", "translate", "rotate", "shear", "affine", "axis_labels"):
             kwargs.pop(key, None)
-        kwargs.update({key: np.asarray(value).copy() for key, value in transform.items()})
+        kwargs.update(
+            {k: list(v) if k == "axis_labels" else np.array(v, copy=True) for k, v in transform.items()}
+        )
     return data, kwargs, layer_type

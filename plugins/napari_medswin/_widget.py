@@ -22,12 +22,12 @@ from magicgui.widgets import (
     Label,
     ProgressBar,
     PushButton,
-    Table,
     create_widget,
 )
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
 from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
@@ -51,7 +51,7 @@ from napari_medswin._writer import label_names_of
 if TYPE_CHECKING:
     import napari.viewer
 
-__all__ = ["SegmentWidget", "CompareWidget", "focus_structure"]
+__all__ = ["SegmentWidget", "CompareWidget", "TextTable", "focus_structure"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,38 @@ COMPARE_TABLE = (
     ("nsd", "NSD", "{:.3f}"),
     ("empty", "empty", "{}"),
 )
+
+
+class TextTable(QTableWidget):
+    """A read-only table of formatted numbers, one row per structure (what the user reads is what is tested)."""
+
+    def __init__(self, layout: Sequence[tuple[str, str, str]]) -> None:
+        super().__init__(0, len(layout))
+        self._layout = tuple(layout)
+        self.setHorizontalHeaderLabels([header for _, header, _ in self._layout])
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setStretchLastSection(True)
+
+    def set_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Show ``rows`` (dicts with the layout's keys), each value formatted by its column's format."""
+        self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, (key, _, fmt) in enumerate(self._layout):
+                item = QTableWidgetItem(fmt.format(row[key]))
+                if isinstance(row[key], int | float):
+                    item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                self.setItem(r, c, item)
+        self.resizeColumnsToContents()
+
+    def texts(self) -> dict[str, list[str]]:
+        """The shown text, column header -> cells."""
+        return {
+            header: [self.item(r, c).text() for r in range(self.rowCount())]
+            for c, (_, header, _) in enumerate(self._layout)
+        }
 
 
 class _ProgressRelay(QObject):
@@ -142,8 +174,7 @@ class SegmentWidget(Container):
         self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self._status = Label(value="")
         self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
-        self._table = Table(columns=[header for _, header, _ in VOLUME_TABLE])
-        self._table.read_only = True
+        self._table = TextTable(VOLUME_TABLE)
         self._show_all = PushButton(text="Show all labels")
         super().__init__(
             widgets=[
@@ -156,17 +187,17 @@ class SegmentWidget(Container):
                 self._progress,
                 self._status,
                 self._volume_layer,
-                self._table,
                 self._show_all,
             ]
         )
+        self.native.layout().addWidget(self._table)
         self._model.changed.connect(self._on_model_changed)
         self._checkpoint.changed.connect(self._on_model_changed)
         self._on_model_changed()
         self._run.changed.connect(self.run)
         self._cancel.changed.connect(self.cancel)
         self._volume_layer.changed.connect(self._refresh_volumes)
-        self._table.native.cellClicked.connect(lambda row, _column: self.focus_row(row))
+        self._table.cellClicked.connect(lambda row, _column: self.focus_row(row))
         self._show_all.changed.connect(self._on_show_all)
 
     # ------------------------------------------------------------------ running
@@ -297,7 +328,7 @@ class SegmentWidget(Container):
             except MedSwinError as error:
                 _report(error)
                 self._volumes = []
-        self._table.value = _table_value([v.as_row() for v in self._volumes], VOLUME_TABLE)
+        self._table.set_rows([v.as_row() for v in self._volumes])
 
     def _on_labels_edited(self, event: Any = None) -> None:
         # napari announces a paint before writing the voxels, and a brush drag paints many times:
@@ -333,8 +364,7 @@ class CompareWidget(Container):
         self._tolerance = FloatSpinBox(label="NSD tolerance (mm)", value=2.0, min=0.0, max=50.0, step=0.5)
         self._compare = PushButton(text="Compare")
         self._status = Label(value="")
-        self._table = Table(columns=[header for _, header, _ in COMPARE_TABLE])
-        self._table.read_only = True
+        self._table = TextTable(COMPARE_TABLE)
         super().__init__(
             widgets=[
                 self._prediction,
@@ -342,9 +372,9 @@ class CompareWidget(Container):
                 self._tolerance,
                 self._compare,
                 self._status,
-                self._table,
             ]
         )
+        self.native.layout().addWidget(self._table)
         self._compare.changed.connect(self.compare)
 
     @property
@@ -394,7 +424,7 @@ class CompareWidget(Container):
 
     def _on_result(self, rows: Sequence[dict[str, Any]]) -> None:
         self._rows = list(rows)
-        self._table.value = _table_value(self._rows, COMPARE_TABLE)
+        self._table.set_rows(self._rows)
         dice = [row["dice"] for row in self._rows]
         self._status.value = f"mean Dice {np.mean(dice):.3f} over {len(dice)} labels" if dice else "no labels"
 
@@ -405,9 +435,3 @@ class CompareWidget(Container):
     def _on_finished(self) -> None:
         self._worker = None
         self._compare.enabled = True
-
-
-def _table_value(rows: Sequence[dict[str, Any]], layout: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
-    """magicgui's "split" table form, cells formatted as text (the columns stay when there are no rows)."""
-    data = [[fmt.format(row[key]) for key, _, fmt in layout] for row in rows]
-    return {"data": data, "columns": [header for _, header, _ in layout], "index": list(range(len(rows)))}

@@ -113,12 +113,10 @@ def check_volume_table():
     from medswin.metrics import volume_ml
 
     def check(widget, labels) -> None:
-        native = widget._table.native
-        shown = [
-            [native.item(r, c).text() for c in range(native.columnCount())] for r in range(native.rowCount())
-        ]
-        assert [int(row[0]) for row in shown] == [v.label for v in widget.volumes]
-        for structure, (_, name, voxels, millilitres) in zip(widget.volumes, shown, strict=True):
+        shown = widget._table.texts()
+        assert [int(v) for v in shown["label"]] == [v.label for v in widget.volumes]
+        rows = zip(shown["name"], shown["voxels"], shown["volume (mL)"], strict=True)
+        for structure, (name, voxels, millilitres) in zip(widget.volumes, rows, strict=True):
             mask = np.asarray(labels.array[0]) == structure.label
             assert structure.voxels == int(mask.sum()) == int(voxels)
             assert structure.volume_ml == volume_ml(mask, labels.spacing)

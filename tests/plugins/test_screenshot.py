@@ -1,8 +1,9 @@
-"""A screenshot of the whole viewer after a Segment run, kept as a test artefact.
+"""Screenshots of the whole viewer, kept as test artefacts in ``test-artifacts/`` (gitignored).
 
-Saved to ``test-artifacts/napari_segment.png`` (gitignored). ``docs/images/napari_segment.png``
-in the README is this artefact from a run with the shipped ``demo`` model, copied by hand after
-looking at it.
+``napari_sample.png``: the CT phantom sample with its reference organs, and their volume table.
+``napari_segment.png``: after a Segment run (the shipped ``demo`` model when there is one, else a
+random-weight checkpoint). The README's ``docs/images/napari_*.png`` are these artefacts, copied by
+hand after looking at them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ pytestmark = pytest.mark.napari
 
 def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_dir, qtbot):
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 860)
+    viewer.window._qt_window.resize(1600, 900)
     viewer.open_sample("medswin", "ct_phantom")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="medswin: Segment")
     widget.reset_choices()
     widget._image.value = viewer.layers["CT phantom"]
+    _show_structure(viewer, widget, viewer.layers["CT phantom reference"], "liver")
+    _save(viewer, artifacts_dir / "napari_sample.png")
+
     if shipped_weights("demo") is not None:
         widget._model.value = "demo"
     else:  # before the demo model is trained: the random-weight checkpoint shows the same widget state
@@ -36,18 +40,8 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
     result = viewer.layers[-1]
     assert result.name.startswith("CT phantom [")
     viewer.layers["CT phantom reference"].visible = False
-    result.opacity = 0.55
-    viewer.reset_view()
-    liver = next(row for row, v in enumerate(widget.volumes) if v.name == "liver")
-    widget.focus_row(liver)  # a slice through the liver; then show every structure again
-    result.show_selected_label = False
-    viewer.camera.center = viewer.layers["CT phantom"].extent.world.mean(axis=0)[1:]
-    for _ in range(5):
-        QApplication.processEvents()
-    path = artifacts_dir / "napari_segment.png"
-    shot = viewer.screenshot(str(path), canvas_only=False)
-    assert path.stat().st_size > 10_000
-    assert shot.shape[0] >= 800 and shot.shape[1] >= 1300
+    _show_structure(viewer, widget, result, "liver")
+    _save(viewer, artifacts_dir / "napari_segment.png")
     canvas = viewer.screenshot(canvas_only=True)[..., :3].astype(int)
     assert canvas.std() > 10  # not a blank canvas
     colours = {
@@ -57,3 +51,22 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
     }
     predicted = [c for c in colours if (np.abs(canvas - np.asarray(c)).sum(axis=-1) < 160).any()]
     assert predicted, "no predicted label colour is visible on the canvas"
+
+
+def _show_structure(viewer, widget, layer, name):
+    """Volumes of ``layer`` in the table, the slice through ``name``'s centroid, every structure shown."""
+    widget._volume_layer.value = layer
+    layer.opacity = 0.55
+    widget.focus_row(next(row for row, v in enumerate(widget.volumes) if v.name == name))
+    layer.show_selected_label = False
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.reset_view()  # fit the slice to the canvas once the dock widget has its size
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def _save(viewer, path):
+    shot = viewer.screenshot(str(path), canvas_only=False)
+    assert path.stat().st_size > 10_000
+    assert shot.shape[0] >= 800 and shot.shape[1] >= 1300

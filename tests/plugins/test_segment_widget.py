@@ -87,7 +87,7 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
     np.testing.assert_allclose(labels_layer.colormap.color_dict[1][:3], np.asarray(card.colors[1]) / 255.0)
 
     # the volume table describes the new layer, with the metrics module's numbers
-    table = segment._table.to_dataframe()
+    table = segment._table.texts()
     assert sorted(int(v) for v in table["label"]) == sorted(
         card.label_names()
     )  # absent ones listed with 0 mL

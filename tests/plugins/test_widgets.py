@@ -38,7 +38,7 @@ def test_volume_table_matches_metrics_and_rows_jump_to_structures(phantom_viewer
     widget._volume_layer.reset_choices()
     widget._volume_layer.value = reference
     labels = image_from_layer(reference)
-    table = widget._table.to_dataframe()
+    table = widget._table.texts()
     assert list(table["name"]) == [NAMES[v] for v in sorted(NAMES)]
     check_volume_table(widget, labels)
 
@@ -85,6 +85,6 @@ def test_compare_scores_equal_evaluate_case(phantom_viewer, qtbot):
     for row, truth in zip(widget.rows, expected, strict=True):
         assert (row["dice"], row["hd95_mm"], row["nsd"]) == (truth["dice"], truth["hd95"], truth["nsd"])
         assert row["name"] == NAMES[row["label"]]
-    shown = widget._table.to_dataframe()
+    shown = widget._table.texts()
     assert list(shown["Dice"]) == [f"{r['dice']:.3f}" for r in widget.rows]
     assert list(shown["HD95 (mm)"]) == [f"{r['hd95_mm']:.2f}" for r in widget.rows]
