@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from dicom_factory import ct_image, write_series, zip_folder
+from dicom_factory import ct_image, write_radiograph, write_series, zip_folder
 from napari.layers import Image as ImageLayer
 from napari_medswin._layers import CT_SOFT_TISSUE_WINDOW, layer_to_image
 from napari_medswin._reader import napari_get_reader
@@ -59,6 +59,20 @@ def test_dicom_folder_and_zip_open_on_the_series_geometry(tmp_path, orientation)
     assert from_folder[1]["metadata"]["medswin"]["meta"]["format"] == "dicom"
     archive = zip_folder(series.folder, tmp_path / "study.zip")
     _assert_shows(_open(archive), read_image(archive))
+
+
+def test_radiograph_opens_upright_with_its_pixel_spacing(tmp_path):
+    """A 2D DX image: rows down the screen, columns across, in millimetres (no patient-space guess)."""
+    path, pixels = write_radiograph(tmp_path / "chest.dcm", shape=(40, 32), pixel_spacing=(0.15, 0.14))
+    data, kwargs, layer_type = _open(path)
+    image = read_image(path)
+    assert layer_type == "image"
+    np.testing.assert_array_equal(data, pixels.T)  # the stored rows and columns, as a viewer shows them
+    np.testing.assert_array_equal(layer_to_image(data, kwargs).array, image.array)
+    assert layer_to_image(data, kwargs).grid_difference(image) is None
+    assert kwargs["scale"] == [0.14, 0.15]  # (between rows, between columns) in mm
+    low, high = kwargs["contrast_limits"]
+    assert pixels.min() <= low < high <= pixels.max()  # percentiles of a DX, not the CT window
 
 
 def test_segmentation_files_open_as_labels(small_case, tmp_path):
