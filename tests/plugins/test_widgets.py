@@ -88,3 +88,17 @@ def test_compare_scores_equal_evaluate_case(phantom_viewer, qtbot):
     shown = widget._table.texts()
     assert list(shown["Dice"]) == [f"{r['dice']:.3f}" for r in widget.rows]
     assert list(shown["HD95 (mm)"]) == [f"{r['hd95_mm']:.2f}" for r in widget.rows]
+
+
+@pytest.mark.parametrize(
+    ("display_name", "widget_type"), [("Segment", SegmentWidget), ("Compare with reference", CompareWidget)]
+)
+def test_widgets_open_from_the_plugins_menu(phantom_viewer, display_name, widget_type):
+    """napari builds the manifest's widgets itself, giving them the viewer."""
+    _, widget = phantom_viewer.window.add_plugin_dock_widget("medswin", display_name)
+    assert isinstance(widget, widget_type)
+    widget.reset_choices()
+    if widget_type is SegmentWidget:
+        assert widget._image.value is phantom_viewer.layers["CT phantom"]
+    else:
+        assert widget._reference.value is phantom_viewer.layers["CT phantom reference"]
