@@ -8,7 +8,7 @@ APT_PACKAGES := xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-icc
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 \
 	libxcb-cursor0 libdbus-1-3 libfontconfig1
 
-.PHONY: demo test lint system-deps clean-venv
+.PHONY: demo demo-model test lint system-deps clean-venv
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ system-deps:
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m medswin.demo --out demo_output
+
+# Retrain the shipped demo model (medswin/models/weights/demo.safetensors) with the real training
+# pipeline (pipelines/train/demo_phantom.yaml) on generated CT phantoms; minutes on 2 CPU cores.
+demo-model: $(BIN)/.installed
+	$(BIN)/python -m medswin.training.demo_model --output medswin/models/weights/demo.safetensors
 
 test: system-deps $(BIN)/.installed
 	xvfb-run -a $(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -1,0 +1,695 @@
+"""``medswin train``: fit a model card's network to a datalist with a pipeline's recipe.
+
+One function, :func:`train`, runs single-process or under ``torchrun`` (DDP: NCCL on GPUs, gloo on
+CPUs; the training cases are sharded by ``DistributedSampler`` and the validation cases by rank).
+Each epoch: augmented crops from a ``CacheDataset``, the pipeline's loss, optimiser and per-step
+schedule, optional AMP (fp16 with a gradient scaler on GPUs, bf16 autocast on CPUs and GPUs) and
+gradient checkpointing. Every ``val_every`` epochs the validation cases are segmented by the
+same :class:`~medswin.inference.Predictor` users run (card preprocessing, sliding window, labels
+back on the case's own grid) and scored with :func:`medswin.metrics.dice` per label (softmax
+cards) or per region (sigmoid cards).
+
+Output folder (written by rank 0 only, every file atomically):
+
+* ``best.safetensors`` -- medswin checkpoint of the best validation score, its card's provenance
+  saying how it was made (pipeline, epochs, validation Dice, date, seed);
+* ``last.safetensors`` + ``last_state.safetensors`` + ``last_state.json`` -- the resumable state
+  (see :mod:`medswin.training.state`; no pickles);
+* ``metrics.csv`` -- one row per epoch; ``pipeline.json`` -- the settings as run;
+* ``tensorboard/`` -- when the ``tensorboard`` package is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.data.manifest import CaseEntry, Datalist, load_datalist
+from medswin.errors import CheckpointError, ManifestError, MedSwinError
+from medswin.models.card import ModelCard
+from medswin.training.config import Pipeline
+from medswin.training.state import STATE_JSON, TrainingState, load_training_state, save_training_state
+
+__all__ = ["TrainResult", "train", "validate_cases", "structure_names"]
+
+log = logging.getLogger(__name__)
+
+BEST = "best.safetensors"
+LAST = "last.safetensors"
+METRICS_CSV = "metrics.csv"
+
+
+@dataclass
+class TrainResult:
+    """What a run produced (the same on every rank; files are written by rank 0).
+
+    Attributes:
+        output: the output folder.
+        best_checkpoint: ``best.safetensors`` (or ``None`` if no epoch ran).
+        last_checkpoint: ``last.safetensors``.
+        epochs: epochs completed in total (including those of a resumed run).
+        best_metric / best_epoch: best mean validation Dice and its epoch (``None`` without validation).
+        validation: per-structure Dice of the best epoch.
+        metrics_csv: the epoch log.
+    """
+
+    output: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    epochs: int
+    best_metric: float | None
+    best_epoch: int | None
+    validation: dict[str, float] = field(default_factory=dict)
+    metrics_csv: Path | None = None
+
+
+# ------------------------------------------------------------------------------ distributed
+@dataclass
+class _Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: Any
+    owns_group: bool
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_spec: str) -> _Dist:
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_spec == "auto":
+        device_spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MedSwinError(f"device {device_spec!r} was asked for, but this torch build sees no CUDA GPU")
+        device = torch.device(device_spec if ":" in device_spec or world == 1 else f"cuda:{local_rank}")
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device(device_spec)
+    owns = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        owns = True
+    return _Dist(rank, world, local_rank, device, owns)
+
+
+def _all_gather(value: Any, ctx: _Dist) -> list[Any]:
+    if ctx.world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * ctx.world
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def _barrier(ctx: _Dist) -> None:
+    if ctx.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# ------------------------------------------------------------------------------ validation
+def structure_names(
+    card: ModelCard, regions: Sequence[Mapping[str, Any]] | None
+) -> dict[str, tuple[int, ...]]:
+    """Scored structures: name -> label values (one per foreground label, or the pipeline's regions)."""
+    if card.activation == "sigmoid":
+        by_name = {r["name"]: tuple(r["labels"]) for r in regions or []}
+        return {r.name: by_name[r.name] for r in sorted(card.regions, key=lambda r: r.channel)}
+    return {name: (value,) for value, name in sorted(card.labels.items()) if value != 0}
+
+
+def validate_cases(
+    network: Any,
+    card: ModelCard,
+    cases: Sequence[CaseEntry],
+    structures: Mapping[str, tuple[int, ...]],
+    *,
+    label_remap: Mapping[int, int],
+    device: Any = "cpu",
+    overlap: float | None = None,
+    sw_batch_size: int = 1,
+    mode: str = "gaussian",
+    precision: str = "fp32",
+) -> list[tuple[str, dict[str, float]]]:
+    """Segment each case with the Predictor and score it: ``[(case id, {structure: Dice})]``.
+
+    Dice is computed on the case's own grid, against its label (after ``label_remap``); a
+    structure absent from both prediction and reference scores 1 (medswin's empty-mask policy).
+    """
+    from medswin.inference.predictor import Predictor
+    from medswin.metrics import dice
+    from medswin.training.data import read_validation_case
+
+    predictor = Predictor(
+        network,
+        card=card,
+        device=str(device),
+        precision=precision,
+        overlap=overlap,
+        sw_batch_size=sw_batch_size,
+        mode=mode,
+    )
+    results = []
+    for entry in cases:
+        image, reference = read_validation_case(entry, card, label_remap)
+        predicted = predictor.predict(image).labels.array[0]
+        truth = reference.array[0]
+        scores = {
+            name: float(dice(np.isin(predicted, values), np.isin(truth, values)))
+            for name, values in structures.items()
+        }
+        results.append((entry.case_id, scores))
+    return results
+
+
+# ------------------------------------------------------------------------------ helpers
+def _datalist(pipeline: Pipeline, datalist: str | Path | None, data_root: str | Path | None) -> Datalist:
+    spec = datalist if datalist is not None else pipeline.section("data")["datalist"]
+    if spec is None:
+        raise ManifestError(
+            f"{pipeline.path or pipeline.name}: no datalist; set data.datalist in the pipeline or pass --datalist FILE"
+        )
+    text = str(spec)
+    if "{data_root}" in text:
+        if data_root is None:
+            raise ManifestError(f"{pipeline.path or pipeline.name}: data.datalist {text!r} needs --data-root")
+        path = Path(text.replace("{data_root}", str(data_root)))
+    else:
+        path = Path(spec) if datalist is not None else pipeline.resolve_path(text)
+    return load_datalist(path, data_root, check_files=True)
+
+
+def _initialise_from(model: Any, spec: Mapping[str, Any], card: ModelCard, source: Path) -> str:
+    """Load ``init_from`` weights into ``model``; returns the load report's summary line."""
+    from medswin.models.checkpoints import load_foreign_weights, read_state_dict
+    from medswin.models.key_maps import KeyMap, default_key_map
+
+    state = read_state_dict(source)
+    name = spec.get("key_map")
+    if name is None:
+        medswin_file = source.suffix == ".safetensors" and all(k in model.state_dict() for k in state)
+        name = None if medswin_file else default_key_map(card.architecture)
+    key_map: Any = (
+        name
+        if name is not None
+        else KeyMap("medswin", lambda sd, _model, _notes: dict(sd), (), "medswin checkpoint")
+    )
+    report = load_foreign_weights(model, state, key_map, source=str(source))
+    partial = bool(spec.get("partial", False))
+    if report.mismatched or not report.loaded or (not partial and (report.missing or report.unexpected)):
+        raise CheckpointError(
+            f"init_from {source}: does not load cleanly into {card.id!r}.\n{report.summary()}\n"
+            "Set init_from.partial: true for weights that fill only part of the model (e.g. self-supervised encoders)."
+        )
+    log.info("initialised from %s", report.summary())
+    return f"{source.name} via key map {report.key_map}: {len(report.loaded)} tensors loaded, {len(report.missing)} kept initial"
+
+
+def _precision(requested: str, device: Any) -> str:
+    if requested == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if requested == "fp16" and device.type != "cuda":
+        raise MedSwinError("fp16 training needs a GPU; on CPU use --precision bf16 (or fp32)")
+    return requested
+
+
+def _autocast(precision: str, device: Any) -> Any:
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def _column(name: str) -> str:
+    return "val_" + "".join(c if c.isalnum() else "_" for c in name.lower())
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    from medswin.metrics.report import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+def _read_csv(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as stream:
+        return [row for row in csv.DictReader(stream) if int(row["epoch"]) <= up_to_epoch]
+
+
+@contextlib.contextmanager
+def _medswin_errors() -> Iterator[None]:
+    """Re-raise a MedSwinError that MONAI wrapped in ``RuntimeError("applying transform ...")``."""
+    try:
+        yield
+    except RuntimeError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, MedSwinError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _batches(loader: Any) -> Iterator[Any]:
+    """The loader's batches, with data errors surfacing as the MedSwinError that caused them."""
+    iterator = iter(loader)
+    while True:
+        with _medswin_errors():
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+        yield batch
+
+
+@contextlib.contextmanager
+def _tensorboard(folder: Path, enabled: bool) -> Iterator[Any]:
+    writer = None
+    if enabled:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(folder / "tensorboard"))
+        except ImportError:
+            log.debug("tensorboard is not installed; metrics go to %s only", METRICS_CSV)
+    try:
+        yield writer
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _describe_scores(scores: Mapping[str, float], cases: int) -> str:
+    parts = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+    mean = float(np.mean(list(scores.values()))) if scores else float("nan")
+    return f"{parts}; mean {mean:.4f} over {cases} validation case(s)"
+
+
+# ------------------------------------------------------------------------------ train
+def train(
+    pipeline: Pipeline,
+    output: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    datalist: str | Path | None = None,
+    resume: bool = False,
+    epochs: int | None = None,
+    precision: str | None = None,
+    device: str | None = None,
+    init_from: str | Path | None = None,
+) -> TrainResult:
+    """Train the pipeline's model; see the module docstring for what is written to ``output``.
+
+    Args:
+        pipeline: a loaded pipeline (:func:`medswin.training.config.load_pipeline`).
+        output: run folder (created); must not hold another run unless ``resume``.
+        data_root: folder the datalist's relative paths refer to (default: the datalist's folder).
+        datalist: datalist file instead of the pipeline's ``data.datalist``.
+        resume: continue from ``output/last_state.json`` (model, optimiser, schedule, epoch).
+        epochs / precision / device / init_from: override the pipeline's settings.
+
+    Raises:
+        ManifestError: bad pipeline, datalist or data (missing files, wrong channels, undeclared labels).
+        CheckpointError: unloadable ``init_from`` weights or resume state.
+    """
+    import torch
+
+    overrides: dict[str, Any] = {}
+    if epochs is not None:
+        overrides["training"] = {"epochs": int(epochs)}
+    if precision is not None:
+        overrides.setdefault("training", {})["precision"] = precision
+    if device is not None:
+        overrides.setdefault("training", {})["device"] = device
+    if overrides:
+        pipeline = pipeline.with_overrides(**overrides)
+    settings = pipeline.settings
+    run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
+    output = Path(output)
+
+    ctx = _setup_distributed(run["device"])
+    try:
+        return _train(
+            pipeline,
+            settings,
+            run,
+            data_settings,
+            val_settings,
+            output,
+            ctx,
+            data_root,
+            datalist,
+            resume,
+            init_from,
+        )
+    finally:
+        if ctx.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(
+    pipeline: Pipeline,
+    settings: dict[str, Any],
+    run: dict[str, Any],
+    data_settings: dict[str, Any],
+    val_settings: dict[str, Any],
+    output: Path,
+    ctx: _Dist,
+    data_root: str | Path | None,
+    datalist_path: str | Path | None,
+    resume: bool,
+    init_override: str | Path | None,
+) -> TrainResult:
+    import torch
+    from monai.data import CacheDataset, DataLoader, list_data_collate
+    from monai.transforms import Compose
+
+    from medswin import __version__
+    from medswin.models.checkpoints import load_checkpoint, save_checkpoint
+    from medswin.training.data import build_train_transforms
+    from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
+
+    if ctx.device.type == "cpu":
+        from medswin.inference.runtime import configure_cpu_runtime
+
+        configure_cpu_runtime()
+    precision = _precision(run["precision"], ctx.device)
+    total_epochs = int(run["epochs"])
+    seed = int(run["seed"])
+    if not resume and (output / STATE_JSON).exists():
+        raise MedSwinError(
+            f"{output}: already holds a training run; pass --resume to continue it or choose another --output"
+        )
+
+    # ---- data
+    datalist = _datalist(pipeline, datalist_path, data_root)
+    train_cases, val_cases = datalist.split(data_settings["fold"])
+    if not train_cases:
+        raise ManifestError(f"{datalist.path}: no training cases")
+    if val_settings["max_cases"] is not None:
+        val_cases = val_cases[: val_settings["max_cases"]]
+    card = pipeline.base_card()
+    regions = data_settings["regions"]
+    structures = structure_names(card, regions)
+    region_sets = list(structures.values()) if card.activation == "sigmoid" else None
+    deterministic, random = build_train_transforms(card, settings, region_sets)
+    torch.manual_seed(seed)
+    with _medswin_errors():
+        dataset = CacheDataset(
+            [{"case": e} for e in train_cases],
+            Compose([*deterministic.transforms, *random.transforms]),
+            cache_rate=float(data_settings["cache_rate"]),
+            num_workers=max(1, int(data_settings["num_workers"])),
+            progress=False,
+        )
+    sampler = None
+    if ctx.world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=int(run["batch_size"]),
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=int(data_settings["num_workers"]),
+        collate_fn=list_data_collate,
+        generator=generator,
+    )
+    steps_per_epoch = len(loader)
+
+    # ---- model, optimiser, schedule
+    model = card.create_model(use_checkpoint=True) if run["gradient_checkpointing"] else card.create_model()
+    init_note = ""
+    init_spec = dict(settings["model"].get("init_from") or {})
+    if init_override is not None:
+        init_spec = {**init_spec, "checkpoint": str(init_override)}
+    if (
+        init_spec.get("checkpoint") and not resume
+    ):  # checkpoint null: key map and partial wait for --init-from
+        source = (
+            Path(init_override)
+            if init_override is not None
+            else pipeline.resolve_path(init_spec["checkpoint"])
+        )
+        init_note = _initialise_from(model, init_spec, card, source)
+    model = model.to(ctx.device)
+    optimizer = build_optimizer(settings["optimizer"], model.parameters())
+    scheduler = build_scheduler(
+        settings["scheduler"],
+        optimizer,
+        steps_per_epoch=steps_per_epoch,
+        epochs=total_epochs,
+        base_lr=float(settings["optimizer"]["lr"]),
+    )
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    loss_fn = build_loss(settings["loss"], card)
+
+    start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
+    best_scores: dict[str, float] = {}
+    if resume:
+        state = load_training_state(output)
+        resumed, _ = load_checkpoint(output / LAST)
+        model.load_state_dict(resumed.state_dict(), strict=True)
+        optimizer.load_state_dict(state.optimizer)
+        # the schedule's shape follows this run's epochs (which --epochs may have changed); only its position is restored
+        schedule_state = {**state.scheduler, "lr_lambdas": [None] * len(scheduler.lr_lambdas)}
+        scheduler.load_state_dict(schedule_state)
+        if scaler is not None and state.scaler:
+            scaler.load_state_dict(state.scaler)
+        start_epoch, global_step, best_metric, best_epoch = (
+            state.epoch,
+            state.global_step,
+            state.best_metric,
+            state.best_epoch,
+        )
+        if state.pipeline_sha256 and state.pipeline_sha256 != pipeline.text_sha256:
+            log.warning(
+                "%s: the pipeline file changed since this run started; continuing with the new settings",
+                pipeline.path,
+            )
+        if best_metric is not None and (output / BEST).is_file():
+            from medswin.models.checkpoints import read_checkpoint_card
+
+            best_scores = json.loads(
+                read_checkpoint_card(output / BEST).provenance.get("validation_dice_json", "{}")
+            )
+        log.info("resuming %s after epoch %d (step %d)", output, start_epoch, global_step)
+
+    network = model
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(
+            model,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=bool(run["find_unused_parameters"]),
+        )
+
+    # ---- bookkeeping
+    columns = [
+        "epoch",
+        "global_step",
+        "lr",
+        "train_loss",
+        "val_dice_mean",
+        *(_column(n) for n in structures),
+        "epoch_seconds",
+        "world_size",
+    ]
+    rows = _read_csv(output / METRICS_CSV, start_epoch) if resume else []
+    if ctx.main:
+        output.mkdir(parents=True, exist_ok=True)
+        from medswin.data.manifest import write_json
+
+        write_json(
+            output / "pipeline.json",
+            {
+                "pipeline": str(pipeline.path or pipeline.name),
+                "sha256": pipeline.text_sha256,
+                "settings": settings,
+            },
+        )
+    _barrier(ctx)
+
+    def provenance(epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> dict[str, str]:
+        opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
+        crop = settings["augmentation"]["crop"]
+        info = {
+            **card.provenance,
+            "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
+            "training": (
+                f"medswin train: {epoch} of {total_epochs} epochs, {global_step} steps, {ctx.world} process(es), "
+                f"{opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}, {sched['type']} schedule "
+                f"(warm-up {sched['warmup_epochs']:g} epochs), loss {loss['type']}, batch {run['batch_size']} x "
+                f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or card.roi_size)}, precision {precision}"
+            ),
+            "epochs": str(epoch),
+            "datalist": f"{datalist.path.name if datalist.path else 'in memory'}"
+            + (f", fold {data_settings['fold']}" if data_settings["fold"] is not None else "")
+            + f": {len(train_cases)} training / {len(val_cases)} validation case(s)",
+            "seed": str(seed),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "medswin_version": __version__,
+        }
+        if scores:
+            info["validation_dice"] = f"epoch {scored_epoch}: " + _describe_scores(scores, len(val_cases))
+            info["validation_dice_json"] = json.dumps({k: round(v, 6) for k, v in scores.items()})
+        else:
+            info["validation_dice"] = "not measured (no validation cases)"
+        if init_note:
+            info["init_from"] = init_note
+        info["sources"] = "; ".join(f"{k}: {v}" for k, v in settings["sources"].items())
+        return info
+
+    def save(path: Path, epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> None:
+        save_checkpoint(model, card.replace(provenance=provenance(epoch, scores, scored_epoch)), path)
+
+    # ---- epochs
+    last_scores: dict[str, float] = dict(best_scores)
+    epoch = start_epoch
+    with _tensorboard(output, ctx.main) as board:
+        for epoch in range(start_epoch + 1, total_epochs + 1):
+            tick = time.perf_counter()
+            network.train()
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
+            losses = []
+            for batch in _batches(loader):
+                x = batch["image"].to(ctx.device, non_blocking=True)
+                y = batch["label"].to(ctx.device, non_blocking=True)
+                with _autocast(precision, ctx.device):
+                    logits = network(x)
+                loss = loss_fn(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if run["max_grad_norm"]:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(run["max_grad_norm"]))
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                global_step += 1
+                losses.append(float(loss.detach()))
+            mean_loss = float(np.mean([v for part in _all_gather(losses, ctx) for v in part]))
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "global_step": global_step,
+                "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
+                "train_loss": f"{mean_loss:.6f}",
+                "world_size": ctx.world,
+            }
+            validated = val_cases and (epoch % int(run["val_every"]) == 0 or epoch == total_epochs)
+            improved = False
+            if validated:
+                optimizer.zero_grad(set_to_none=True)  # free the gradients while predicting
+                shard = val_cases[ctx.rank :: ctx.world]
+                results = validate_cases(
+                    model,
+                    card,
+                    shard,
+                    structures,
+                    label_remap=data_settings["label_remap"],
+                    device=ctx.device,
+                    overlap=val_settings["overlap"],
+                    sw_batch_size=int(val_settings["sw_batch_size"]),
+                    mode=val_settings["mode"],
+                    precision="bf16" if precision == "bf16" else "fp32",
+                )
+                network.train()
+                merged = [item for part in _all_gather(results, ctx) for item in part]
+                last_scores = {
+                    name: float(np.mean([scores[name] for _, scores in merged])) for name in structures
+                }
+                score = float(np.mean(list(last_scores.values())))
+                row["val_dice_mean"] = f"{score:.6f}"
+                row.update({_column(n): f"{v:.6f}" for n, v in last_scores.items()})
+                improved = best_metric is None or score > best_metric
+                if improved:
+                    best_metric, best_epoch, best_scores = score, epoch, dict(last_scores)
+                log.info("epoch %d validation: %s", epoch, _describe_scores(last_scores, len(merged)))
+            elif not val_cases:
+                improved = True  # without validation the latest epoch is the one kept
+                best_epoch = epoch
+            row["epoch_seconds"] = f"{time.perf_counter() - tick:.2f}"
+            rows.append(row)
+            log.info(
+                "epoch %d/%d: loss %.4f, lr %.3g, %s s",
+                epoch,
+                total_epochs,
+                mean_loss,
+                optimizer.param_groups[0]["lr"],
+                row["epoch_seconds"],
+            )
+            if ctx.main:
+                if improved:
+                    save(output / BEST, epoch, best_scores, best_epoch)
+                if epoch % int(run["save_every"]) == 0 or epoch == total_epochs:
+                    save(output / LAST, epoch, last_scores, epoch if validated else None)
+                    save_training_state(
+                        output,
+                        TrainingState(
+                            epoch=epoch,
+                            global_step=global_step,
+                            best_metric=best_metric,
+                            best_epoch=best_epoch,
+                            optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(),
+                            scaler=scaler.state_dict() if scaler is not None else {},
+                            pipeline_sha256=pipeline.text_sha256,
+                        ),
+                    )
+                _write_csv(output / METRICS_CSV, rows, columns)
+                if board is not None:
+                    board.add_scalar("train/loss", mean_loss, epoch)
+                    board.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
+                    for name, value in last_scores.items() if validated else ():
+                        board.add_scalar(f"val/dice_{name}", value, epoch)
+            _barrier(ctx)
+    return TrainResult(
+        output=output,
+        best_checkpoint=(output / BEST) if (output / BEST).exists() or best_epoch is not None else None,
+        last_checkpoint=output / LAST,
+        epochs=max(epoch, start_epoch),
+        best_metric=best_metric,
+        best_epoch=best_epoch,
+        validation=best_scores,
+        metrics_csv=output / METRICS_CSV,
+    )
