@@ -297,7 +297,7 @@ for _variant, _settings in SWIN_X2S_VARIANTS.items():
         spatial_dims=3,
         description=(
             f"Swin-X2S-{_variant.capitalize()}: feature {_settings['feature_size']}, depths "
-            f"{'-'.join(map(str, _settings['depths']))}, {SWIN_X2S_PARAMETERS[_variant] / 1e6:.2f} M parameters"
+            f"{'-'.join(map(str, _settings['depths']))}, heads {'-'.join(map(str, _settings['num_heads']))}"
         ),
         defaults=dict(_settings),
     )

@@ -27,7 +27,7 @@ from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrUpBlock
 from monai.networks.nets.swin_unetr import PatchMergingV2, SwinTransformerBlock, compute_mask, get_window_size
 from torch import nn
 
-from medswin.models.inputs import check_input_shape
+from medswin.models.inputs import ModelInputError, check_input_shape
 from medswin.models.swin_unet_modules import PatchEmbed2d
 
 __all__ = [
@@ -447,7 +447,10 @@ class SwinX2SNet(nn.Module):
                 exact=self.view_shape(),
             )
         if ap.shape[0] != lateral.shape[0]:
-            raise ValueError(f"swin_x2s: AP batch {ap.shape[0]} != lateral batch {lateral.shape[0]}")
+            raise ModelInputError(
+                f"swin_x2s: the AP batch has {ap.shape[0]} image(s) but the lateral batch {lateral.shape[0]}; "
+                "pass one lateral radiograph per AP radiograph"
+            )
         features_ap = self.encode_view(ap, axis=1)
         features_lat = self.encode_view(lateral, axis=0)
         features_ap[-1], features_lat[-1] = self.cross_atte6(features_ap[-1], features_lat[-1])

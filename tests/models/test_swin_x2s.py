@@ -186,6 +186,8 @@ def test_input_and_config_errors() -> None:
         net(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 64))
     with pytest.raises(ModelInputError, match="input channel"):
         net(torch.rand(1, 2, 32, 64), torch.rand(1, 2, 32, 64))
+    with pytest.raises(ModelInputError, match="lateral batch"):
+        net(torch.rand(2, 1, 32, 64), torch.rand(1, 1, 32, 64))
     with pytest.raises(ModelCardError, match="X == Y"):
         create_model("swin_x2s_tiny", img_size=(32, 64, 64))
     with pytest.raises(ModelCardError, match="multiple of 32"):
