@@ -13,16 +13,20 @@ Steps for one image (each timed in ``Prediction.timings``):
 4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`).
 
 Memory: the full-resolution ``classes x volume`` float32 buffer of MONAI's sliding window is never
-made unless ``save_probabilities=True``. For a 512x512x600 CT at 0.78x0.78x1 mm and the BTCV
-card (14 classes, 1.5x1.5x2 mm, 96³ windows; model grid 267x267x300) the peak is about
+made unless ``save_probabilities=True``. For a 512x512x600 CT at 0.78x0.78x2.5 mm and the BTCV
+card (14 classes, 1.5x1.5x2 mm, 96³ windows; model grid 267x267x750), measured:
 
-    input as read (int16, 0.3 GB) + model-grid input (float32, 86 MB)
-    + stitch slab (14 x 96 x 267 x 267 x 4 B = 0.38 GB) + labels (uint8: 21 MB model grid,
-    157 MB input grid) + network activations of ``sw_batch_size`` windows (~0.6 GB at feature
-    size 12, ~2 GB at 48, bf16 halves it)
+* reading: the int16 volume, 0.3 GB;
+* preprocessing: MONAI ``Spacing``'s sampling grid and temporaries, ~2.4 GB for 53 M output voxels,
+  freed when it returns; the model-grid input that stays is 0.2 GB float32;
+* inference: stitch slab 14 x 96 x 267 x 267 x 4 B = 0.38 GB, labels 53 MB (uint8), plus the
+  network activations of ``sw_batch_size`` windows (~1-2 GB at feature size 12);
+* back to the input grid: 157 MB of uint8 labels.
 
-instead of 14 x 267 x 267 x 300 x 4 B = 1.2 GB for the stitching buffer alone (3.0 GB at 750
-model-grid slices). ``benchmarks/bench_predict.py`` measures peak RSS against the plain MONAI flow.
+So the peak is the preprocessing transient, 3.4 GB RSS in all, against 12.5 GB for the plain MONAI
+flow, whose stitching buffer alone is 14 x 267 x 267 x 750 x 4 B = 3.0 GB (plus its count map,
+float32 argmax and full-size inverse resampling); ``benchmarks/bench_predict.py`` measures both
+with a stand-in 1x1x1 network so that only the pipeline counts.
 
 Speed on CPU: :func:`medswin.inference.runtime.configure_cpu_runtime` keeps freed memory in the
 process (the kernel's page faults dominated otherwise), MONAI's SDPA window attention is switched

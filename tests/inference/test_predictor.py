@@ -273,3 +273,13 @@ def test_model_sources(tmp_path) -> None:
         Predictor(IntensityNet())
     with pytest.raises(ValueError, match="precision"):
         Predictor(IntensityNet(), card=card, precision="int8")
+
+
+def test_fp16_autocast_path() -> None:
+    torch.manual_seed(0)
+    network = torch.nn.Conv3d(1, 5, kernel_size=1)
+    dtypes: list[torch.dtype] = []
+    network.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    case = clean_phantom("oblique")
+    labels = Predictor(network, card=intensity_card(), precision="fp16").predict(case.image).labels
+    assert labels.same_grid(case.image, atol_mm=0) and set(dtypes) == {torch.float16}
