@@ -78,7 +78,9 @@ def make_ct_phantom(
     rng = np.random.default_rng(seed)
     idx = [np.arange(n, dtype=np.float32) for n in shape]
     # normalised coordinates in [-1, 1] along each array axis, body slightly smaller than the field of view
-    grid = np.meshgrid(*[(i - (n - 1) / 2) / ((n - 1) / 2) for i, n in zip(idx, shape, strict=True)], indexing="ij")
+    grid = np.meshgrid(
+        *[(i - (n - 1) / 2) / ((n - 1) / 2) for i, n in zip(idx, shape, strict=True)], indexing="ij"
+    )
     x, y, z = (g / 0.9 for g in grid)
     if orientation == "RAS":
         x, y = -x, -y  # array axes point right/anterior: the patient's left lies at low x indices

@@ -24,16 +24,23 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_train_writes_a_loadable_checkpoint_whose_card_says_how_it_was_made(
-    phantom_data: Path, tiny_setup: tuple[Path, Path], tmp_path: Path
+    phantom_data: Path, tiny_setup: tuple[Path, Path], tmp_path: Path, capsys
 ) -> None:
     _, pipeline = tiny_setup
     output = tmp_path / "run"
-    assert (
-        main(
-            ["train", "--pipeline", str(pipeline), "--data-root", str(phantom_data), "--output", str(output)]
-        )
-        == 0
-    )
+    arguments = [
+        "train",
+        "--pipeline",
+        str(pipeline),
+        "--data-root",
+        str(phantom_data),
+        "--output",
+        str(output),
+    ]
+    assert main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("trained tiny_phantom: 2 epoch(s); best mean validation Dice ")
+    assert str(output / "best.safetensors") in printed
 
     model, card = load_checkpoint(output / "best.safetensors")
     assert card.id == "tiny_phantom" and card.labels[1] == "liver" and card.roi_size == (64, 32, 32)
