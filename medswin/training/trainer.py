@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from medswin.data.manifest import CaseEntry, Datalist, load_datalist
+from medswin.distributed import DistContext, all_gather, barrier, setup_distributed
 from medswin.errors import CheckpointError, ManifestError, MedSwinError
 from medswin.models.card import ModelCard
 from medswin.training.config import Pipeline
@@ -73,61 +73,6 @@ class TrainResult:
     best_epoch: int | None
     validation: dict[str, float] = field(default_factory=dict)
     metrics_csv: Path | None = None
-
-
-# ------------------------------------------------------------------------------ distributed
-@dataclass
-class _Dist:
-    rank: int
-    world: int
-    local_rank: int
-    device: Any
-    owns_group: bool
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device_spec: str) -> _Dist:
-    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group."""
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_spec == "auto":
-        device_spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if device_spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MedSwinError(f"device {device_spec!r} was asked for, but this torch build sees no CUDA GPU")
-        device = torch.device(device_spec if ":" in device_spec or world == 1 else f"cuda:{local_rank}")
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device(device_spec)
-    owns = False
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    return _Dist(rank, world, local_rank, device, owns)
-
-
-def _all_gather(value: Any, ctx: _Dist) -> list[Any]:
-    if ctx.world == 1:
-        return [value]
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * ctx.world
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
-def _barrier(ctx: _Dist) -> None:
-    if ctx.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 # ------------------------------------------------------------------------------ validation
@@ -341,7 +286,6 @@ def train(
         ManifestError: bad pipeline, datalist or data (missing files, wrong channels, undeclared labels).
         CheckpointError: unloadable ``init_from`` weights or resume state.
     """
-    import torch
 
     overrides: dict[str, Any] = {}
     if epochs is not None:
@@ -352,38 +296,26 @@ def train(
         overrides.setdefault("training", {})["device"] = device
     if overrides:
         pipeline = pipeline.with_overrides(**overrides)
-    settings = pipeline.settings
-    run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
-    output = Path(output)
-
-    ctx = _setup_distributed(run["device"])
+    ctx = setup_distributed(pipeline.settings["training"]["device"])
     try:
         return _train(
             pipeline,
-            settings,
-            run,
-            data_settings,
-            val_settings,
-            output,
+            Path(output),
             ctx,
-            data_root,
-            datalist,
-            resume,
-            init_from,
+            data_root=data_root,
+            datalist_path=datalist,
+            resume=resume,
+            init_override=init_from,
         )
     finally:
-        if ctx.owns_group:
-            torch.distributed.destroy_process_group()
+        ctx.close()
 
 
 def _train(
     pipeline: Pipeline,
-    settings: dict[str, Any],
-    run: dict[str, Any],
-    data_settings: dict[str, Any],
-    val_settings: dict[str, Any],
     output: Path,
-    ctx: _Dist,
+    ctx: DistContext,
+    *,
     data_root: str | Path | None,
     datalist_path: str | Path | None,
     resume: bool,
@@ -398,6 +330,8 @@ def _train(
     from medswin.training.data import build_train_transforms
     from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
 
+    settings = pipeline.settings
+    run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
     if ctx.device.type == "cpu":
         from medswin.inference.runtime import configure_cpu_runtime
 
@@ -454,14 +388,9 @@ def _train(
     init_spec = dict(settings["model"].get("init_from") or {})
     if init_override is not None:
         init_spec = {**init_spec, "checkpoint": str(init_override)}
-    if (
-        init_spec.get("checkpoint") and not resume
-    ):  # checkpoint null: key map and partial wait for --init-from
-        source = (
-            Path(init_override)
-            if init_override is not None
-            else pipeline.resolve_path(init_spec["checkpoint"])
-        )
+    # init_from.checkpoint null: the key map and partial setting wait for --init-from
+    if init_spec.get("checkpoint") and not resume:
+        source = Path(init_override) if init_override else pipeline.resolve_path(init_spec["checkpoint"])
         init_note = _initialise_from(model, init_spec, card, source)
     model = model.to(ctx.device)
     optimizer = build_optimizer(settings["optimizer"], model.parameters())
@@ -540,7 +469,7 @@ def _train(
                 "settings": settings,
             },
         )
-    _barrier(ctx)
+    barrier(ctx)
 
     def provenance(epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> dict[str, str]:
         opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
@@ -608,7 +537,7 @@ def _train(
                 scheduler.step()
                 global_step += 1
                 losses.append(float(loss.detach()))
-            mean_loss = float(np.mean([v for part in _all_gather(losses, ctx) for v in part]))
+            mean_loss = float(np.mean([v for part in all_gather(losses, ctx) for v in part]))
             row: dict[str, Any] = {
                 "epoch": epoch,
                 "global_step": global_step,
@@ -616,7 +545,7 @@ def _train(
                 "train_loss": f"{mean_loss:.6f}",
                 "world_size": ctx.world,
             }
-            validated = val_cases and (epoch % int(run["val_every"]) == 0 or epoch == total_epochs)
+            validated = bool(val_cases) and (epoch % int(run["val_every"]) == 0 or epoch == total_epochs)
             improved = False
             if validated:
                 optimizer.zero_grad(set_to_none=True)  # free the gradients while predicting
@@ -634,7 +563,7 @@ def _train(
                     precision="bf16" if precision == "bf16" else "fp32",
                 )
                 network.train()
-                merged = [item for part in _all_gather(results, ctx) for item in part]
+                merged = [item for part in all_gather(results, ctx) for item in part]
                 last_scores = {
                     name: float(np.mean([scores[name] for _, scores in merged])) for name in structures
                 }
@@ -682,7 +611,7 @@ def _train(
                     board.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
                     for name, value in last_scores.items() if validated else ():
                         board.add_scalar(f"val/dice_{name}", value, epoch)
-            _barrier(ctx)
+            barrier(ctx)
     return TrainResult(
         output=output,
         best_checkpoint=(output / BEST) if (output / BEST).exists() or best_epoch is not None else None,
