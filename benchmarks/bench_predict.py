@@ -6,8 +6,9 @@ What is compared (each flow in its own subprocess, so peak RSS is measured separ
     ``Orientationd`` RAS, ``Spacingd`` 1.5x1.5x2.0 mm, ``ScaleIntensityRanged`` -175..250 -> 0..1,
     ``sliding_window_inference`` 96³, overlap 0.5, Gaussian, ``AsDiscreted`` argmax, ``Invertd``
     (nearest), ``SaveImaged``; fp32 under ``torch.no_grad()``, MONAI's ``SwinUNETR`` as built;
-(b) ``medswin.cli.predict.predict_case`` with a :class:`~medswin.inference.Predictor` on the same
-    checkpoint, writing ``<case>.nii.gz`` on the input grid; bf16 (and, for reference, fp32).
+(b) ``medswin.batch.run_batch`` (what ``medswin predict`` runs) with a
+    :class:`~medswin.inference.Predictor` on the same checkpoint, writing ``<case>.nii.gz`` on the
+    input grid plus its record; bf16 (and, for reference, fp32).
 
 Both use ``sw_batch_size=1`` (batching windows does not help on CPU) and torch's default threads.
 
@@ -276,8 +277,8 @@ def child_monai(ct: Path, checkpoint: Path, out_dir: Path) -> dict[str, Any]:
 
 
 def child_medswin(ct: Path, checkpoint: Path, out_dir: Path, precision: str) -> dict[str, Any]:
-    """(b) medswin: one Predictor, the per-case function of ``medswin predict``."""
-    from medswin.cli.predict import predict_case
+    """(b) medswin: one Predictor, the batch runner of ``medswin predict``."""
+    from medswin.batch import BatchOptions, discover_cases, run_batch
     from medswin.inference import Predictor
 
     start = time.perf_counter()
@@ -285,11 +286,13 @@ def child_medswin(ct: Path, checkpoint: Path, out_dir: Path, precision: str) -> 
         predictor = Predictor(standin_network(), card=bench_card(), precision=precision, overlap=OVERLAP)
     else:
         predictor = Predictor(str(checkpoint), precision=precision, overlap=OVERLAP, sw_batch_size=1)
-    output, prediction = predict_case(predictor, [ct], out_dir, overwrite=True)
+    [outcome] = run_batch(predictor, discover_cases([ct]), out_dir, BatchOptions(overwrite=True)).outcomes
+    if outcome.status != "done":
+        raise RuntimeError(f"medswin failed on {ct}: {outcome.reason}")
     result = _usage(start)
-    result["output"] = str(output)
-    result["timings"] = prediction.timings
-    result["windows"] = prediction.windows
+    result["output"] = str(out_dir / f"{outcome.case_id}.nii.gz")
+    result["timings"] = outcome.record["timings_s"]
+    result["windows"] = outcome.record["windows"]
     return result
 
 

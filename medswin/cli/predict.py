@@ -1,45 +1,47 @@
-"""``medswin predict -i FILE -o OUT_DIR -m MODEL``: labels for one image, written on its own grid.
+"""``medswin predict -i INPUT -o OUT_DIR -m MODEL``: segment one case or a whole folder of studies.
 
-The per-case work (read, predict, write ``OUT_DIR/<case>.nii.gz`` atomically) lives in
-:func:`predict_case` so batch front ends reuse it with one :class:`~medswin.inference.Predictor`.
+A thin shell over :mod:`medswin.batch` (cases, resume, prefetch, reports) and the one
+:class:`~medswin.inference.Predictor`; the napari plugin and the challenge pipelines use the same two.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "run", "case_name", "read_case", "predict_case", "INPUT_SUFFIXES"]
+from medswin.batch.cases import INPUT_SUFFIXES, case_name
 
-#: endings stripped from an input's name to make the case name, longest first.
-INPUT_SUFFIXES: tuple[str, ...] = (
-    ".nii.gz",
-    ".nii",
-    ".mha",
-    ".mhd",
-    ".nrrd",
-    ".nhdr",
-    ".dcm",
-    ".zip",
-    ".png",
-    ".tiff",
-    ".tif",
-    ".jpg",
-    ".jpeg",
-)
+__all__ = ["add_parser", "run", "case_name", "INPUT_SUFFIXES", "parse_shard", "parse_labels_subset"]
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Segment an image with a model and write the label map as OUT_DIR/<case>.nii.gz, where <case> is
-the input's file name without its extension. The labels lie on the input's exact grid (shape,
-spacing, origin and direction; a NIfTI input's header is reused). The output is written atomically;
-an existing file is kept unless --overwrite is given.
+Segment images with a model. INPUT is an image file (NIfTI, MHA/MHD, NRRD, DICOM file), a DICOM
+folder or .zip, a folder of such files or of DICOM study folders (one case per file, per sub-folder,
+and per series where a folder holds several), files named <case>_0000.nii.gz, <case>_0001.nii.gz
+... for multi-channel models, or a .txt/.csv list of cases. Several -i make the channels of one case.
+
+Per case, OUT_DIR receives <case>.nii.gz (or .mha / DICOM-SEG <case>.dcm) on the input's exact grid,
+<case>.json (label volumes in mL, timings, the model's id, checksums of the outputs) and, on request,
+probabilities and a PNG preview; OUT_DIR/summary.csv lists every case with its status and volumes.
+Every file is written atomically. Re-running skips finished cases (their record and checksums
+match) and redoes interrupted ones; --overwrite redoes everything. A failing case is reported and the
+batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
 
 MODEL is a medswin checkpoint (.safetensors, which carries its model card) or the name of a shipped
-model. Multi-channel models (e.g. BraTS: t2f t1c t1n t2w) take one -i per channel, in the order of
-the card's channels.
+model (e.g. demo).
+
+Scale-out: `torchrun --nproc_per_node N -m medswin predict ...` gives every process its share of
+the cases (one GPU each with --device cuda) and rank 0 writes the merged summary.csv;
+--shard i/n does the same for processes you start yourself.
 
 CPU speed: --precision bf16 is about twice as fast on CPUs with AVX-512 BF16/AMX. medswin keeps
 freed memory in the process (glibc malloc thresholds) because returning it to the kernel after
@@ -48,11 +50,12 @@ every window dominated run time; set GLIBC_TUNABLES yourself to do the same for 
 
 
 def add_parser(subparsers: Any) -> None:
+    from medswin.batch.outputs import OUTPUT_FORMATS
     from medswin.inference.predictor import PRECISIONS
 
     parser = subparsers.add_parser(
         "predict",
-        help="segment an image; labels written as OUT_DIR/<case>.nii.gz on the input's grid",
+        help="segment one image or a folder of studies; labels on each input's own grid",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,13 +64,14 @@ def add_parser(subparsers: Any) -> None:
         "--input",
         required=True,
         action="append",
-        metavar="FILE",
-        help="image file, DICOM folder or zip; repeat for multi-channel models, in the card's channel order",
+        metavar="INPUT",
+        help="image, DICOM folder/zip, folder of cases or case list; repeat for one case's channels",
     )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="output folder")
     parser.add_argument(
         "-m", "--model", required=True, help="medswin checkpoint (.safetensors) or shipped model name"
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
     )
@@ -75,126 +79,226 @@ def add_parser(subparsers: Any) -> None:
         "--overlap", type=float, default=None, help="sliding-window overlap in [0, 1) (default: the model's)"
     )
     parser.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower in 3D)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(
         "--sw-batch-size", type=int, default=1, metavar="N", help="windows per network call (default: 1)"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     parser.add_argument(
-        "--keep-largest",
-        action="store_true",
-        help="keep only the largest connected component of each label",
+        "--output-format",
+        nargs="+",
+        choices=tuple(OUTPUT_FORMATS),
+        default=["nifti"],
+        metavar="FORMAT",
+        help=f"label outputs, one or more of {', '.join(OUTPUT_FORMATS)} (dicom-seg for DICOM inputs)",
     )
-    parser.add_argument("--case", help="output name instead of the input's file name")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write <case>_probabilities.nii.gz (float32 per class; needs K x volume memory)",
+    )
+    parser.add_argument(
+        "--labels-subset",
+        metavar="LABELS",
+        help="keep only these labels, by name or value, comma separated (e.g. liver,spleen)",
+    )
+    parser.add_argument(
+        "--keep-largest", action="store_true", help="keep only the largest connected component of each label"
+    )
+    parser.add_argument(
+        "--min-size-mm3",
+        type=float,
+        default=0.0,
+        metavar="MM3",
+        help="remove connected components smaller than this volume (default: 0, keep all)",
+    )
+    parser.add_argument("--preview", action="store_true", help="write <case>_preview.png (three slices)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo finished cases, replace existing files"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="background threads reading the next cases (default: 1)",
+    )
+    parser.add_argument("--shard", metavar="I/N", help="process only the I-th of N shares of the cases")
+    parser.add_argument(
+        "--allow-gaps", action="store_true", help="interpolate DICOM series with missing slices"
+    )
+    parser.add_argument("--case", help="output name for a single case instead of the input's file name")
     parser.set_defaults(run=run)
 
 
-def case_name(path: str | Path) -> str:
-    """The case name of an input: its file (or folder) name without the image extension."""
-    name = Path(path).name
-    lowered = name.lower()
-    for suffix in INPUT_SUFFIXES:
-        if lowered.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def read_case(paths: Sequence[str | Path]) -> Any:
-    """Read one case: a single image, or one image per channel stacked in the given order.
-
-    Channel images must lie on one grid; raises :class:`GeometryError` naming the odd one out.
-    """
-    import numpy as np
-
-    from medswin.errors import GeometryError
-    from medswin.io import read_image
-
-    images = [read_image(p) for p in paths]
-    if len(images) == 1:
-        return images[0]
-    first = images[0]
-    for path, image in zip(paths[1:], images[1:]):
-        difference = image.grid_difference(first)
-        if difference is not None:
-            raise GeometryError(
-                f"{path}: not on the grid of {paths[0]} ({difference}); the channels of one case must share a grid"
-            )
-    arrays = [np.asarray(image.array, dtype=np.float32) for image in images]
-    return first.with_array(np.concatenate(arrays, axis=0))
-
-
-def predict_case(
-    predictor: Any,
-    inputs: Sequence[str | Path],
-    output_dir: str | Path,
-    *,
-    case: str | None = None,
-    overwrite: bool = False,
-    progress: Callable[[int, int, str], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> tuple[Path, Any]:
-    """Read ``inputs``, predict, write ``output_dir/<case>.nii.gz`` on the input grid; ``(path, Prediction)``.
-
-    Refuses (``ImageWriteError``) to replace an existing output unless ``overwrite``; nothing is
-    written when reading, predicting or writing fails, or when ``cancel`` stops the prediction.
-    """
-    from medswin.errors import ImageWriteError
-    from medswin.io import write_labels
-
-    output = Path(output_dir) / f"{case or case_name(inputs[0])}.nii.gz"
-    if output.exists() and not overwrite:
-        raise ImageWriteError(f"{output}: already exists; pass --overwrite to replace it")
-    image = read_case(inputs)
-    prediction = predictor.predict(image, progress=progress, cancel=cancel)
-    write_labels(prediction.labels, output, reference=image)
-    return output, prediction
-
-
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"1/4"`` -> ``(1, 4)``; raises MedSwinError for anything else."""
     from medswin.errors import MedSwinError
-    from medswin.inference import Predictor
-    from medswin.transforms import Postprocess
+
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise MedSwinError(f"--shard must look like I/N (e.g. 0/2), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise MedSwinError(f"--shard {text}: needs 0 <= I < N")
+    return index, count
+
+
+def parse_labels_subset(text: str | None, labels: dict[int, str]) -> tuple[int, ...] | None:
+    """Label values for ``--labels-subset`` (names or values); raises MedSwinError naming unknown ones."""
+    from medswin.errors import MedSwinError
+
+    if not text:
+        return None
+    by_name = {name: value for value, name in labels.items()}
+    values = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        if item in by_name:
+            values.append(by_name[item])
+        elif item.isdigit() and int(item) in labels:
+            values.append(int(item))
+        else:
+            known = ", ".join(f"{v}={n}" for v, n in sorted(labels.items()) if v != 0)
+            raise MedSwinError(f"--labels-subset: the model has no label {item!r}; it has {known}")
+    return tuple(values)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit(143) so the batch removes the interrupted case before exiting."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    from medswin.errors import MedSwinError
 
     if args.overlap is not None and not 0 <= args.overlap < 1:
         raise MedSwinError(f"--overlap must be in [0, 1), got {args.overlap}")
     if args.sw_batch_size < 1:
         raise MedSwinError(f"--sw-batch-size must be at least 1, got {args.sw_batch_size}")
+    if args.min_size_mm3 < 0:
+        raise MedSwinError(f"--min-size-mm3 must be >= 0, got {args.min_size_mm3}")
     for path in args.input:
         if not Path(path).exists():
             raise MedSwinError(f"{path}: no such file or folder")
-    predictor = Predictor(
-        args.model,
-        device=args.device,
-        precision=args.precision,
-        overlap=args.overlap,
-        sw_batch_size=args.sw_batch_size,
-        tta=args.tta,
-        postprocess=Postprocess(keep_largest=True) if args.keep_largest else None,
-        threads=args.threads,
-    )
-    quiet = bool(getattr(args, "quiet", False))
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from medswin.batch import BatchOptions, discover_cases, write_summary
+    from medswin.distributed import all_gather, setup_distributed
+    from medswin.errors import MedSwinError
+    from medswin.inference import Predictor
+    from medswin.transforms import Postprocess
+
+    _check_arguments(args)
+    shard = parse_shard(args.shard)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and shard is not None:
+        raise MedSwinError("--shard is chosen by torchrun's rank already; leave it out under torchrun")
+    cases = discover_cases(args.input, skip=[args.output])
+    if args.case:
+        if len(cases) != 1:
+            raise MedSwinError(f"--case names one output, but the input holds {len(cases)} cases")
+        cases = [replace(cases[0], case_id=args.case)]
+    # Collectives wait for the slowest rank's share of an overnight batch.
+    ctx = setup_distributed(args.device, backend="gloo", timeout=timedelta(days=7))
+    try:
+        predictor = Predictor(
+            args.model,
+            device=str(ctx.device),
+            precision=args.precision,
+            overlap=args.overlap,
+            sw_batch_size=args.sw_batch_size,
+            tta=args.tta,
+            save_probabilities=args.save_probabilities,
+            threads=args.threads,
+        )
+        channels = predictor.card.channels
+        if len(args.input) > 1 and len(args.input) != len(channels):
+            raise MedSwinError(
+                f"{len(args.input)} inputs given as the channels of one case, but model {predictor.card.id!r} "
+                f"takes {len(channels)} ({', '.join(channels)})"
+            )
+        predictor.postprocess = Postprocess(
+            keep_labels=parse_labels_subset(args.labels_subset, predictor.card.labels),
+            keep_largest=args.keep_largest,
+            min_size_mm3=args.min_size_mm3,
+        )
+        options = BatchOptions(
+            formats=tuple(dict.fromkeys(args.output_format)),
+            overwrite=args.overwrite,
+            preview=args.preview,
+            jobs=args.jobs,
+            allow_gaps=args.allow_gaps,
+            shard=shard or (ctx.rank, ctx.world),
+        )
+        quiet = bool(getattr(args, "quiet", False)) or not ctx.main
+        with _sigterm_as_exit():
+            result = _run_with_progress(predictor, cases, args.output, options, quiet)
+        outcomes = [o for part in all_gather(result.outcomes, ctx) for o in part]
+        if ctx.world > 1 and ctx.main:
+            labels = [predictor.card.labels[v] for v in sorted(predictor.card.labels) if v != 0]
+            write_summary(args.output / "summary.csv", sorted(outcomes, key=lambda o: o.case_id), labels)
+    finally:
+        ctx.close()
+    if not quiet or any(o.status == "failed" for o in outcomes):
+        _report(outcomes, args.output / ("summary.csv" if ctx.world > 1 else options.summary_name), quiet)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _run_with_progress(predictor: Any, cases: list, output: Path, options: Any, quiet: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from medswin.batch import run_batch
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=quiet, transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task("predicting", total=None)
+        batch = bar.add_task("cases", total=None)
+        windows = bar.add_task("windows", total=None)
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.update(task, completed=done, total=total, description=message)
+        def on_case(outcome: Any, done: int, total: int) -> None:
+            bar.update(
+                batch,
+                completed=done,
+                total=total,
+                description=f"cases (last: {outcome.case_id} {outcome.status})",
+            )
 
-        output, prediction = predict_case(
-            predictor, args.input, args.output, case=args.case, overwrite=args.overwrite, progress=progress
-        )
+        def progress(case_id: str, done: int, total: int, message: str) -> None:
+            bar.update(windows, completed=done, total=total, description=f"{case_id}: {message}")
+
+        return run_batch(predictor, cases, output, options, on_case=on_case, progress=progress)
+
+
+def _report(outcomes: list, summary: Path, quiet: bool) -> None:
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
     if not quiet:
-        labels = prediction.labels
-        present = [int(v) for v in np.unique(labels.array) if v != 0]
-        names = ", ".join(prediction.card.labels.get(v, str(v)) for v in present) or "none"
+        for outcome in outcomes:
+            if outcome.status == "done":
+                found = [n for n, v in outcome.record.get("labels", {}).items() if v["voxels"]]
+                print(
+                    f"{outcome.case_id}: {', '.join(outcome.record['files'])} "
+                    f"(labels found: {', '.join(found) or 'none'}; {outcome.seconds:.1f} s)"
+                )
         print(
-            f"wrote {output} ({' x '.join(str(n) for n in labels.shape)} voxels; labels found: {names}; "
-            f"{prediction.windows} windows in {prediction.timings['total']:.1f} s)",
-            file=sys.stdout,
+            f"{counts['done']} case(s) predicted, {counts['skipped']} already finished, {counts['failed']} failed; "
+            f"summary: {summary}"
         )
-    return 0
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            print(f"medswin: case {outcome.case_id} failed: {outcome.reason}", file=sys.stderr)

@@ -40,7 +40,8 @@ def test_predict_writes_case_on_the_input_grid(
     )
     assert code == 0
     written = out / "patient_ct.nii.gz"
-    assert sorted(p.name for p in out.iterdir()) == ["patient_ct.nii.gz"]  # no temporary left behind
+    # the labels, the case record and the run summary; no temporary left behind
+    assert sorted(p.name for p in out.iterdir()) == ["patient_ct.json", "patient_ct.nii.gz", "summary.csv"]
     labels = read_image(written, kind="label")
     image = read_image(source)
     assert labels.same_grid(image, atol_mm=1e-5), labels.grid_difference(image)
@@ -55,7 +56,7 @@ def test_existing_output_is_kept_without_overwrite(tmp_path: Path, checkpoint: P
     out.mkdir()
     (out / "ct.nii.gz").write_bytes(b"keep me")
     argv = ["predict", "-i", str(source), "-o", str(out), "-m", str(checkpoint), "--overlap", "0.25"]
-    assert main(argv) == 2
+    assert main(argv) == 1  # the case fails: a file medswin did not make is never replaced silently
     assert (out / "ct.nii.gz").read_bytes() == b"keep me"
     assert main([*argv, "--overwrite", "--tta", "--keep-largest", "--case", "renamed"]) == 0
     assert (out / "renamed.nii.gz").is_file()

@@ -1,0 +1,265 @@
+"""Turn what a user points ``medswin predict -i`` at into named cases, and read one case.
+
+Accepted inputs (each case named by its file or folder name without the image extension):
+
+* one image file, DICOM file or DICOM ``.zip`` -> one case;
+* several paths given together -> the channels of one case, in the model card's order;
+* a folder of image files (NIfTI, MHA/MHD, NRRD, DICOM zips) -> one case per file; files named
+  nnU-Net style (``<case>_0000.nii.gz``, ``<case>_0001.nii.gz`` ...) are grouped into one
+  multi-channel case;
+* a folder of DICOM studies -> one case per sub-folder, and one per series where a folder holds
+  several (``<folder>_s<SeriesNumber>``); DICOM files lying in the folder itself count as a study;
+* a ``.txt`` list (one case per line: its channel paths separated by commas) or a ``.csv`` with a
+  ``case`` column and one column per channel; relative paths are taken from the list's folder.
+
+Discovery reads DICOM headers only (no pixels); a case's voxels are read by :func:`read_case`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medswin.errors import GeometryError, ImageReadError, MedSwinError
+from medswin.io.image import Image
+
+__all__ = ["INPUT_SUFFIXES", "Case", "case_name", "discover_cases", "read_case"]
+
+log = logging.getLogger(__name__)
+
+#: endings stripped from an input's name to make the case name, longest first.
+INPUT_SUFFIXES: tuple[str, ...] = (
+    ".nii.gz",
+    ".nii",
+    ".mha",
+    ".mhd",
+    ".nrrd",
+    ".nhdr",
+    ".dcm",
+    ".zip",
+    ".png",
+    ".tiff",
+    ".tif",
+    ".jpg",
+    ".jpeg",
+)
+#: files in a case folder that are images of their own (a ``.zip`` holds one DICOM study).
+_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".zip")
+_LIST_SUFFIXES = (".txt", ".csv")
+_CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prediction job: an id for the outputs, and what to read.
+
+    Attributes:
+        case_id: output name (``<case_id>.nii.gz``); unique within a batch.
+        paths: one path per channel, in the model card's channel order.
+        series_uid: the SeriesInstanceUID to read when ``paths[0]`` holds several DICOM series.
+    """
+
+    case_id: str
+    paths: tuple[Path, ...]
+    series_uid: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the case comes from, for messages (the first path, plus the series when chosen)."""
+        where = str(self.paths[0])
+        return f"{where} (series {self.series_uid})" if self.series_uid else where
+
+
+def case_name(path: str | Path) -> str:
+    """The case name of an input: its file (or folder) name without the image extension."""
+    name = Path(path).name
+    lowered = name.lower()
+    for suffix in INPUT_SUFFIXES:
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _has_suffix(path: Path, suffixes: Sequence[str]) -> bool:
+    return path.name.lower().endswith(tuple(suffixes))
+
+
+def _dicom_cases(folder: Path, name: str) -> list[Case]:
+    """One case per image series under ``folder``; several series get ``_s<number>`` suffixes."""
+    from medswin.io.dicom_series import discover_series
+
+    series = discover_series(folder)
+    if len(series) == 1:
+        return [Case(name, (folder,), None)]
+    numbers = [s.number for s in series]
+    unique = None not in numbers and len(set(numbers)) == len(numbers)
+    return [
+        Case(f"{name}_s{s.number}" if unique else f"{name}_{s.uid}", (folder,), s.uid)
+        for s in sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
+    ]
+
+
+def _group_channels(files: list[Path]) -> list[Case]:
+    """nnU-Net naming (``<case>_0000``...) groups files into multi-channel cases; else one case per file."""
+    matches = [_CHANNEL_SUFFIX.match(case_name(f)) for f in files]
+    if not files or not all(matches):
+        return [Case(case_name(f), (f,)) for f in files]
+    grouped: dict[str, dict[int, Path]] = defaultdict(dict)
+    for path, match in zip(files, matches, strict=True):
+        assert match is not None
+        grouped[match["case"]][int(match["channel"])] = path
+    cases = []
+    for case_id, channels in sorted(grouped.items()):
+        expected = list(range(len(channels)))
+        if sorted(channels) != expected:
+            raise ImageReadError(
+                f"{channels[min(channels)].parent}: case {case_id} has channel files "
+                f"{', '.join(f'_{c:04d}' for c in sorted(channels))}; nnU-Net naming needs _0000 to "
+                f"_{len(channels) - 1:04d} with none missing"
+            )
+        cases.append(Case(case_id, tuple(channels[c] for c in expected)))
+    return cases
+
+
+def _folder_cases(folder: Path, skip: Iterable[Path]) -> list[Case]:
+    skipped = {p.resolve() for p in skip}
+    entries = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.name != "__MACOSX" and p.resolve() not in skipped
+    )
+    images = [p for p in entries if p.is_file() and _has_suffix(p, _VOLUME_SUFFIXES)]
+    loose_dicom = [p for p in entries if p.is_file() and p not in images and _is_dicom_file(p)]
+    studies = [p for p in entries if p.is_dir()]
+    ignored = [p.name for p in entries if p.is_file() and p not in images and p not in loose_dicom]
+    if ignored:
+        log.info("%s: not images, ignored: %s", folder, ", ".join(ignored[:10]))
+    if loose_dicom and not images and not studies:
+        return _dicom_cases(folder, folder.name)  # the folder is one DICOM study itself
+    if loose_dicom:
+        raise ImageReadError(
+            f"{folder}: holds DICOM files beside other cases ({loose_dicom[0].name}); put each DICOM study "
+            "in a sub-folder of its own"
+        )
+    cases = _group_channels(images)
+    for study in studies:
+        try:
+            cases.extend(_dicom_cases(study, study.name))
+        except ImageReadError as error:
+            # A study folder without readable DICOM is a failed case, reported with the batch.
+            cases.append(Case(study.name, (study,)))
+            log.debug("%s", error)
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+def _list_cases(path: Path) -> list[Case]:
+    """Cases from a ``.txt`` (channel paths per line, comma separated) or ``.csv`` (``case`` + channels)."""
+
+    def resolve(text: str) -> Path:
+        candidate = Path(text.strip()).expanduser()
+        return candidate if candidate.is_absolute() else path.parent / candidate
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ImageReadError(f"{path}: cannot read the case list ({error})") from error
+    cases = []
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        columns = [c for c in (rows[0].keys() if rows else []) if c and c.strip().lower() != "case"]
+        if not rows or not columns:
+            raise ImageReadError(
+                f"{path}: a case list CSV needs a header with image column(s), e.g. case,image"
+            )
+        for number, row in enumerate(rows, start=2):
+            paths = tuple(resolve(row[c]) for c in columns if (row.get(c) or "").strip())
+            if len(paths) != len(columns):
+                raise ImageReadError(
+                    f"{path}, line {number}: {len(paths)} of {len(columns)} image columns filled"
+                )
+            cases.append(Case((row.get("case") or "").strip() or case_name(paths[0]), paths))
+    else:
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                paths = tuple(resolve(p) for p in line.split(",") if p.strip())
+                cases.append(Case(case_name(paths[0]), paths))
+    if not cases:
+        raise ImageReadError(f"{path}: the case list names no case")
+    return cases
+
+
+def discover_cases(inputs: Sequence[str | Path], *, skip: Iterable[Path] = ()) -> list[Case]:
+    """The cases named by ``-i`` arguments (see the module docstring), in a stable order.
+
+    Args:
+        inputs: one path (file, folder or case list), or several paths that are one case's channels.
+        skip: folders never to read as cases (the output folder, when it lies inside the input).
+
+    Raises:
+        ImageReadError: a path does not exist, a folder holds no case, or two cases share an id.
+    """
+    paths = [Path(p).expanduser() for p in inputs]
+    for path in paths:
+        if not path.exists():
+            raise ImageReadError(f"{path}: no such file or folder")
+    if not paths:
+        raise MedSwinError("no input given")
+    if len(paths) > 1:
+        cases = [Case(case_name(paths[0]), tuple(paths))]
+    elif paths[0].is_file() and _has_suffix(paths[0], _LIST_SUFFIXES):
+        cases = _list_cases(paths[0])
+    elif paths[0].is_dir():
+        cases = _folder_cases(paths[0], skip)
+        if not cases:
+            raise ImageReadError(
+                f"{paths[0]}: no case found (image files {', '.join(_VOLUME_SUFFIXES)}, DICOM files or "
+                "DICOM study folders)"
+            )
+    else:
+        cases = [Case(case_name(paths[0]), (paths[0],))]
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise ImageReadError(
+                f"two cases would write {case.case_id!r}: {seen[case.case_id].source} and {case.source}; "
+                "rename one"
+            )
+        seen[case.case_id] = case
+    return cases
+
+
+def read_case(case: Case, *, allow_gaps: bool = False) -> Image:
+    """Read one case: a single image, or one image per channel stacked in the case's order.
+
+    Channel images must lie on one grid; raises :class:`GeometryError` naming the odd one out.
+    """
+    from medswin.io import read_image
+
+    images = [read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps) for p in case.paths]
+    if len(images) == 1:
+        return images[0]
+    first = images[0]
+    for path, image in zip(case.paths[1:], images[1:], strict=True):
+        difference = image.grid_difference(first)
+        if difference is not None:
+            raise GeometryError(
+                f"{path}: not on the grid of {case.paths[0]} ({difference}); the channels of one case "
+                "must share a grid"
+            )
+    arrays = [np.asarray(image.array, dtype=np.float32) for image in images]
+    return first.with_array(np.concatenate(arrays, axis=0))

@@ -1,0 +1,262 @@
+"""``medswin predict`` over many cases: folders, DICOM series, zips, failures, resume, outputs, shards."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from conftest import ct_case, snapshot, write_nifti_cases
+from dicom_factory import write_series, zip_folder
+
+from medswin.batch import finished_record
+from medswin.cli.main import main
+from medswin.io import read_image
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _summary(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as stream:
+        return {row["case"]: row for row in csv.DictReader(stream)}
+
+
+def _predict(inputs: list[Path], out: Path, model: Path, *extra: str) -> int:
+    argv = ["-q", "predict", *(a for p in inputs for a in ("-i", str(p))), "-o", str(out), "-m", str(model)]
+    return main([*argv, *extra])
+
+
+def _hidden_leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_folder_batch_goes_on_past_a_corrupt_case_and_resumes(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    data = tmp_path / "data"
+    write_nifti_cases(data, ["case_a", "case_b", "case_c"])
+    broken = data / "case_b.nii.gz"
+    broken.write_bytes(broken.read_bytes()[:400])  # truncated in transfer
+    before = snapshot(data)
+    out = tmp_path / "out"
+
+    assert _predict([data], out, tiny_checkpoint) == 1
+    rows = _summary(out / "summary.csv")
+    assert [rows[c]["status"] for c in ("case_a", "case_b", "case_c")] == ["done", "failed", "done"]
+    assert "case_b.nii.gz" in rows["case_b"]["reason"]
+    assert not list(out.glob("case_b*")) and _hidden_leftovers(out) == []
+    for case in ("case_a", "case_c"):
+        labels = read_image(out / f"{case}.nii.gz", kind="label")
+        assert labels.same_grid(read_image(data / f"{case}.nii.gz"), atol_mm=1e-5)
+        record = json.loads((out / f"{case}.json").read_text())
+        assert record["model"] == "tiny_batch" and record["inputs"] == [f"{case}.nii.gz"]
+        counts = np.bincount(np.asarray(labels.array).ravel(), minlength=6)
+        unit = float(np.prod(labels.spacing)) / 1000
+        assert {n: v["voxels"] for n, v in record["labels"].items()} == {
+            "liver": counts[1],
+            "spleen": counts[2],
+            "kidney_right": counts[3],
+            "kidney_left": counts[4],
+            "vertebra": counts[5],
+        }
+        assert record["labels"]["liver"]["volume_ml"] == pytest.approx(counts[1] * unit)
+        assert float(rows[case]["liver_ml"]) == pytest.approx(counts[1] * unit, abs=1e-4)
+    assert snapshot(data) == before  # inputs untouched
+
+    done_bytes = (out / "case_a.nii.gz").read_bytes()
+    (out / "case_c.nii.gz").write_bytes(b"damaged")  # a finished output whose checksum no longer matches
+    assert _predict([data], out, tiny_checkpoint) == 1
+    rows = _summary(out / "summary.csv")
+    assert [rows[c]["status"] for c in ("case_a", "case_b", "case_c")] == ["skipped", "failed", "failed"]
+    assert "not a finished output" in rows["case_c"]["reason"]
+    assert (out / "case_a.nii.gz").read_bytes() == done_bytes
+    assert (out / "case_c.nii.gz").read_bytes() == b"damaged"  # kept: medswin does not vouch for it
+
+    broken.unlink()
+    assert _predict([data], out, tiny_checkpoint, "--overwrite") == 0
+    rows = _summary(out / "summary.csv")
+    assert [rows[c]["status"] for c in ("case_a", "case_c")] == ["done", "done"]
+    assert finished_record(out, "case_c", "tiny_batch", ["nifti"]) is not None
+
+
+def test_dicom_series_become_cases_with_dicom_seg_outputs(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    study = tmp_path / "study"
+    first = write_series(study, ct_case(1), series_number=2)
+    second = write_series(study, ct_case(2, "oblique"), series_number=5, study_uid=first.study_uid)
+    out = tmp_path / "out"
+    assert _predict([study], out, tiny_checkpoint, "--output-format", "nifti", "dicom-seg") == 0
+    for name, series in (("study_s2", first), ("study_s5", second)):
+        labels = read_image(out / f"{name}.nii.gz", kind="label")
+        assert labels.same_grid(read_image(study, series_uid=series.series_uid), atol_mm=1e-4)
+        seg = hd.seg.segread(out / f"{name}.dcm")
+        assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_uid
+        assert seg.StudyInstanceUID == first.study_uid
+        assert [s.SegmentLabel for s in seg.SegmentSequence] == [
+            "liver",
+            "spleen",
+            "kidney_right",
+            "kidney_left",
+            "vertebra",
+        ]
+        volume = seg.get_volume(combine_segments=True, relabel=False)  # segment numbers = label values here
+        assert volume.array.shape[0] == len(series.files)
+        expected = np.asarray(labels.array[0])
+        total = int(sum((expected == value).sum() for value in range(1, 6)))
+        assert int((volume.array > 0).sum()) == total
+        record = json.loads((out / f"{name}.json").read_text())
+        assert set(record["files"]) == {f"{name}.nii.gz", f"{name}.dcm"}
+    assert pydicom.dcmread(out / "study_s2.dcm").PatientID == "MEDSWIN-TEST-0001"  # the source patient
+
+
+def test_dicom_seg_for_a_nifti_input_fails_that_case_clearly(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    write_nifti_cases(tmp_path / "data", ["ct"])
+    out = tmp_path / "out"
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--output-format", "dicom-seg") == 1
+    reason = _summary(out / "summary.csv")["ct"]["reason"]
+    assert "DICOM-SEG needs a DICOM input" in reason and "nifti" in reason
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+
+
+def test_zip_case_with_preview_probabilities_and_label_subset(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    write_series(tmp_path / "export", ct_case(3))
+    archive = zip_folder(tmp_path / "export", tmp_path / "anon_study.zip")
+    out = tmp_path / "out"
+    extra = ["--preview", "--save-probabilities", "--output-format", "mha", "--labels-subset", "liver,5"]
+    assert _predict([archive], out, tiny_checkpoint, *extra) == 0
+    labels = read_image(out / "anon_study.mha", kind="label")
+    source = read_image(archive)
+    assert labels.same_grid(source, atol_mm=1e-4)
+    assert set(np.unique(labels.array)) <= {0, 1, 5}
+    probabilities = read_image(out / "anon_study_probabilities.nii.gz")
+    assert probabilities.num_channels == 6 and probabilities.same_grid(source, atol_mm=1e-4)
+    np.testing.assert_allclose(probabilities.array.sum(axis=0), 1.0, atol=1e-4)
+    from PIL import Image as PILImage
+
+    with PILImage.open(out / "anon_study_preview.png") as preview:
+        assert preview.format == "PNG" and preview.size == (1200, 440)
+    record = json.loads((out / "anon_study.json").read_text())
+    assert set(record["files"]) == {
+        "anon_study.mha",
+        "anon_study_probabilities.nii.gz",
+        "anon_study_preview.png",
+    }
+    assert record["labels"]["spleen"]["voxels"] == 0
+
+
+def test_usage_errors_exit_2_before_any_case(tmp_path: Path, tiny_checkpoint: Path, capsys) -> None:
+    write_nifti_cases(tmp_path / "data", ["ct"])
+    out = tmp_path / "out"
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--labels-subset", "heart") == 2
+    assert "the model has no label 'heart'" in capsys.readouterr().err
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--shard", "2/2") == 2
+    assert "needs 0 <= I < N" in capsys.readouterr().err
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--jobs", "0") == 2
+    assert not out.exists()
+
+
+def test_shards_split_the_cases_without_overlap(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    names = [f"case{i}" for i in range(5)]
+    write_nifti_cases(tmp_path / "data", names)
+    out = tmp_path / "out"
+    for shard in ("0/2", "1/2"):
+        assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--shard", shard, "--jobs", "2") == 0
+    first = _summary(out / "summary_shard0of2.csv")
+    second = _summary(out / "summary_shard1of2.csv")
+    assert not set(first) & set(second) and sorted({*first, *second}) == names
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint) == 0  # a plain re-run collects the summary
+    assert {row["status"] for row in _summary(out / "summary.csv").values()} == {"skipped"}
+
+
+def _command(data: Path, out: Path, model: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "medswin",
+        "-q",
+        "predict",
+        "-i",
+        str(data),
+        "-o",
+        str(out),
+        "-m",
+        str(model),
+    ]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_batch_resumes_without_half_written_cases(
+    tmp_path: Path, tiny_checkpoint: Path, how: signal.Signals
+) -> None:
+    names = [f"case{i}" for i in range(4)]
+    data = tmp_path / "data"
+    write_nifti_cases(data, names)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        _command(data, out, tiny_checkpoint), env=_environment(), stderr=subprocess.PIPE
+    )
+    _wait_for(out / "case0.json", process)
+    process.send_signal(how)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == (-9 if how == signal.SIGKILL else 143), err
+    finished = {n for n in names if finished_record(out, n, "tiny_batch", ["nifti"]) is not None}
+    assert "case0" in finished
+    kept = {n: (out / f"{n}.nii.gz").read_bytes() for n in finished}
+    if how == signal.SIGTERM:  # the interrupted case was removed before exiting: nothing half-written
+        assert _hidden_leftovers(out) == []
+        assert {p.name for p in out.glob("case*.nii.gz")} == {f"{n}.nii.gz" for n in finished}
+
+    resumed = subprocess.run(
+        _command(data, out, tiny_checkpoint), env=_environment(), capture_output=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    rows = _summary(out / "summary.csv")
+    assert {n for n, row in rows.items() if row["status"] == "skipped"} == finished
+    assert {n for n, row in rows.items() if row["status"] == "done"} == set(names) - finished
+    assert all((out / f"{n}.nii.gz").read_bytes() == kept[n] for n in finished)
+    assert all(finished_record(out, n, "tiny_batch", ["nifti"]) for n in names)
+    assert _hidden_leftovers(out) == []
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_share_the_cases(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    names = [f"case{i}" for i in range(4)]
+    write_nifti_cases(tmp_path / "data", names)
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "medswin",
+        *_command(tmp_path / "data", out, tiny_checkpoint)[3:],
+    ]
+    result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = _summary(out / "summary.csv")
+    assert sorted(rows) == names and {row["status"] for row in rows.values()} == {"done"}
+    shards = [_summary(out / f"summary_shard{i}of2.csv") for i in range(2)]
+    assert sorted([*shards[0], *shards[1]]) == names and not set(shards[0]) & set(shards[1])
