@@ -175,7 +175,11 @@ def _initialise_from(model: Any, spec: Mapping[str, Any], card: ModelCard, sourc
 
 def _precision(requested: str, device: Any) -> str:
     if requested == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
+        if device.type == "cuda":
+            return "fp16"
+        from medswin.inference.runtime import cpu_has_native_bf16
+
+        return "bf16" if cpu_has_native_bf16() else "fp32"
     if requested == "fp16" and device.type != "cuda":
         raise MedSwinError("fp16 training needs a GPU; on CPU use --precision bf16 (or fp32)")
     return requested
