@@ -19,7 +19,16 @@ from typing import Any
 
 from medswin.batch.cases import INPUT_SUFFIXES, case_name
 
-__all__ = ["add_parser", "run", "case_name", "INPUT_SUFFIXES", "parse_shard", "parse_labels_subset"]
+__all__ = [
+    "add_parser",
+    "add_predictor_options",
+    "make_predictor",
+    "run",
+    "case_name",
+    "INPUT_SUFFIXES",
+    "parse_shard",
+    "parse_labels_subset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,6 @@ every window dominated run time; set GLIBC_TUNABLES yourself to do the same for 
 
 def add_parser(subparsers: Any) -> None:
     from medswin.batch.outputs import OUTPUT_FORMATS
-    from medswin.inference.predictor import PRECISIONS
 
     parser = subparsers.add_parser(
         "predict",
@@ -68,21 +76,7 @@ def add_parser(subparsers: Any) -> None:
         help="image, DICOM folder/zip, folder of cases or case list; repeat for one case's channels",
     )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="output folder")
-    parser.add_argument(
-        "-m", "--model", required=True, help="medswin checkpoint (.safetensors) or shipped model name"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
-    parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
-    )
-    parser.add_argument(
-        "--overlap", type=float, default=None, help="sliding-window overlap in [0, 1) (default: the model's)"
-    )
-    parser.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower in 3D)")
-    parser.add_argument(
-        "--sw-batch-size", type=int, default=1, metavar="N", help="windows per network call (default: 1)"
-    )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    add_predictor_options(parser)
     parser.add_argument(
         "--output-format",
         nargs="+",
@@ -128,6 +122,51 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--case", help="output name for a single case instead of the input's file name")
     parser.set_defaults(run=run)
+
+
+def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    """The Predictor's options, shared by ``predict`` and ``submit``."""
+    from medswin.inference.predictor import PRECISIONS
+
+    parser.add_argument(
+        "-m",
+        "--model",
+        required=model_required,
+        help="medswin checkpoint (.safetensors) or shipped model name",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
+    )
+    parser.add_argument(
+        "--overlap", type=float, default=None, help="sliding-window overlap in [0, 1) (default: the model's)"
+    )
+    parser.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower in 3D)")
+    parser.add_argument(
+        "--sw-batch-size", type=int, default=1, metavar="N", help="windows per network call (default: 1)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+
+
+def make_predictor(args: argparse.Namespace, device: str | None = None, **options: Any) -> Any:
+    """A :class:`~medswin.inference.Predictor` from :func:`add_predictor_options`' arguments."""
+    from medswin.errors import MedSwinError
+    from medswin.inference import Predictor
+
+    if args.overlap is not None and not 0 <= args.overlap < 1:
+        raise MedSwinError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.sw_batch_size < 1:
+        raise MedSwinError(f"--sw-batch-size must be at least 1, got {args.sw_batch_size}")
+    return Predictor(
+        args.model,
+        device=device or args.device,
+        precision=args.precision,
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+        tta=args.tta,
+        threads=args.threads,
+        **options,
+    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -185,10 +224,6 @@ def _sigterm_as_exit() -> Iterator[None]:
 def _check_arguments(args: argparse.Namespace) -> None:
     from medswin.errors import MedSwinError
 
-    if args.overlap is not None and not 0 <= args.overlap < 1:
-        raise MedSwinError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.sw_batch_size < 1:
-        raise MedSwinError(f"--sw-batch-size must be at least 1, got {args.sw_batch_size}")
     if args.min_size_mm3 < 0:
         raise MedSwinError(f"--min-size-mm3 must be >= 0, got {args.min_size_mm3}")
     for path in args.input:
@@ -202,7 +237,6 @@ def run(args: argparse.Namespace) -> int:
     from medswin.batch import BatchOptions, discover_cases, write_summary
     from medswin.distributed import all_gather, setup_distributed
     from medswin.errors import MedSwinError
-    from medswin.inference import Predictor
     from medswin.transforms import Postprocess
 
     _check_arguments(args)
@@ -217,16 +251,7 @@ def run(args: argparse.Namespace) -> int:
     # Collectives wait for the slowest rank's share of an overnight batch.
     ctx = setup_distributed(args.device, backend="gloo", timeout=timedelta(days=7))
     try:
-        predictor = Predictor(
-            args.model,
-            device=str(ctx.device),
-            precision=args.precision,
-            overlap=args.overlap,
-            sw_batch_size=args.sw_batch_size,
-            tta=args.tta,
-            save_probabilities=args.save_probabilities,
-            threads=args.threads,
-        )
+        predictor = make_predictor(args, str(ctx.device), save_probabilities=args.save_probabilities)
         channels = predictor.card.channels
         if len(args.input) > 1 and len(args.input) != len(channels):
             raise MedSwinError(
