@@ -80,7 +80,9 @@ class Image:
         if not np.all(np.isfinite(self.origin)) or not np.all(np.isfinite(self.direction)):
             raise GeometryError(f"{where}: origin and direction must be finite")
         if abs(abs(np.linalg.det(self.direction)) - 1.0) > 1e-3:
-            raise GeometryError(f"{where}: direction matrix is not orthonormal (det={np.linalg.det(self.direction):.4f})")
+            raise GeometryError(
+                f"{where}: direction matrix is not orthonormal (det={np.linalg.det(self.direction):.4f})"
+            )
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -144,7 +146,9 @@ class Image:
         direction = linear / spacing[None, :]
         # Sheared affines cannot be expressed as spacing+direction; refuse rather than silently drift.
         if not np.allclose(direction.T @ direction, np.eye(dims), atol=1e-4):
-            raise GeometryError(f"{where}: affine is sheared (axes not orthogonal); medswin needs an orthogonal grid")
+            raise GeometryError(
+                f"{where}: affine is sheared (axes not orthogonal); medswin needs an orthogonal grid"
+            )
         return cls(array, tuple(spacing), tuple(lps[:dims, dims]), direction, kind, dict(meta or {}))
 
     def with_array(self, array: np.ndarray, kind: ImageKind | None = None, **meta: Any) -> Image:
@@ -186,10 +190,14 @@ class Image:
         from monai.data import MetaTensor
 
         meta = {"filename_or_obj": str(self.meta.get("path", "")), "space": "RAS"}
-        return MetaTensor(torch.as_tensor(np.ascontiguousarray(self.array)), affine=torch.as_tensor(self.affine), meta=meta)
+        return MetaTensor(
+            torch.as_tensor(np.ascontiguousarray(self.array)), affine=torch.as_tensor(self.affine), meta=meta
+        )
 
     @classmethod
-    def from_metatensor(cls, tensor: Any, kind: ImageKind = "intensity", meta: dict[str, Any] | None = None) -> Image:
+    def from_metatensor(
+        cls, tensor: Any, kind: ImageKind = "intensity", meta: dict[str, Any] | None = None
+    ) -> Image:
         """Inverse of :meth:`to_metatensor`: reads the MetaTensor's affine (RAS unless its meta says LPS)."""
         affine = np.asarray(tensor.affine.detach().cpu().numpy(), dtype=np.float64)
         space = str(tensor.meta.get("space", "RAS")).upper() if hasattr(tensor, "meta") else "RAS"
@@ -217,7 +225,9 @@ class Image:
         return image
 
     @classmethod
-    def from_sitk(cls, image: Any, kind: ImageKind = "intensity", meta: dict[str, Any] | None = None) -> Image:
+    def from_sitk(
+        cls, image: Any, kind: ImageKind = "intensity", meta: dict[str, Any] | None = None
+    ) -> Image:
         """Build from a SimpleITK image (scalar or vector pixels) keeping its geometry exactly."""
         import SimpleITK as sitk
 
@@ -230,7 +240,14 @@ class Image:
         else:
             data = np.transpose(data, axes)[None]
         direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(d, d)
-        return cls(np.ascontiguousarray(data), image.GetSpacing(), image.GetOrigin(), direction, kind, dict(meta or {}))
+        return cls(
+            np.ascontiguousarray(data),
+            image.GetSpacing(),
+            image.GetOrigin(),
+            direction,
+            kind,
+            dict(meta or {}),
+        )
 
     # ------------------------------------------------------------------- repr
     def __repr__(self) -> str:

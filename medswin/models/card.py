@@ -97,7 +97,11 @@ class ModelCard:
                 "spacing": list(self.spacing) if self.spacing is not None else None,
                 "intensity": copy.deepcopy(self.intensity),
             },
-            "inference": {"roi_size": list(self.roi_size), "overlap": self.overlap, "slice_axis": self.slice_axis},
+            "inference": {
+                "roi_size": list(self.roi_size),
+                "overlap": self.overlap,
+                "slice_axis": self.slice_axis,
+            },
             "colors": {str(k): list(v) for k, v in sorted(self.colors.items())},
             "provenance": dict(self.provenance),
         }
@@ -153,12 +157,18 @@ class ModelCard:
         if 0 not in self.labels:
             raise ModelCardError(f"{source}: labels must include 0 (background)")
         if self.activation == "sigmoid" and not self.regions:
-            raise ModelCardError(f"{source}: a sigmoid card needs 'regions' saying how channels become labels")
+            raise ModelCardError(
+                f"{source}: a sigmoid card needs 'regions' saying how channels become labels"
+            )
         for region in self.regions:
             if region.label not in self.labels:
-                raise ModelCardError(f"{source}: region {region.name!r} paints label {region.label}, not in labels")
+                raise ModelCardError(
+                    f"{source}: region {region.name!r} paints label {region.label}, not in labels"
+                )
         if self.spacing is not None and len(self.spacing) != len(self.roi_size) and self.slice_axis is None:
-            raise ModelCardError(f"{source}: spacing {self.spacing} and roi_size {self.roi_size} differ in length")
+            raise ModelCardError(
+                f"{source}: spacing {self.spacing} and roi_size {self.roi_size} differ in length"
+            )
 
     @property
     def num_classes(self) -> int:
