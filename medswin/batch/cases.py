@@ -25,9 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from medswin.errors import GeometryError, ImageReadError, MedSwinError
+from medswin.errors import ImageReadError, MedSwinError
 from medswin.io.image import Image
 
 __all__ = ["INPUT_SUFFIXES", "Case", "case_name", "discover_cases", "read_case"]
@@ -249,17 +247,7 @@ def read_case(case: Case, *, allow_gaps: bool = False) -> Image:
     Channel images must lie on one grid; raises :class:`GeometryError` naming the odd one out.
     """
     from medswin.io import read_image
+    from medswin.io.geometry import stack_channels
 
     images = [read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps) for p in case.paths]
-    if len(images) == 1:
-        return images[0]
-    first = images[0]
-    for path, image in zip(case.paths[1:], images[1:], strict=True):
-        difference = image.grid_difference(first)
-        if difference is not None:
-            raise GeometryError(
-                f"{path}: not on the grid of {case.paths[0]} ({difference}); the channels of one case "
-                "must share a grid"
-            )
-    arrays = [np.asarray(image.array, dtype=np.float32) for image in images]
-    return first.with_array(np.concatenate(arrays, axis=0))
+    return stack_channels(images, case.paths)

@@ -166,13 +166,10 @@ def write_preview(
         axes.set_axis_off()
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+    from medswin.io.writers import atomic_output
+
+    with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png")
-        temporary.replace(path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise ImageWriteError(f"{path}: could not write the preview ({error})") from error
     return path
 
 

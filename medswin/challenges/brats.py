@@ -15,7 +15,6 @@ the SRI-24 affine) or the input images' exact grid, and a prediction for every i
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from medswin.challenges.validation import (
     check_label_image,
     read_submitted_labels,
     submission_folder,
+    write_submission_zip,
 )
 from medswin.errors import MedSwinError, ModelCardError
 from medswin.models.card import ModelCard
@@ -151,16 +151,7 @@ def brats_cases(folder: str | Path, card: ModelCard) -> list[Case]:
 
 def pack_submission(predictions: Path, case_ids: Sequence[str], target: Path) -> Path:
     """Zip ``<case>.nii.gz`` of ``case_ids`` flat into ``target`` (written atomically)."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
-            for case_id in sorted(case_ids):
-                archive.write(predictions / f"{case_id}.nii.gz", arcname=f"{case_id}.nii.gz")
-        temporary.replace(target)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise MedSwinError(f"{target}: could not write the submission zip ({error})") from error
-    return target
+    return write_submission_zip(target, {f"{c}.nii.gz": predictions / f"{c}.nii.gz" for c in case_ids})
 
 
 def validate_brats(

@@ -14,7 +14,6 @@ is, label values are the task's and the grid is the image's.
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from medswin.challenges.validation import (
     check_label_image,
     read_submitted_labels,
     submission_folder,
+    write_submission_zip,
 )
 from medswin.errors import MedSwinError, ModelCardError
 from medswin.models.card import ModelCard
@@ -111,16 +111,8 @@ def msd_cases(task: MsdTask) -> list[Case]:
 
 def pack_submission(predictions: Path, task: MsdTask, case_ids: Sequence[str], target: Path) -> Path:
     """Zip ``<task name>/<case>.nii.gz`` of ``case_ids`` into ``target`` (atomically)."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:
-            for case_id in sorted(case_ids):
-                archive.write(predictions / f"{case_id}.nii.gz", arcname=f"{task.name}/{case_id}.nii.gz")
-        temporary.replace(target)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise MedSwinError(f"{target}: could not write the submission zip ({error})") from error
-    return target
+    members = {f"{task.name}/{c}.nii.gz": predictions / f"{c}.nii.gz" for c in case_ids}
+    return write_submission_zip(target, members)
 
 
 def validate_msd(submission: str | Path, task: MsdTask) -> ValidationReport:

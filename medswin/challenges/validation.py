@@ -7,7 +7,7 @@ everything a portal would reject in one pass.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ __all__ = [
     "submission_folder",
     "check_label_image",
     "read_submitted_labels",
+    "write_submission_zip",
     "HIDDEN_NAMES",
 ]
 
@@ -125,3 +126,17 @@ def check_label_image(
         difference = labels.grid_difference(reference)
         if difference is not None:
             report.add(case, f"not on the input image's grid ({difference})")
+
+
+def write_submission_zip(target: Path, members: Mapping[str, Path]) -> Path:
+    """Write ``target`` (atomically) holding each file of ``members`` under its archive name, uncompressed
+    (NIfTI files are gzip-compressed already)."""
+    from medswin.io.writers import atomic_output
+
+    with (
+        atomic_output(target) as temporary,
+        zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive,
+    ):
+        for name, path in sorted(members.items()):
+            archive.write(path, arcname=name)
+    return target

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -18,7 +19,14 @@ import numpy as np
 from medswin.errors import GeometryError
 from medswin.io.image import Image
 
-__all__ = ["Interpolation", "reorient", "resample_to_spacing", "resample_to_reference", "resample_to_grid"]
+__all__ = [
+    "Interpolation",
+    "reorient",
+    "resample_to_spacing",
+    "resample_to_reference",
+    "resample_to_grid",
+    "stack_channels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +194,21 @@ def resample_to_reference(
         interpolation=interpolation,
         default_value=default_value,
     )
+
+
+def stack_channels(images: Sequence[Image], sources: Sequence[str | Path]) -> Image:
+    """One multi-channel float32 image from channel images that share a grid (one image returns as is).
+
+    Raises :class:`GeometryError` naming the first source (of ``sources``, one per image) that is
+    not on the grid of the first.
+    """
+    first = images[0]
+    if len(images) == 1:
+        return first
+    for source, image in zip(sources[1:], images[1:], strict=True):
+        difference = image.grid_difference(first)
+        if difference is not None:
+            raise GeometryError(
+                f"{source}: not on the grid of {sources[0]} ({difference}); the channels of one case must share a grid"
+            )
+    return first.with_array(np.concatenate([np.asarray(i.array, dtype=np.float32) for i in images], axis=0))

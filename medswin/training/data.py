@@ -70,19 +70,14 @@ def remap_labels(array: np.ndarray, remap: Mapping[int, int]) -> np.ndarray:
 
 def read_case_images(entry: CaseEntry) -> Image:
     """A case's channel files read with medswin's readers and stacked (they must share one grid)."""
+    from medswin.errors import GeometryError
+    from medswin.io.geometry import stack_channels
     from medswin.io.readers import read_image
 
-    images = [read_image(p) for p in entry.images]
-    first = images[0]
-    for path, image in zip(entry.images[1:], images[1:], strict=True):
-        difference = image.grid_difference(first)
-        if difference is not None:
-            raise ManifestError(
-                f"case {entry.case_id}: {path} is not on the grid of {entry.images[0]} ({difference})"
-            )
-    if len(images) == 1:
-        return first
-    return first.with_array(np.concatenate([np.asarray(i.array, dtype=np.float32) for i in images], axis=0))
+    try:
+        return stack_channels([read_image(p) for p in entry.images], entry.images)
+    except GeometryError as error:
+        raise ManifestError(f"case {entry.case_id}: {error}") from None
 
 
 def _read_label(entry: CaseEntry, reference: Image, card: ModelCard, remap: Mapping[int, int]) -> Image:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ct_case, write_nifti_cases
+from batch_factory import ct_case, write_nifti_cases
 from dicom_factory import write_report, write_series, zip_folder
 
 from medswin.batch import discover_cases, read_case

@@ -15,7 +15,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from conftest import ct_case, snapshot, write_nifti_cases
+from batch_factory import ct_case, snapshot, write_nifti_cases
 from dicom_factory import write_series, zip_folder
 
 from medswin.batch import finished_record

@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import mri_channels
+from challenge_factory import mri_channels
 
 from medswin.challenges.brats import BRATS_EDITIONS, SRI24_AFFINE, brats_remap, validate_brats
 from medswin.cli.main import main

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import REPOSITORY, ct_case
+from challenge_factory import REPOSITORY, ct_case
 
 from medswin.cli.main import main
 from medswin.io import read_image, write_image

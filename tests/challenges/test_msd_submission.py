@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from conftest import ct_case, mri_channels
+from challenge_factory import ct_case, mri_channels
 
 from medswin.challenges.msd import read_task, validate_msd
 from medswin.cli.main import main
@@ -79,7 +79,9 @@ def test_validator_names_each_problem_by_case(tmp_path: Path) -> None:
     moved = grid.with_array(grid.array, kind="label")
     moved.spacing = (1.0, 1.0, 2.0)
     write_labels(moved, upload / "BRATS_502.nii.gz")
-    write_image(grid.with_array(grid.array.astype(np.float32) + 0.5, kind="intensity"), upload / "BRATS_999.nii.gz")
+    write_image(
+        grid.with_array(grid.array.astype(np.float32) + 0.5, kind="intensity"), upload / "BRATS_999.nii.gz"
+    )
     (upload / "predictions.csv").write_text("case\n")
     problems = {str(p) for p in validate_msd(upload, read_task(task)).problems}
     assert problems == {
