@@ -11,13 +11,10 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from medswin.errors import MedSwinError
 from medswin.metrics.evaluate import BRATS_COLUMNS, CaseResult
 from medswin.metrics.multilabel import METRIC_COLUMNS
 
@@ -28,24 +25,11 @@ CSV_COLUMNS: tuple[str, ...] = ("case", "label", "empty", *METRIC_COLUMNS, "nsd_
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise MedSwinError(
-            f"{path}: cannot write here ({error.strerror}); choose a writable folder"
-        ) from error
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
+    from medswin.io.writers import atomic_output
+
+    with atomic_output(path) as temporary:
+        temporary.write_text(text, encoding="utf-8", newline="")
     return path
 
 

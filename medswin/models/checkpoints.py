@@ -14,9 +14,7 @@ pickle that would run code is refused, never executed. A registered key map
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,15 +185,10 @@ def save_checkpoint(model: Any, card: ModelCard, path: str | Path) -> Path:
         "medswin_version": __version__,
         "card": card.to_json(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from medswin.io.writers import atomic_output
+
+    with atomic_output(path) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     log.info("saved checkpoint %s (%s, %d tensors)", path, card.id, len(tensors))
     return path
 

@@ -11,8 +11,6 @@ writes is detected instead of resuming from mismatched files.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,14 +92,10 @@ def _json_ready(value: Any, where: str) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from medswin.io.writers import atomic_output
+
+    with atomic_output(path) as temporary:
+        write(str(temporary))
 
 
 def save_training_state(folder: str | Path, state: TrainingState) -> None:

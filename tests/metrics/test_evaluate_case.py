@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from medswin.data.phantom import oblique_direction
-from medswin.errors import MetricInputError
+from medswin.errors import MedSwinError, MetricInputError
 from medswin.io.image import Image
 from medswin.metrics import (
     CSV_COLUMNS,
@@ -161,8 +161,10 @@ def test_writing_replaces_atomically_and_keeps_the_old_file_on_error(tmp_path, m
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("medswin.metrics.report.os.replace", broken)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr("medswin.io.writers.os.replace", broken)
+    with pytest.raises(
+        MedSwinError, match=r"metrics.csv: could not write \(disk full\); nothing was written"
+    ):
         write_metrics_csv(three_cases(), path)
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
