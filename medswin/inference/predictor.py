@@ -181,6 +181,14 @@ class Predictor:
 
             configure_cpu_runtime(tune_allocator=tune_allocator, threads=threads)
         network, self.card = _resolve(model, card, str(self.device))
+        check_window = getattr(network, "check_input", None)
+        if check_window is not None:  # a card whose window the network cannot take fails here, not per case
+            try:
+                check_window((1, len(self.card.channels), *self.card.roi_size))
+            except ModelInputError as error:
+                raise ModelInputError(
+                    f"model {self.card.id!r}: its card's roi_size does not fit ({error})"
+                ) from None
         self.network = network.to(self.device).eval()
         self.precision = precision
         self.overlap = float(self.card.overlap if overlap is None else overlap)

@@ -314,15 +314,15 @@ class SwinUnet(nn.Module):
         self.output = nn.Conv2d(embed_dim, out_channels, kernel_size=1, bias=False)
         self.apply(_init_weights)
 
+    def check_input(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`~medswin.models.inputs.ModelInputError` unless ``shape`` (B, C, H, W) can run."""
+        check_input_shape(
+            shape, model="swin_unet", in_channels=self.in_channels, spatial_dims=2, multiple=self.multiple
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and not torch.jit.is_scripting():
-            check_input_shape(
-                x.shape,
-                model="swin_unet",
-                in_channels=self.in_channels,
-                spatial_dims=2,
-                multiple=self.multiple,
-            )
+            self.check_input(tuple(x.shape))
         x = self.pos_drop(self.patch_embed(x))
         skips = []
         for stage in self.layers:

@@ -33,7 +33,11 @@ class CheckedSwinUNETR(SwinUNETR):
             "min_bottleneck_voxels": min_bottleneck_voxels,
         }
 
+    def check_input(self, shape: tuple[int, ...]) -> None:
+        """Raise :class:`~medswin.models.inputs.ModelInputError` unless ``shape`` (B, C, ...) can run."""
+        check_input_shape(shape, model="swin_unetr", **self._input_check)
+
     def forward(self, x_in: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and not torch.jit.is_scripting():
-            check_input_shape(x_in.shape, model="swin_unetr", **self._input_check)
+            self.check_input(tuple(x_in.shape))
         return super().forward(x_in)

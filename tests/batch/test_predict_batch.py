@@ -21,6 +21,7 @@ from dicom_factory import write_series, zip_folder
 from medswin.batch import finished_record
 from medswin.cli.main import main
 from medswin.io import read_image
+from medswin.models import preset_card, save_checkpoint
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -159,6 +160,10 @@ def test_usage_errors_exit_2_before_any_case(tmp_path: Path, tiny_checkpoint: Pa
     assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--shard", "2/2") == 2
     assert "needs 0 <= I < N" in capsys.readouterr().err
     assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--jobs", "0") == 2
+    card = preset_card("demo").replace(id="cannot_run", roi_size=(32, 32, 32))  # a 1-voxel bottleneck
+    unusable = save_checkpoint(card.create_model(), card, tmp_path / "unusable.safetensors")
+    assert _predict([tmp_path / "data"], out, unusable) == 2
+    assert "'cannot_run': its card's roi_size does not fit" in capsys.readouterr().err
     assert not out.exists()
 
 
