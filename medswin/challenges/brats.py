@@ -38,6 +38,7 @@ __all__ = [
     "BratsEdition",
     "brats_cases",
     "brats_remap",
+    "lesion_settings_for",
     "pack_submission",
     "validate_brats",
 ]
@@ -114,6 +115,19 @@ def brats_remap(card: ModelCard, edition: BratsEdition) -> dict[int, int]:
         if target != value:
             remap[value] = target
     return remap
+
+
+def lesion_settings_for(case_id: str, edition: BratsEdition) -> str:
+    """Lesion-wise settings of a case's sub-challenge (``BraTS-MEN-00004-000`` -> ``BraTS-MEN-2023``).
+
+    The sub-challenges differ in dilation and lesion-size threshold; an unknown one gets the edition's.
+    """
+    from medswin.metrics.brats import LESION_WISE_SETTINGS
+
+    match = re.match(r"^BraTS-([A-Z]+)-", case_id)
+    year = edition.lesion_settings.rsplit("-", 1)[1]
+    key = f"BraTS-{match[1]}-{year}" if match else ""
+    return key if key in LESION_WISE_SETTINGS else edition.lesion_settings
 
 
 def _case_files(folder: Path) -> dict[str, dict[str, Path]]:

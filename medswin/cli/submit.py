@@ -104,6 +104,7 @@ def _brats(args: argparse.Namespace) -> int:
 
 
 def _score_brats(inputs: Path, predictions: Path, cases: list[str], edition: Any, target: Path) -> None:
+    from medswin.challenges.brats import lesion_settings_for
     from medswin.io import read_image
     from medswin.metrics import evaluate_case, summarize
     from medswin.metrics.brats import LESION_WISE_SETTINGS
@@ -121,7 +122,7 @@ def _score_brats(inputs: Path, predictions: Path, cases: list[str], edition: Any
                 read_image(predictions / f"{case}.nii.gz", kind="label"),
                 read_image(seg, kind="label"),
                 brats=True,
-                brats_settings=LESION_WISE_SETTINGS[edition.lesion_settings],
+                brats_settings=LESION_WISE_SETTINGS[lesion_settings_for(case, edition)],
                 include_rc=edition.include_rc,
                 case=case,
             )

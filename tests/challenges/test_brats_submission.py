@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from challenge_factory import mri_channels
 
-from medswin.challenges.brats import BRATS_EDITIONS, SRI24_AFFINE, brats_remap, validate_brats
+from medswin.challenges.brats import (
+    BRATS_EDITIONS,
+    SRI24_AFFINE,
+    brats_remap,
+    lesion_settings_for,
+    validate_brats,
+)
 from medswin.cli.main import main
 from medswin.errors import ModelCardError
 from medswin.io import read_image, write_labels
@@ -111,6 +117,15 @@ def test_validate_cli_against_the_input_grid(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "BraTS-MET-00010-000: not on the input image's grid (origin" in err
     assert "BraTS-MET-00011-000: missing: an input case has no prediction" in err
+
+
+def test_each_sub_challenge_is_scored_with_its_own_lesion_settings() -> None:
+    brats2023, brats2024 = BRATS_EDITIONS["brats2023"], BRATS_EDITIONS["brats2024"]
+    assert lesion_settings_for("BraTS-MEN-00004-000", brats2023) == "BraTS-MEN-2023"
+    assert lesion_settings_for("BraTS-MET-00101-000", brats2023) == "BraTS-MET-2023"
+    assert lesion_settings_for("BraTS-GLI-02000-100", brats2024) == "BraTS-GLI-2024"
+    assert lesion_settings_for("BraTS-MEN-00004-000", brats2024) == "BraTS-GLI-2024"  # no 2024 MEN settings
+    assert lesion_settings_for("case_17", brats2023) == "BraTS-GLI-2023"
 
 
 def test_card_labels_map_onto_each_edition_by_name() -> None:
