@@ -7,9 +7,12 @@ Each command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from medswin.errors import MedSwinError
 
@@ -39,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medswin {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument(
+        "--log-phi",
+        action="store_true",
+        help="let log messages show patient names and ids found in DICOM headers (default: [PHI])",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -51,9 +59,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
+def _configure_logging(verbose: int, quiet: bool, log_phi: bool = False) -> Callable[[], None]:
+    """Set up the root handlers; unless ``log_phi``, mask patient identifiers in what they write.
+
+    Returns a function that removes the mask again (``main`` calls it on return, so running the CLI
+    in-process leaves no filter, and no remembered identifier, behind).
+    """
+    from medswin.io.phi import PHIFilter, forget_identifiers
+
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if log_phi:
+        return lambda: None
+    forget_identifiers()  # mask what this run reads, not what an earlier in-process run read
+    mask = PHIFilter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(mask)
+
+    def remove() -> None:
+        for handler in handlers:
+            handler.removeFilter(mask)
+        forget_identifiers()
+
+    return remove
+
+
+class _MaskedStream:
+    """A text stream that writes through to ``stream`` with remembered patient identifiers masked."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from medswin.io.phi import mask_phi
+
+        self._stream.write(mask_phi(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding ... of the real stream
+        return getattr(self._stream, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,16 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    _configure_logging(args.verbose, args.quiet)
-    try:
-        return int(args.run(args) or 0)
-    except MedSwinError as error:
-        log.error("%s", error)
-        print(f"medswin: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("medswin: interrupted", file=sys.stderr)
-        return 130
+    unmask = _configure_logging(args.verbose, args.quiet, args.log_phi)
+    # stderr carries diagnostics beside the log (failed cases, errors): masked like the log records.
+    diagnostics = (
+        contextlib.nullcontext() if args.log_phi else contextlib.redirect_stderr(_MaskedStream(sys.stderr))
+    )
+    with diagnostics:
+        try:
+            return int(args.run(args) or 0)
+        except MedSwinError as error:
+            log.error("%s", error)
+            print(f"medswin: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("medswin: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            unmask()
 
 
 if __name__ == "__main__":
