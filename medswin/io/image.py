@@ -142,7 +142,9 @@ class Image:
         spacing = np.linalg.norm(linear, axis=0)
         where = (meta or {}).get("path", "<in memory>")
         if np.any(spacing <= 0) or not np.all(np.isfinite(spacing)):
-            raise GeometryError(f"{where}: affine has a zero or invalid axis (spacing {tuple(spacing)})")
+            raise GeometryError(
+                f"{where}: affine has a zero or invalid axis (spacing {tuple(round(float(s), 6) for s in spacing)} mm)"
+            )
         direction = linear / spacing[None, :]
         # Sheared affines cannot be expressed as spacing+direction; refuse rather than silently drift.
         if not np.allclose(direction.T @ direction, np.eye(dims), atol=1e-4):

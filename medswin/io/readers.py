@@ -4,10 +4,17 @@ Formats are recognised by content first (magic bytes), then by extension:
 
 - NIfTI-1/2 (``.nii``, ``.nii.gz``) through nibabel: the sform when its code is set, else the
   qform; ``scl_slope``/``scl_inter`` applied (float output) when they change values; 4D -> channels.
+  A ``.nii.gz`` is read to its end so that gzip checks its CRC (nibabel alone returns bit-flipped
+  voxels silently); a header promising more voxels than the file holds, or a zero, negative or
+  non-finite ``pixdim`` where no sform gives the geometry (nibabel would substitute 1 mm or the
+  absolute value), is refused.
 - NRRD, MetaImage (``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``) through SimpleITK; vector pixels -> channels.
 - DICOM: a folder (searched recursively), a ``.zip`` of one, or one file (a slice, a multi-frame
   volume, or a 2D radiograph); see :mod:`medswin.io.dicom_series` for the checks.
 - PNG, TIFF, JPEG through Pillow as 2D images (1 mm pixels unless ``spacing`` is given).
+
+Every failure is an :class:`~medswin.errors.ImageReadError` naming the file. NaN or infinite voxels
+are kept (viewers show them); :func:`require_finite` refuses them where an image feeds a model.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from medswin.io.dicom_series import (
 )
 from medswin.io.image import Image, ImageKind
 
-__all__ = ["read_image", "list_series", "detect_format", "SeriesInfo", "ImageFormat"]
+__all__ = ["read_image", "list_series", "detect_format", "require_finite", "SeriesInfo", "ImageFormat"]
 
 log = logging.getLogger(__name__)
 
@@ -141,29 +148,78 @@ def _nifti_affine(header: Any, where: str) -> tuple[np.ndarray, str]:
         )
         return header.get_base_affine(), "base"
     for index, (affine, name) in enumerate(candidates):
-        linear = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+        norms = np.linalg.norm(affine[:3, :3], axis=0)
+        if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+            continue  # a zero or non-finite axis: the next form, or Image refuses it
+        linear = affine[:3, :3] / norms
         if np.allclose(linear.T @ linear, np.eye(3), atol=1e-4):
             if index > 0:
-                log.warning("%s: the sform is sheared; using the qform instead", where)
+                log.warning("%s: the sform is sheared or degenerate; using the qform instead", where)
             return affine, name
     return candidates[0][0], candidates[0][1]  # sheared; Image refuses it with a clear message
 
 
+def _stream_size(path: Path) -> int:
+    """Bytes of the file's content: a .nii.gz is decompressed to its end, which makes gzip check its
+    CRC and length (nibabel stops after the voxels and would return silently damaged data)."""
+    with open(path, "rb") as stream:
+        compressed = stream.read(2) == b"\x1f\x8b"
+    if not compressed:
+        return path.stat().st_size
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(1 << 24):
+            total += len(chunk)
+    return total
+
+
+def _check_nifti_header(path: Path, nifti: Any, size: int, affine_source: str) -> None:
+    """Refuse headers that promise more voxels than the file holds, or voxel sizes nibabel would invent."""
+    import math
+
+    from nibabel.openers import ImageOpener
+
+    header = nifti.header
+    shape = tuple(int(n) for n in header.get_data_shape())
+    needed = int(header.get_data_offset()) + math.prod(shape) * header.get_data_dtype().itemsize
+    if needed > size:
+        raise ImageReadError(
+            f"{path}: the header promises {'×'.join(map(str, shape))} voxels of {header.get_data_dtype()} "
+            f"({needed} bytes with the header) but the file holds {size} bytes; it is truncated or its header "
+            "is damaged"
+        )
+    if affine_source == "sform":
+        return  # the sform alone gives the geometry; pixdim is not used
+    with ImageOpener(str(path)) as stream:  # nibabel's own check replaces bad pixdim values silently
+        unfixed = type(header).from_fileobj(stream, check=False)
+    pixdim = np.asarray(unfixed["pixdim"], dtype=np.float64)
+    for axis in range(1, min(len(shape), 3) + 1):
+        if not (np.isfinite(pixdim[axis]) and pixdim[axis] > 0):
+            raise ImageReadError(
+                f"{path}: voxel size pixdim[{axis}] is {pixdim[axis]:g} in the header and no sform gives the "
+                "geometry; voxel sizes must be positive numbers of mm. Fix the header (or set an sform)"
+            )
+
+
 def _read_nifti(path: Path, kind: ImageKind) -> Image:
     import nibabel as nib
+    from nibabel.spatialimages import HeaderDataError, HeaderTypeError
 
     where = str(path)
     try:
+        size = _stream_size(path)
         nifti = nib.load(str(path), mmap=False)
         if not isinstance(nifti, nib.Nifti1Image | nib.Nifti2Image):
             raise ImageReadError(
                 f"{path}: {type(nifti).__name__} is not a NIfTI volume; medswin reads NIfTI-1/2 images"
             )
         header = nifti.header
+        affine, source = _nifti_affine(header, where)
+        _check_nifti_header(path, nifti, size, source)
         raw = np.asanyarray(nifti.dataobj.get_unscaled())
-    except nib.filebasedimages.ImageFileError as error:
+    except (nib.filebasedimages.ImageFileError, HeaderDataError, HeaderTypeError) as error:
         raise ImageReadError(f"{path}: not a valid NIfTI file ({error})") from error
-    except _CORRUPT_ERRORS as error:
+    except (*_CORRUPT_ERRORS, MemoryError) as error:
         raise ImageReadError(
             f"{path}: the NIfTI file is truncated or corrupt ({type(error).__name__}: {error}); re-export or re-copy it"
         ) from error
@@ -175,7 +231,6 @@ def _read_nifti(path: Path, kind: ImageKind) -> Image:
         data = raw.astype(compute) * compute(slope) + compute(inter)
     else:
         data = raw
-    affine, source = _nifti_affine(header, where)
 
     spatial = data.ndim
     if data.ndim == 5 and data.shape[3] == 1:  # (X, Y, Z, 1, C): vector-valued voxels
@@ -207,7 +262,8 @@ def _read_nifti(path: Path, kind: ImageKind) -> Image:
     try:
         return Image.from_affine(data, affine, kind, meta)
     except GeometryError as error:
-        raise ImageReadError(f"{path}: invalid NIfTI geometry: {error}") from error
+        detail = str(error).removeprefix(f"{where}: ")
+        raise ImageReadError(f"{path}: invalid NIfTI geometry: {detail}") from error
 
 
 # -------------------------------------------------------------- NRRD / MHA
@@ -344,8 +400,30 @@ def read_image(
         image = _read_dicom_folder(path, path, series_uid, kind, allow_gaps)
     else:
         image = _read_dicom_zip(path, series_uid, kind, allow_gaps)
+    if image.array.size == 0:
+        raise ImageReadError(f"{path}: the image holds no voxels (shape {image.shape})")
     if kind == "label":
         image.array = as_label_array(image.array, str(path))
+    return image
+
+
+def require_finite(image: Image, where: str | Path | None = None) -> Image:
+    """``image`` unchanged, or :class:`ImageReadError` when a voxel is NaN or infinite.
+
+    Readers keep such voxels (viewers and ``medswin info`` show them); a model fed them returns
+    garbage without complaint, so prediction inputs go through this check.
+    """
+    array = image.array
+    if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = array.size - int(np.count_nonzero(finite))
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ImageReadError(
+                f"{where or image.meta.get('path', '<in memory>')}: {bad} voxel(s) are NaN or infinite (the "
+                f"first, voxel {first[1:]} of channel {first[0]}, is {array[first]}); replace them (e.g. by "
+                "the background value) before predicting"
+            )
     return image
 
 
@@ -377,7 +455,7 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
                 for s in infos
             ]
     if fmt == "dicom":
-        ds = read_header(path)
+        ds = read_header(path, strict=True)
         if ds is None or "Rows" not in ds:
             raise ImageReadError(f"{path}: DICOM file holds no image")
         return [series_info(str(ds.get("SeriesInstanceUID", "")), [(path, ds)])]
