@@ -7,7 +7,11 @@ orientation, pixel spacing and rescale, sorts the frames along the slice normal 
 stack before any pixel is decoded:
 
 - one orientation and one matrix size per series;
-- no two frames at one position (two acquisitions sharing a SeriesInstanceUID);
+- a header that cannot be right is refused with the file and attribute named: Rows, Columns or
+  NumberOfFrames that are not positive or promise more pixel data than the file holds, positions,
+  orientations or pixel spacings with the wrong number of values or not finite, a value pydicom
+  cannot parse (a file like that beside readable images is skipped with a warning);
+- no two frames at one position (two acquisitions sharing a SeriesInstanceUID, or one file copied);
 - no missing slice (a step above 1.5× the median) and no varying step, unless ``allow_gaps``,
   in which case the stack is interpolated onto a regular grid and the fact recorded in ``meta``;
 - no sheared stack (gantry tilt): the step between slices must follow the slice normal.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ import numpy as np
 
 from medswin.errors import ImageReadError
 from medswin.io.image import Image, ImageKind
+from medswin.io.phi import remember_identifiers
 
 __all__ = [
     "SeriesInfo",
@@ -72,6 +78,42 @@ IDENTIFYING_ATTRIBUTES = (
 )
 
 _SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: what pydicom raises for values it cannot parse (unknown VR, wrong length, bad numbers).
+_HEADER_ERRORS = (
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    ArithmeticError,
+    NotImplementedError,
+    struct.error,
+)
+#: attributes discovery and geometry use, parsed when the header is read (see :func:`read_header`).
+_READ_ATTRIBUTES = (
+    "SOPClassUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "SOPInstanceUID",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "InstanceNumber",
+    "SpacingBetweenSlices",
+    "GridFrameOffsetVector",
+)
 # Projection radiography has no patient-based geometry: each file is one 2D image.
 _PROJECTION_MODALITIES = {"DX", "CR", "MG", "XA", "RF", "PX", "IO"}
 _IOP_TOLERANCE = 1e-3  # DS strings are rounded; 1e-3 is 0.06 degrees
@@ -112,13 +154,25 @@ class DicomFrame:
 
 
 # ----------------------------------------------------------------- discovery
-def read_header(path: Path) -> Any | None:
-    """Header of ``path`` if it is a DICOM file, else ``None`` (README files, .DS_Store, NIfTI...)."""
+def _damaged(path: Path, error: BaseException, strict: bool, keyword: str | None = None) -> None:
+    detail = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    problem = f"{path}: damaged DICOM file ({f'{keyword} unreadable, ' if keyword else ''}{detail})"
+    if strict:
+        raise ImageReadError(problem) from error
+    log.warning("skipping %s", problem)
+
+
+def read_header(path: Path, *, strict: bool = False) -> Any | None:
+    """Header of ``path`` if it is a DICOM file, else ``None`` (README files, .DS_Store, NIfTI...).
+
+    A file that claims to be DICOM (the ``DICM`` preamble) but does not parse is skipped with a
+    warning naming it, or, with ``strict``, refused with :class:`ImageReadError`.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         if path.suffix.lower() != ".dcm":
             return None
@@ -126,10 +180,22 @@ def read_header(path: Path) -> Any | None:
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except Exception:
             return None
-        return ds if "SOPClassUID" in ds or "Rows" in ds else None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as error:
+        if "SOPClassUID" not in ds and "Rows" not in ds:
+            return None
+    except OSError as error:
         log.debug("skipping %s: %s", path, error)
         return None
+    except Exception as error:  # pydicom on untrusted bytes raises many types; all mean "damaged"
+        return _damaged(path, error, strict)
+    for (
+        keyword
+    ) in _READ_ATTRIBUTES:  # pydicom parses values lazily: a damaged one fails here, not deep inside
+        try:
+            ds.get(keyword)
+        except Exception as error:
+            return _damaged(path, error, strict, keyword)
+    remember_identifiers(ds)  # before anything logs this file's path or description
+    return ds
 
 
 def _iter_candidate_files(folder: Path) -> Iterable[Path]:
@@ -161,8 +227,14 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Any]]], Counte
     series: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
     non_images: Counter[str] = Counter()
     other = 0
+    damaged: list[ImageReadError] = []
     for path in _iter_candidate_files(folder):
-        ds = read_header(path)
+        try:
+            ds = read_header(path, strict=True)
+        except ImageReadError as error:  # skipped beside readable images, reported when it is all there is
+            log.warning("skipping %s", error)
+            damaged.append(error)
+            continue
         if ds is None:
             other += 1
             continue
@@ -171,6 +243,10 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Any]]], Counte
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path.parent}"
         series[uid].append((path, ds))
+    if damaged and not series:
+        raise ImageReadError(
+            f"{folder}: no readable DICOM image; {len(damaged)} damaged DICOM file(s), the first: {damaged[0]}"
+        )
     return dict(series), non_images, other
 
 
@@ -186,16 +262,16 @@ def no_images_error(where: Path, non_images: Counter[str], other: int) -> ImageR
 
 
 def series_info(uid: str, members: list[tuple[Path, Any]]) -> SeriesInfo:
-    first = members[0][1]
-    frames = sum(int(ds.get("NumberOfFrames", 1) or 1) for _, ds in members)
-    number = first.get("SeriesNumber")
+    first_path, first = members[0]
+    frames = sum(frame_count(path, ds) for path, ds in members)
+    number = _whole_number(first.get("SeriesNumber"))
     modality = str(first.get("Modality", ""))
     projection = frames == 1 and ("ImagePositionPatient" not in first or modality in _PROJECTION_MODALITIES)
-    columns, rows = int(first.Columns), int(first.Rows)
+    columns, rows = _pixel_count(first_path, first, "Columns"), _pixel_count(first_path, first, "Rows")
     shape = (columns, rows) if projection else (columns, rows, frames)
     return SeriesInfo(
         uid=uid,
-        number=int(number) if number not in (None, "") else None,
+        number=number,
         description=str(first.get("SeriesDescription", "")),
         modality=modality,
         num_frames=frames,
@@ -216,6 +292,97 @@ def discover_series(folder: Path) -> list[SeriesInfo]:
     if not series:
         raise no_images_error(folder, non_images, other)
     return summarise(series)
+
+
+# ------------------------------------------------------------------- checks
+def _whole_number(value: Any) -> int | None:
+    """An IS/US value as an int, or None when absent or not a whole number (for optional attributes)."""
+    try:
+        return None if value in (None, "") else int(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _pixel_count(path: Path, ds: Any, keyword: str) -> int:
+    """Rows or Columns: a positive whole number, else ImageReadError naming the file."""
+    value = ds.get(keyword)
+    count = _whole_number(value)
+    if count is None or count < 1:
+        raise ImageReadError(f"{path}: {keyword} {value!r} is not a positive number of pixels")
+    return count
+
+
+def frame_count(path: Path, ds: Any) -> int:
+    """NumberOfFrames (1 when absent), checked to be a positive whole number."""
+    value = ds.get("NumberOfFrames")
+    if value in (None, ""):
+        return 1
+    count = _whole_number(value)
+    if count is None or count < 1:
+        raise ImageReadError(f"{path}: NumberOfFrames {value!r} is not a positive whole number")
+    return count
+
+
+def _is_compressed(syntax: Any) -> bool:
+    """Whether ``syntax`` (a TransferSyntaxUID, possibly garbage) names an encapsulated transfer syntax."""
+    from pydicom.uid import UID
+
+    try:
+        uid = UID(str(syntax))
+        return bool(uid.is_transfer_syntax and uid.is_compressed)
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
+def _transfer_syntax(ds: Any) -> Any | None:
+    meta = getattr(ds, "file_meta", None)
+    try:
+        return meta.get("TransferSyntaxUID") if meta is not None else None
+    except Exception:  # a damaged file meta group: treated as unknown
+        return None
+
+
+def _check_pixel_budget(path: Path, ds: Any, rows: int, columns: int, count: int) -> None:
+    """Refuse headers that promise more frames or pixels than the file can hold.
+
+    A damaged NumberOfFrames or Rows/Columns would otherwise make the reader build billions of
+    frame records or allocate gigabytes before the pixel data proves the header wrong.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return
+    if _is_compressed(_transfer_syntax(ds)):
+        needed = 8 * count  # every encapsulated frame takes at least one 8-byte item
+    else:
+        samples = max(_whole_number(ds.get("SamplesPerPixel")) or 1, 1)
+        bits = max(_whole_number(ds.get("BitsAllocated")) or 1, 1)
+        needed = -(-count * rows * columns * samples * bits // 8)
+    if needed > size:
+        raise ImageReadError(
+            f"{path}: the header declares {count} frame(s) of {rows}×{columns} pixels, at least {needed} bytes "
+            f"of pixel data, but the file holds {size} bytes; it is truncated or its header is wrong"
+        )
+
+
+def _check_frame(where: str, frame: DicomFrame) -> DicomFrame:
+    """Refuse a frame whose geometry or rescale attributes have the wrong number of values or are not finite."""
+    for keyword, values, length in (
+        ("ImagePositionPatient", frame.position, 3),
+        ("ImageOrientationPatient", frame.orientation, 6),
+        ("PixelSpacing", frame.pixel_spacing, 2),
+    ):
+        if values is not None and (len(values) != length or not np.all(np.isfinite(values))):
+            raise ImageReadError(
+                f"{where}: {keyword} {[round(float(v), 4) for v in values]} must be {length} finite numbers"
+            )
+    if frame.pixel_spacing is not None and min(frame.pixel_spacing) <= 0:
+        raise ImageReadError(f"{where}: PixelSpacing {list(frame.pixel_spacing)} must be positive (mm)")
+    if not (np.isfinite(frame.slope) and np.isfinite(frame.intercept)):
+        raise ImageReadError(
+            f"{where}: RescaleSlope/RescaleIntercept {frame.slope}/{frame.intercept} must be finite numbers"
+        )
+    return frame
 
 
 # ------------------------------------------------------------------- frames
@@ -259,8 +426,9 @@ def _vector(values: list[float] | None) -> np.ndarray | None:
 
 def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
     """Every frame of one DICOM object with its geometry and rescale (pixel data not decoded)."""
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    count = int(ds.get("NumberOfFrames", 1) or 1)
+    rows, columns = _pixel_count(path, ds, "Rows"), _pixel_count(path, ds, "Columns")
+    count = frame_count(path, ds)
+    _check_pixel_budget(path, ds, rows, columns, count)
     position = _vector(_floats(ds.get("ImagePositionPatient")))
     orientation = _vector(_floats(ds.get("ImageOrientationPatient")))
     spacing = _floats(ds.get("PixelSpacing")) or _floats(ds.get("ImagerPixelSpacing"))
@@ -275,15 +443,16 @@ def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
             "intercept": intercept,
         }
         fields.update({key: value for key, value in changes.items() if value is not None})
-        return DicomFrame(
+        made = DicomFrame(
             path,
             index,
             rows,
             columns,
-            instance_number=int(ds.get("InstanceNumber", 0) or 0),
+            instance_number=_whole_number(ds.get("InstanceNumber")) or 0,
             sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
             **fields,
         )
+        return _check_frame(str(path) if index is None else f"{path} (frame {index + 1})", made)
 
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame:  # enhanced multi-frame (CT, MR, PET, legacy-converted): per-frame, else shared, groups
@@ -350,8 +519,11 @@ def _plane_spacing(frame: DicomFrame, where: str) -> tuple[float, float]:
 
 def _single_slice_step(ds: Any) -> float:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        value = _floats(ds.get(keyword))
-        if value and value[0] > 0:
+        try:
+            value = _floats(ds.get(keyword))
+        except Exception:  # optional and only a fallback: an unparsable value is ignored
+            continue
+        if value and np.isfinite(value[0]) and value[0] > 0:
             return float(value[0])
     return 1.0
 
@@ -419,6 +591,12 @@ def _assemble(frames: list[DicomFrame], where: str, first_header: Any, allow_gap
     duplicates = np.flatnonzero(steps < _DUPLICATE_TOLERANCE_MM)
     if duplicates.size:
         at = projected[duplicates[0]]
+        first, second = frames[duplicates[0]], frames[duplicates[0] + 1]
+        if first.sop_instance_uid and first.sop_instance_uid == second.sop_instance_uid:
+            raise ImageReadError(
+                f"{where}: {first.path.name} and {second.path.name} hold the same image (SOPInstanceUID "
+                f"{first.sop_instance_uid}, at {at:.2f} mm along the slice normal); remove the copy"
+            )
         raise ImageReadError(
             f"{where}: {duplicates.size} frame(s) share a position with another (first at {at:.2f} mm along the "
             "slice normal); the series mixes two acquisitions (echoes, phases or a repeated scan). "
@@ -448,6 +626,11 @@ def _assemble(frames: list[DicomFrame], where: str, first_header: Any, allow_gap
                 "(--allow-gaps) to interpolate the stack onto a regular grid"
             )
         count = int(round(span / median)) + 1
+        if count > 2 * len(frames):
+            raise ImageReadError(
+                f"{where}: {problem}; filling the gaps would need {count} slices for {len(frames)} frames, "
+                "too many to interpolate. Check the export is complete"
+            )
         grid = projected[0] + np.arange(count) * median
         log.warning(
             "%s: %s; interpolating %d frames onto %d regular slices", where, problem, len(frames), count
@@ -459,9 +642,29 @@ def _assemble(frames: list[DicomFrame], where: str, first_header: Any, allow_gap
 
 
 # ------------------------------------------------------------------- pixels
-def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
-    """Pixel array of ``path`` (frames first for multi-frame) and its dataset; GDCM as fallback decoder.
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
+def _decoder_available(syntax: Any) -> bool:
+    """Whether pydicom has a working decoder plugin for compressed ``syntax`` (False when it cannot tell)."""
+    try:
+        from pydicom.pixels import get_decoder
+    except ImportError:  # pydicom 2: no registry to ask
+        return False
+    try:
+        return bool(get_decoder(syntax).is_available)
+    except (NotImplementedError, ValueError, TypeError):
+        return False
+
+
+def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
+    """Pixel array of ``path`` (frames first for multi-frame) and its dataset.
+
+    pydicom decodes; SimpleITK (GDCM) is tried only for compressed transfer syntaxes none of
+    pydicom's installed plugins reads. Pixel data that pydicom has a decoder for but cannot decode
+    is damaged or does not match its header, and is refused, never guessed at.
     The boolean says whether the decoder already applied the rescale (SimpleITK/GDCM does).
     """
     import pydicom
@@ -469,25 +672,33 @@ def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
     try:
         ds = pydicom.dcmread(path)
     except Exception as error:
-        raise ImageReadError(f"{path}: unreadable DICOM file ({type(error).__name__}: {error})") from error
+        raise ImageReadError(
+            f"{path}: unreadable DICOM file ({type(error).__name__}: {_one_line(error)})"
+        ) from error
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError(f"{path}: DICOM image without pixel data (truncated file?)")
     try:
         return np.asarray(ds.pixel_array), ds, False
     except Exception as pydicom_error:
+        syntax = _transfer_syntax(ds)
+        name = getattr(syntax, "name", str(syntax))
+        if not _is_compressed(syntax) or _decoder_available(syntax):
+            # pydicom has a decoder for this data and it failed: the file is damaged. GDCM is not tried
+            # on it: damaged compressed data can crash GDCM (SIGFPE), taking a whole batch down.
+            raise ImageReadError(
+                f"{path}: cannot decode the {name} pixel data ({_one_line(pydicom_error)}); the file is "
+                "truncated or corrupt, or its Rows, Columns, BitsAllocated or SamplesPerPixel do not match it"
+            ) from pydicom_error
         import SimpleITK as sitk
 
         try:
             array = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
         except RuntimeError as error:
-            syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-            hint = (
-                f"; install a pylibjpeg plugin for {syntax.name}"
-                if syntax is not None and syntax.is_compressed
-                else "; the file is truncated or corrupt"
-            )
-            raise ImageReadError(f"{path}: cannot decode the pixel data ({pydicom_error}){hint}") from error
-        if int(ds.get("NumberOfFrames", 1) or 1) == 1 and array.ndim >= 3 and array.shape[0] == 1:
+            raise ImageReadError(
+                f"{path}: the pixel data is compressed as {name} ({syntax}), which no installed decoder reads "
+                f"({_one_line(pydicom_error)}); install the plugin named there, or export the series uncompressed"
+            ) from error
+        if frame_count(path, ds) == 1 and array.ndim >= 3 and array.shape[0] == 1:
             array = array[0]
         return array, ds, True
 
@@ -510,11 +721,11 @@ def _output_dtype(planes: list[np.ndarray], frames: list[DicomFrame]) -> np.dtyp
     ends = [
         f.slope * float(value) + f.intercept for p, f in zip(planes, frames) for value in (p.min(), p.max())
     ]
-    for candidate in (np.int16, np.int32):
+    for candidate in (np.int16, np.int32, np.int64):
         info = np.iinfo(candidate)
         if info.min <= min(ends) and max(ends) <= info.max:
             return np.dtype(candidate)
-    return np.dtype(np.int64)
+    return np.dtype(np.float64)  # a rescale beyond int64 (a damaged header): no integer type holds it
 
 
 def _fill_volume(planes: list[np.ndarray], frames: list[DicomFrame]) -> np.ndarray:
@@ -605,7 +816,13 @@ def _build_image(stack: _Stack, where: str, kind: ImageKind, header: Any) -> Ima
     array = _fill_volume(planes, frames)
     del planes, decoded
 
-    meta: dict[str, Any] = {"path": where, "format": "dicom", "dicom": dicom_meta(header)}
+    try:
+        described = dicom_meta(header)
+    except Exception as error:  # a damaged descriptive attribute (unknown VR, bad length)
+        raise ImageReadError(
+            f"{where}: damaged DICOM header ({type(error).__name__}: {_one_line(error)})"
+        ) from error
+    meta: dict[str, Any] = {"path": where, "format": "dicom", "dicom": described}
     meta["modality"] = meta["dicom"].get("Modality", "")
     files: list[str] = []
     for frame in frames:
@@ -643,7 +860,7 @@ def read_series(
     for path, ds in members:
         try:
             frames.extend(frames_of(path, ds))
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
+        except _HEADER_ERRORS as error:
             raise ImageReadError(
                 f"{path}: malformed image plane attributes ({type(error).__name__}: {error})"
             ) from error
@@ -656,7 +873,7 @@ def read_series(
 
 def read_dicom_file(path: Path, *, kind: ImageKind = "intensity", allow_gaps: bool = False) -> Image:
     """One DICOM file: a 2D radiograph, one slice, or a multi-frame volume."""
-    ds = read_header(path)
+    ds = read_header(path, strict=True)
     if ds is None:
         raise ImageReadError(f"{path}: not a readable DICOM file")
     if not _is_image(ds):
