@@ -2,7 +2,8 @@
 
 A zip from outside is untrusted: a member may try to escape the target folder (``../``, an
 absolute path, a drive letter), be a symbolic link, or decompress to far more than it weighs
-(a zip bomb). Every member is checked *before* anything is written.
+(a zip bomb: one member, or many small ones that together expand beyond the ratio limit). Every
+member is checked *before* anything is written; damaged archives are refused naming the zip.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -40,9 +42,11 @@ def check_zip_members(
 ) -> list[zipfile.ZipInfo]:
     """The regular-file members of ``archive``; raise :class:`ImageReadError` on any unsafe member."""
     members: list[zipfile.ZipInfo] = []
-    total = 0
+    total = compressed = 0
     for info in archive.infolist():
         name = info.filename.replace("\\", "/")
+        if not name:
+            raise ImageReadError(f"{where}: a zip member has an empty name; the archive is damaged")
         parts = PurePosixPath(name).parts
         if name.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
             raise ImageReadError(
@@ -67,6 +71,13 @@ def check_zip_members(
                 f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract"
             )
         members.append(info)
+        compressed += info.compress_size
+    # Many small members can each pass the ratio check and still make a bomb together.
+    if total > _RATIO_EXEMPT_BYTES and total > max_ratio * max(compressed, 1):
+        raise ImageReadError(
+            f"{where}: {len(members)} members expand {total / max(compressed, 1):.0f}× in total "
+            f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract"
+        )
     return members
 
 
@@ -107,8 +118,11 @@ def extract_zip(
             return written
     except zipfile.BadZipFile as error:
         raise ImageReadError(f"{path}: not a valid zip archive ({error})") from error
-    except (OSError, EOFError, RuntimeError) as error:
-        raise ImageReadError(f"{path}: could not extract the zip archive ({error})") from error
+    except (OSError, EOFError, RuntimeError, zlib.error, ValueError, NotImplementedError) as error:
+        # zlib.error: damaged deflate data; NotImplementedError: a compression method zipfile lacks
+        raise ImageReadError(
+            f"{path}: could not extract the zip archive ({type(error).__name__}: {error})"
+        ) from error
 
 
 @contextlib.contextmanager
