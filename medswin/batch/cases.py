@@ -121,16 +121,15 @@ def _group_channels(files: list[Path]) -> list[Case]:
     for path, match in zip(files, matches, strict=True):
         assert match is not None
         grouped[match["case"]][int(match["channel"])] = path
+    # Every case gets as many channels as the widest one; a missing channel file stays in the case
+    # under the name it should have, so that case fails when read (naming it), not the whole batch.
+    width = max(max(channels) for channels in grouped.values()) + 1
     cases = []
     for case_id, channels in sorted(grouped.items()):
-        expected = list(range(len(channels)))
-        if sorted(channels) != expected:
-            raise ImageReadError(
-                f"{channels[min(channels)].parent}: case {case_id} has channel files "
-                f"{', '.join(f'_{c:04d}' for c in sorted(channels))}; nnU-Net naming needs _0000 to "
-                f"_{len(channels) - 1:04d} with none missing"
-            )
-        cases.append(Case(case_id, tuple(channels[c] for c in expected)))
+        sample = next(iter(channels.values()))
+        ending = sample.name[len(case_name(sample)) :]
+        paths = tuple(channels.get(c, sample.parent / f"{case_id}_{c:04d}{ending}") for c in range(width))
+        cases.append(Case(case_id, paths))
     return cases
 
 
@@ -248,6 +247,17 @@ def read_case(case: Case, *, allow_gaps: bool = False) -> Image:
     """
     from medswin.io import read_image
     from medswin.io.geometry import stack_channels
+    from medswin.io.readers import require_finite
 
-    images = [read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps) for p in case.paths]
+    missing = [(index, path) for index, path in enumerate(case.paths) if not Path(path).exists()]
+    if missing and len(case.paths) > 1:
+        index, path = missing[0]
+        raise ImageReadError(
+            f"{path}: no such file; channel {index} of case {case.case_id!r} is missing "
+            f"({len(case.paths) - len(missing)} of {len(case.paths)} channel files found)"
+        )
+    images = [
+        require_finite(read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps), p)
+        for p in case.paths
+    ]
     return stack_channels(images, case.paths)
