@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_factory import MODALITIES
 
 from medswin.models import preset_card, save_checkpoint
-
-#: BraTS-style channel names of the four-modality model.
-MODALITIES = ["t1n", "t1c", "t2w", "t2f"]
 
 
 @pytest.fixture(scope="session")

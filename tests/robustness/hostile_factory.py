@@ -34,6 +34,7 @@ from medswin.data.phantom import make_ct_phantom  # noqa: E402
 from medswin.io import Image, write_image  # noqa: E402
 
 __all__ = [
+    "MODALITIES",
     "SHAPE",
     "SPACING",
     "PATIENT_NAME",
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 #: small anisotropic cases: 28 x 24 x 12 voxels of 2.4 x 2.2 x 5 mm (one model window).
+#: BraTS-style channel names of the four-modality model.
+MODALITIES = ["t1n", "t1c", "t2w", "t2f"]
 SHAPE = (28, 24, 12)
 SPACING = (2.4, 2.2, 5.0)
 #: what :mod:`dicom_factory` writes into every header.

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODALITIES
 from hostile_factory import (
+    MODALITIES,
     CliRun,
     compress_unreadably,
     ct_case,
