@@ -34,6 +34,9 @@ __all__ = [
     "OUTPUT_FORMATS",
     "label_outputs",
     "record_path",
+    "probabilities_path",
+    "preview_path",
+    "case_files",
     "running_marker",
     "finished_record",
     "label_volumes",
@@ -54,6 +57,24 @@ def label_outputs(output_dir: Path, case_id: str, formats: Sequence[str]) -> dic
 
 def record_path(output_dir: Path, case_id: str) -> Path:
     return output_dir / f"{case_id}.json"
+
+
+def probabilities_path(output_dir: Path, case_id: str) -> Path:
+    return output_dir / f"{case_id}_probabilities.nii.gz"
+
+
+def preview_path(output_dir: Path, case_id: str) -> Path:
+    return output_dir / f"{case_id}_preview.png"
+
+
+def case_files(output_dir: Path, case_id: str, formats: Sequence[str]) -> list[Path]:
+    """Every file a run in ``formats`` may write for the case (labels, probabilities, preview, record)."""
+    return [
+        *label_outputs(output_dir, case_id, formats).values(),
+        probabilities_path(output_dir, case_id),
+        preview_path(output_dir, case_id),
+        record_path(output_dir, case_id),
+    ]
 
 
 def running_marker(output_dir: Path, case_id: str) -> Path:
@@ -136,6 +157,7 @@ def write_preview(
     from matplotlib.figure import Figure
 
     from medswin.io.geometry import reorient
+    from medswin.io.writers import atomic_output
 
     if image.spatial_dims != 3:
         raise ImageWriteError(f"{path}: previews are drawn for 3D images only")
@@ -166,8 +188,6 @@ def write_preview(
         axes.set_axis_off()
     figure.suptitle(title)
     figure.tight_layout()
-    from medswin.io.writers import atomic_output
-
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png")
     return path
@@ -181,7 +201,6 @@ def write_case_outputs(
     formats: Sequence[str],
     *,
     preview: bool = False,
-    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one case's files (see the module docstring), the record last; returns the record.
 
@@ -212,7 +231,7 @@ def write_case_outputs(
         written.append(
             write_image(
                 prediction.probabilities,
-                output_dir / f"{case_id}_probabilities.nii.gz",
+                probabilities_path(output_dir, case_id),
                 reference=image,
                 dtype=np.float32,
             )
@@ -221,7 +240,7 @@ def write_case_outputs(
         colors = card.colors or {v: (255, 64, 64) for v in card.labels if v}
         intensity = card.intensity
         window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
-        target = output_dir / f"{case_id}_preview.png"
+        target = preview_path(output_dir, case_id)
         written.append(
             write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
         )
@@ -237,7 +256,6 @@ def write_case_outputs(
         "labels": label_volumes(prediction.labels, card.labels),
         "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
         "windows": int(prediction.windows),
-        **dict(extra or {}),
         "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in written},
     }
     write_atomic(record_path(output_dir, case_id), json.dumps(record, indent=2) + "\n")

@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +31,9 @@ from typing import Any, Literal
 from medswin.batch.cases import Case, read_case
 from medswin.batch.outputs import (
     OUTPUT_FORMATS,
+    case_files,
     finished_record,
     label_outputs,
-    record_path,
     running_marker,
     write_case_outputs,
 )
@@ -112,30 +112,15 @@ class BatchResult:
     def failed(self) -> list[CaseOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
-    @property
-    def exit_code(self) -> int:
-        """0 when every case is done or skipped, 1 when some failed."""
-        return 1 if self.failed else 0
-
 
 def shard_cases(cases: Sequence[Case], index: int, count: int) -> list[Case]:
     """Every ``count``-th case by id, from ``index``: disjoint shards that together cover all cases."""
     return sorted(cases, key=lambda c: c.case_id)[index::count]
 
 
-def _case_files(output_dir: Path, case_id: str, formats: Sequence[str]) -> list[Path]:
-    """Every file a run in ``formats`` may write for the case (labels, probabilities, preview, record)."""
-    return [
-        *label_outputs(output_dir, case_id, formats).values(),
-        output_dir / f"{case_id}_probabilities.nii.gz",
-        output_dir / f"{case_id}_preview.png",
-        record_path(output_dir, case_id),
-    ]
-
-
 def _remove_owned(output_dir: Path, case_id: str, formats: Sequence[str]) -> None:
     """Delete what a run of this case left behind: its files and the writers' temporaries."""
-    for path in _case_files(output_dir, case_id, formats):
+    for path in case_files(output_dir, case_id, formats):
         path.unlink(missing_ok=True)
         for leftover in output_dir.glob(f".{path.name}.*"):
             if leftover.name.endswith((".partial", ".tmp")):
@@ -196,8 +181,10 @@ def summary_rows(outcomes: Sequence[CaseOutcome], label_names: Sequence[str]) ->
     return rows
 
 
-def write_summary(path: Path, outcomes: Sequence[CaseOutcome], label_names: Sequence[str]) -> Path:
-    """Write the summary CSV atomically (see :func:`summary_rows` for its columns)."""
+def write_summary(path: Path, outcomes: Sequence[CaseOutcome], labels: Mapping[int, str]) -> Path:
+    """Write the summary CSV atomically (see :func:`summary_rows`), a volume column per label of ``labels``
+    (the model card's value -> name)."""
+    label_names = [labels[v] for v in sorted(labels) if v != 0]
     from medswin.metrics.report import write_atomic
 
     columns = [
@@ -249,7 +236,6 @@ def run_batch(
     mine = shard_cases(cases, *options.shard)
     card = predictor.card
     model_id = card.id
-    label_names = [card.labels[v] for v in sorted(card.labels) if v != 0]
     summary = output_dir / options.summary_name
     outcomes: list[CaseOutcome] = []
 
@@ -257,7 +243,7 @@ def run_batch(
         outcomes.append(outcome)
         if outcome.status == "failed":
             log.warning("case %s failed: %s", outcome.case_id, outcome.reason)
-        write_summary(summary, outcomes, label_names)
+        write_summary(summary, outcomes, card.labels)
         if on_case is not None:
             on_case(outcome, len(outcomes), len(mine))
 
@@ -345,7 +331,7 @@ def run_batch(
         readers.shutdown(wait=False, cancel_futures=True)
         writer.shutdown(wait=True)
     if not outcomes:
-        write_summary(summary, outcomes, label_names)
+        write_summary(summary, outcomes, card.labels)
     return BatchResult(outcomes, summary)
 
 

@@ -221,16 +221,6 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
-    from medswin.errors import MedSwinError
-
-    if args.min_size_mm3 < 0:
-        raise MedSwinError(f"--min-size-mm3 must be >= 0, got {args.min_size_mm3}")
-    for path in args.input:
-        if not Path(path).exists():
-            raise MedSwinError(f"{path}: no such file or folder")
-
-
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -239,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
     from medswin.errors import MedSwinError
     from medswin.transforms import Postprocess
 
-    _check_arguments(args)
+    if args.min_size_mm3 < 0:
+        raise MedSwinError(f"--min-size-mm3 must be >= 0, got {args.min_size_mm3}")
     shard = parse_shard(args.shard)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and shard is not None:
         raise MedSwinError("--shard is chosen by torchrun's rank already; leave it out under torchrun")
@@ -276,8 +267,8 @@ def run(args: argparse.Namespace) -> int:
             result = _run_with_progress(predictor, cases, args.output, options, quiet)
         outcomes = [o for part in all_gather(result.outcomes, ctx) for o in part]
         if ctx.world > 1 and ctx.main:
-            labels = [predictor.card.labels[v] for v in sorted(predictor.card.labels) if v != 0]
-            write_summary(args.output / "summary.csv", sorted(outcomes, key=lambda o: o.case_id), labels)
+            merged = sorted(outcomes, key=lambda o: o.case_id)
+            write_summary(args.output / "summary.csv", merged, predictor.card.labels)
     finally:
         ctx.close()
     if not quiet or any(o.status == "failed" for o in outcomes):
