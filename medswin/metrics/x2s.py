@@ -1,0 +1,807 @@
+"""Swin-X2S evaluation in physical units: overlap per label, clinical parameters per bone, paper-style tables.
+
+Swin-X2S (Liu et al., arXiv:2501.05961) reconstructs 3D bone label volumes from two X-rays and
+reports, per anatomy (femur, pelvis, vertebra, rib), Dice, HD95 and clinical parameters
+(morphometry). Its ``test.py`` computes Dice with MONAI's ``DiceMetric`` defaults, so background
+is included and classes absent from the reference are skipped; its morphometry works on meshes in
+voxel units of the 128×128×160 grid (about 2.6 mm per voxel). This module evaluates the same
+predictions so that the numbers mean something clinically:
+
+- Dice per foreground label, **without background** (empty-mask policy of
+  :mod:`medswin.metrics.overlap`), HD95 and ASSD in **mm** on the reference grid, all from
+  :func:`~medswin.metrics.evaluate.evaluate_case`; clDice for ribs. The official-style Dice that
+  includes background is reported beside it as ``dice_with_background_official``, for comparison
+  with published numbers only.
+- Morphometry errors in **mm and degrees** (:mod:`medswin.metrics.morphometry`): femur head, neck
+  and shaft; pelvic landmarks; vertebral body, canal and spinous process; rib centrelines.
+
+Which label is which bone comes from the dataset's label names (``data_manifests/x2s_*/dataset.json``)
+through :func:`anatomy_from_labels`, so TotalSeg-all (55 classes) and its subsets, CTPelvic1K,
+CTSpine1K, VerSe'19 and RibSeg v2 all work.
+
+Failure policy: a structure present in the reference that cannot be measured on the prediction
+(a missing label, a degenerate shape) is a **failure**: it gets rows with status ``failed`` and
+its reason, is counted per parameter in the summary and never enters (or improves) a mean. A
+structure absent from the reference is not compared. A case whose files cannot be read or are
+not on one grid is a failed case; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import MedSwinError, MetricInputError
+from medswin.io.image import Image
+from medswin.metrics.evaluate import evaluate_case
+from medswin.metrics.morphometry import (
+    FemurMorphometry,
+    PelvisLandmarks,
+    RibCentreline,
+    VertebraMorphometry,
+    centreline_dice,
+    femur_morphometry,
+    pelvis_landmarks,
+    rib_centreline,
+    vertebra_morphometry,
+)
+from medswin.metrics.morphometry._geometry import SUPERIOR
+from medswin.metrics.report import summary_path_for, write_atomic, write_summary_json
+from medswin.metrics.surface import union_box
+
+__all__ = [
+    "GROUPS",
+    "MORPHOMETRY_COLUMNS",
+    "NOTES",
+    "OVERLAP_COLUMNS",
+    "X2SAnatomy",
+    "X2SCaseResult",
+    "X2SStructure",
+    "anatomy_from_labels",
+    "dice_with_background_official",
+    "evaluate_x2s_case",
+    "evaluate_x2s_folders",
+    "format_x2s_table",
+    "summarize_x2s",
+    "write_x2s_csvs",
+]
+
+log = logging.getLogger(__name__)
+
+#: anatomy groups of the Swin-X2S tables, in table order; labels of no group are "other".
+GROUPS: tuple[str, ...] = ("femur", "pelvis", "vertebra", "rib")
+
+#: columns of the overlap CSV: one row per case and foreground label (``cl_dice`` only for ribs).
+OVERLAP_COLUMNS: tuple[str, ...] = (
+    "case",
+    "label",
+    "name",
+    "group",
+    "empty",
+    "dice",
+    "hd95",
+    "assd",
+    "cl_dice",
+)
+
+#: columns of the morphometry CSV: one row per case, structure and parameter.
+MORPHOMETRY_COLUMNS: tuple[str, ...] = (
+    "case",
+    "structure",
+    "group",
+    "parameter",
+    "kind",
+    "unit",
+    "error",
+    "reference_value",
+    "predicted_value",
+    "status",
+    "reason",
+)
+
+#: how these numbers differ from the official Swin-X2S ones (copied into every summary).
+NOTES: tuple[str, ...] = (
+    "Dice excludes background: one value per foreground label present in the reference or the "
+    "prediction (a missed or a false-positive label scores 0; labels absent from both are left out). "
+    "The official Swin-X2S Dice (MONAI DiceMetric defaults) includes background and skips classes "
+    "absent from the reference; it is given as dice_with_background_official for comparison only "
+    "and is higher, most for datasets with few classes.",
+    "HD95 and ASSD are in mm on the reference grid (anisotropic spacing honoured); a missed or "
+    "false-positive label scores the image diagonal (medswin.metrics.surface). The official HD95 is "
+    "in voxels multiplied by |affine[0,0]|.",
+    "Morphometry errors are in mm and degrees in the patient frame; the official pipelines measure "
+    "meshes in voxel units of the 128x128x160 grid (about 2.6 mm per voxel) with their own methods, "
+    "so compare trends, not digits.",
+    "A structure present in the reference that cannot be measured on the prediction is a failure: "
+    "counted in n_failed, never averaged in; median_failed_as_worst ranks failures as infinite "
+    "errors. A structure the reference lacks is not compared; a reference that cannot be measured "
+    "is counted in n_reference_failed.",
+)
+
+_RESULT_TYPES: dict[str, type] = {
+    "femur": FemurMorphometry,
+    "pelvis": PelvisLandmarks,
+    "vertebra": VertebraMorphometry,
+    "rib": RibCentreline,
+}
+_VERTEBRA = re.compile(r"^vertebrae?_([ctls])(\d+)$")
+_RIB = re.compile(r"^rib_(left|right)_(\d+)$")
+_SINGLE = {"femur_left", "femur_right", "hip_left", "hip_right", "sacrum"}
+
+
+@dataclass(frozen=True)
+class X2SStructure:
+    """One bone measured as a whole: a femur, the pelvis (both hips), a vertebra or a rib.
+
+    Attributes:
+        name: ``femur_left``, ``pelvis``, ``vertebrae_L1``, ``rib_left_5``, ...
+        group: one of :data:`GROUPS`.
+        labels: the label values it is made of (pelvis: left hip, right hip).
+    """
+
+    name: str
+    group: str
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class X2SAnatomy:
+    """Which label values of a dataset's label map are which Swin-X2S bones.
+
+    Attributes:
+        names: every foreground label value and its name.
+        femur_left / femur_right / hip_left / hip_right / sacrum: label values, None when the
+            dataset has no such class.
+        vertebrae: vertebra labels in cranio-caudal order (C1 first).
+        ribs: rib labels, left 1-12 then right 1-12.
+    """
+
+    names: Mapping[int, str]
+    femur_left: int | None = None
+    femur_right: int | None = None
+    hip_left: int | None = None
+    hip_right: int | None = None
+    sacrum: int | None = None
+    vertebrae: tuple[int, ...] = ()
+    ribs: tuple[int, ...] = ()
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """Every foreground label value, ascending."""
+        return tuple(sorted(self.names))
+
+    def group_of(self, label: int) -> str:
+        """The anatomy group of a label value: one of :data:`GROUPS`, or ``"other"``."""
+        if label in (self.femur_left, self.femur_right):
+            return "femur"
+        if label in (self.hip_left, self.hip_right, self.sacrum):
+            return "pelvis"
+        if label in self.vertebrae:
+            return "vertebra"
+        if label in self.ribs:
+            return "rib"
+        return "other"
+
+    def structures(self) -> tuple[X2SStructure, ...]:
+        """The bones with clinical parameters, in table order (the pelvis needs both hips)."""
+        out = [
+            X2SStructure(self.names[v], "femur", (v,))
+            for v in (self.femur_left, self.femur_right)
+            if v is not None
+        ]
+        if self.hip_left is not None and self.hip_right is not None:
+            out.append(X2SStructure("pelvis", "pelvis", (self.hip_left, self.hip_right)))
+        out += [X2SStructure(self.names[v], "vertebra", (v,)) for v in self.vertebrae]
+        out += [X2SStructure(self.names[v], "rib", (v,)) for v in self.ribs]
+        return tuple(out)
+
+    def __repr__(self) -> str:
+        other = sum(1 for v in self.names if self.group_of(v) == "other")
+        return (
+            f"X2SAnatomy(femur L/R {self.femur_left}/{self.femur_right}, hip L/R {self.hip_left}/"
+            f"{self.hip_right}, sacrum {self.sacrum}, {len(self.vertebrae)} vertebrae, {len(self.ribs)} ribs, "
+            f"{other} other)"
+        )
+
+
+def anatomy_from_labels(labels: Mapping[int, str] | Mapping[str, str]) -> X2SAnatomy:
+    """Find femurs, hips, sacrum, vertebrae and ribs in a label map by their names.
+
+    Args:
+        labels: ``{value: name}`` as in a manifest's ``labels`` (string keys accepted); value 0
+            (background) is ignored. Names as in ``data_manifests/x2s_*/dataset.json``:
+            ``femur_left``, ``hip_right``, ``sacrum``, ``vertebrae_C1`` .. ``vertebrae_L6``,
+            ``rib_left_1`` .. ``rib_right_12`` (case-insensitive); other names are group "other".
+
+    Raises:
+        MetricInputError: a value is not a non-negative integer, two labels share a bone name,
+            or there is no foreground label at all.
+
+    Example:
+        >>> anatomy_from_labels({0: "background", 1: "sacrum", 2: "hip_left", 3: "hip_right"}).hip_left
+        2
+    """
+    names: dict[int, str] = {}
+    single: dict[str, int] = {}
+    vertebrae: list[tuple[tuple[int, int], int]] = []
+    ribs: list[tuple[tuple[int, int], int]] = []
+    seen: dict[str, int] = {}
+    for key, name in labels.items():
+        try:
+            value = int(key)
+        except (TypeError, ValueError):
+            raise MetricInputError(f"label map: value {key!r} is not an integer") from None
+        if value < 0:
+            raise MetricInputError(f"label map: value {value} is negative")
+        if value == 0:
+            continue
+        text = str(name).strip().lower()
+        if text in seen:
+            raise MetricInputError(
+                f"label map: values {seen[text]} and {value} are both named {name!r}; each bone needs one label"
+            )
+        seen[text] = value
+        names[value] = str(name)
+        if text in _SINGLE:
+            single[text] = value
+        elif match := _VERTEBRA.match(text):
+            vertebrae.append((("ctls".index(match[1]), int(match[2])), value))
+        elif match := _RIB.match(text):
+            ribs.append(((0 if match[1] == "left" else 1, int(match[2])), value))
+    if not names:
+        raise MetricInputError("label map has no foreground label (only background)")
+    return X2SAnatomy(
+        names=names,
+        femur_left=single.get("femur_left"),
+        femur_right=single.get("femur_right"),
+        hip_left=single.get("hip_left"),
+        hip_right=single.get("hip_right"),
+        sacrum=single.get("sacrum"),
+        vertebrae=tuple(v for _, v in sorted(vertebrae)),
+        ribs=tuple(v for _, v in sorted(ribs)),
+    )
+
+
+@dataclass
+class X2SCaseResult:
+    """Swin-X2S metrics of one case, or why it could not be evaluated.
+
+    Attributes:
+        case: case id.
+        overlap: one dict per foreground label (columns :data:`OVERLAP_COLUMNS` but ``case``).
+        morphometry: one dict per structure and parameter (:data:`MORPHOMETRY_COLUMNS` but ``case``).
+        dice_with_background_official: the case's official-style Dice (see
+            :func:`dice_with_background_official`).
+        pred_path, ref_path: source files, when known.
+        error: the failure message; the lists are then empty.
+    """
+
+    case: str
+    overlap: list[dict[str, Any]] = field(default_factory=list)
+    morphometry: list[dict[str, Any]] = field(default_factory=list)
+    dice_with_background_official: float | None = None
+    pred_path: str | None = None
+    ref_path: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failed(
+        cls, case: str, error: str | BaseException, pred_path: str | None = None, ref_path: str | None = None
+    ) -> X2SCaseResult:
+        return cls(case=case, pred_path=pred_path, ref_path=ref_path, error=str(error))
+
+
+def dice_with_background_official(pred: np.ndarray, ref: np.ndarray) -> float:
+    """The Dice Swin-X2S's ``test.py`` reports for one case: MONAI ``DiceMetric()`` with its defaults.
+
+    Background (0) counts as a class, classes absent from the reference are skipped
+    (``ignore_empty=True``, so false-positive classes cost nothing), and the case's value is the
+    mean over the remaining classes. For comparison with published numbers only; it is higher
+    than the foreground Dice.
+
+    Args:
+        pred: predicted integer label map ``(X, Y, Z)``.
+        ref: reference label map, same shape.
+    """
+    pred = np.asarray(pred).astype(np.int64, copy=False).ravel()
+    ref = np.asarray(ref).astype(np.int64, copy=False).ravel()
+    if pred.shape != ref.shape:
+        raise MetricInputError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
+    size = int(max(pred.max(initial=0), ref.max(initial=0))) + 1
+    in_ref = np.bincount(ref, minlength=size)
+    in_pred = np.bincount(pred, minlength=size)
+    both = np.bincount(ref[pred == ref], minlength=size)
+    present = in_ref > 0
+    return float(np.mean(2.0 * both[present] / (in_ref[present] + in_pred[present])))
+
+
+def _unit(name: str, kind: str) -> str:
+    if kind == "point" or name.endswith("_mm"):
+        return "mm"
+    if kind == "axis" or name.endswith("_deg"):
+        return "deg"
+    return ""
+
+
+def _parameters(group: str) -> list[tuple[str, str]]:
+    """``(parameter, kind)`` of every compared field of a group's result type (metadata ``kind``)."""
+    return [(f.name, f.metadata["kind"]) for f in fields(_RESULT_TYPES[group]) if f.metadata.get("kind")]
+
+
+def _centroids_mm(image: Image, array: np.ndarray, labels: Sequence[int]) -> dict[int, np.ndarray]:
+    """LPS centroid (mm) of every label of ``labels`` present in ``array``."""
+    from scipy import ndimage
+
+    present = [v for v in labels if np.any(array == v)]
+    if not present:
+        return {}
+    centres = ndimage.center_of_mass(np.ones(array.shape, dtype=np.uint8), array, present)
+    affine = image.lps_affine
+    return {v: affine[:3, :3] @ np.asarray(c) + affine[:3, 3] for v, c in zip(present, centres)}
+
+
+def _measure(
+    structure: X2SStructure, image: Image, anatomy: X2SAnatomy, centroids: dict[int, np.ndarray]
+) -> FemurMorphometry | PelvisLandmarks | VertebraMorphometry | RibCentreline:
+    """The morphometry result of one structure in one label image (raises when it cannot be measured)."""
+    label = structure.labels[0]
+    if structure.group == "femur":
+        return femur_morphometry(image, label)
+    if structure.group == "pelvis":
+        return pelvis_landmarks(image, left=structure.labels[0], right=structure.labels[1])
+    if structure.group == "vertebra":
+        # The spine axis through the neighbours by name, not by value +-1 (which for C1 is the
+        # background and for L6 of TotalSeg-all the first rib); else the patient's axis.
+        order = anatomy.vertebrae
+        i = order.index(label)
+        cranial = order[i - 1] if i > 0 else None
+        caudal = order[i + 1] if i + 1 < len(order) else None
+        axis = SUPERIOR
+        if cranial in centroids and caudal in centroids:
+            axis = centroids[cranial] - centroids[caudal]
+        return vertebra_morphometry(image, label, height_axis=axis)
+    return rib_centreline(image, label)
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, MedSwinError) else f"{type(error).__name__}: {error}"
+
+
+def _structure_rows(
+    structure: X2SStructure,
+    status: str,
+    reason: str = "",
+    errors: Mapping[str, float] | None = None,
+    pred_result: Any = None,
+    ref_result: Any = None,
+) -> list[dict[str, Any]]:
+    rows = []
+    for parameter, kind in _parameters(structure.group):
+        row: dict[str, Any] = {
+            "structure": structure.name,
+            "group": structure.group,
+            "parameter": parameter,
+            "kind": kind,
+            "unit": _unit(parameter, kind),
+            "error": errors[parameter] if errors is not None else None,
+            "reference_value": None,
+            "predicted_value": None,
+            "status": status,
+            "reason": reason,
+        }
+        if kind == "scalar" and ref_result is not None:
+            row["reference_value"] = float(getattr(ref_result, parameter))
+            if pred_result is not None:
+                row["predicted_value"] = float(getattr(pred_result, parameter))
+        rows.append(row)
+    return rows
+
+
+def _morphometry(pred: Image, ref: Image, anatomy: X2SAnatomy) -> list[dict[str, Any]]:
+    pred_array, ref_array = np.asarray(pred.array[0]), np.asarray(ref.array[0])
+    in_ref = set(np.unique(ref_array).tolist())
+    pred_centroids = _centroids_mm(pred, pred_array, anatomy.vertebrae)
+    ref_centroids = _centroids_mm(ref, ref_array, anatomy.vertebrae)
+    rows: list[dict[str, Any]] = []
+    for structure in anatomy.structures():
+        if not in_ref.intersection(structure.labels):
+            continue  # the reference lacks it: nothing to compare
+        try:
+            ref_result = _measure(structure, ref, anatomy, ref_centroids)
+        except Exception as error:  # a reference bone too cropped to measure is reported, not fatal
+            log.debug("reference %s not measurable", structure.name, exc_info=True)
+            rows += _structure_rows(structure, "reference_failed", f"reference: {_reason(error)}")
+            continue
+        try:
+            pred_result = _measure(structure, pred, anatomy, pred_centroids)
+        except Exception as error:  # a missing or degenerate predicted bone is a failure, never dropped
+            log.debug("prediction %s not measurable", structure.name, exc_info=True)
+            rows += _structure_rows(
+                structure, "failed", f"prediction: {_reason(error)}", ref_result=ref_result
+            )
+            continue
+        errors = pred_result.errors(ref_result)
+        rows += _structure_rows(structure, "ok", "", errors, pred_result, ref_result)
+    return rows
+
+
+def evaluate_x2s_case(
+    pred: Image,
+    ref: Image,
+    anatomy: X2SAnatomy,
+    *,
+    case: str | None = None,
+    morphometry: bool = True,
+) -> X2SCaseResult:
+    """Overlap, surface distances and clinical-parameter errors of one Swin-X2S prediction.
+
+    Args:
+        pred: predicted label image ``(1, X, Y, Z)`` on the reference grid.
+        ref: reference label image.
+        anatomy: which labels are which bones (:func:`anatomy_from_labels`); every non-zero value
+            in either image must be one of its labels.
+        case: case id (default: the reference file name).
+        morphometry: also measure the clinical parameters (seconds per femur; off for quick checks).
+
+    Returns:
+        an :class:`X2SCaseResult`: Dice (foreground), HD95 and ASSD (mm) per label present in
+        either image, clDice per rib, morphometry error rows per structure of the reference.
+
+    Raises:
+        MetricInputError: the images are not on one grid, are not integer label images, or hold
+            labels outside ``anatomy``.
+    """
+    base = evaluate_case(pred, ref, labels=anatomy.labels, case=case)
+    pred_array, ref_array = np.asarray(pred.array[0]), np.asarray(ref.array[0])
+    overlap = []
+    for row in base.rows:
+        if row["empty"] == "both":
+            continue  # absent from both images: nothing to compare
+        label = int(row["label"])
+        group = anatomy.group_of(label)
+        cl_dice = None
+        if group == "rib":
+            box = union_box(pred_array == label, ref_array == label) or ()  # crop: skeletons are slow
+            cl_dice = centreline_dice(pred_array[box] == label, ref_array[box] == label)
+        overlap.append(
+            {
+                "label": label,
+                "name": anatomy.names[label],
+                "group": group,
+                "empty": row["empty"],
+                "dice": row["dice"],
+                "hd95": row["hd95"],
+                "assd": row["assd"],
+                "cl_dice": cl_dice,
+            }
+        )
+    return X2SCaseResult(
+        case=base.case,
+        overlap=overlap,
+        morphometry=_morphometry(pred, ref, anatomy) if morphometry else [],
+        dice_with_background_official=dice_with_background_official(pred_array, ref_array),
+        pred_path=base.pred_path,
+        ref_path=base.ref_path,
+    )
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any]:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return {"n": 0, "mean": None, "median": None, "std": None, "min": None, "max": None}
+    return {
+        "n": int(array.size),
+        "mean": float(array.mean()),
+        "median": float(np.median(array)),
+        "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+        "min": float(array.min()),
+        "max": float(array.max()),
+    }
+
+
+def _overlap_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "n": len(rows),
+        "n_labels": len({row["label"] for row in rows}),
+        "n_cases": len({row["case"] for row in rows}),
+        "missed": sum(1 for row in rows if row["empty"] == "pred"),
+        "false_positive": sum(1 for row in rows if row["empty"] == "ref"),
+    }
+    for metric in ("dice", "hd95", "assd"):
+        entry[metric] = _stats([row[metric] for row in rows])
+    cl = [row["cl_dice"] for row in rows if row.get("cl_dice") is not None]
+    if cl:
+        entry["cl_dice"] = _stats(cl)
+    return entry
+
+
+def _morphometry_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_structure: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        by_structure.setdefault((row["case"], row["structure"]), row)
+    statuses = [row["status"] for row in by_structure.values()]
+    parameters: dict[str, Any] = {}
+    for parameter in dict.fromkeys(row["parameter"] for row in rows):
+        mine = [row for row in rows if row["parameter"] == parameter]
+        measured = [row["error"] for row in mine if row["status"] == "ok"]
+        failed = sum(1 for row in mine if row["status"] == "failed")
+        ranked = measured + [math.inf] * failed
+        parameters[parameter] = {
+            "kind": mine[0]["kind"],
+            "unit": mine[0]["unit"],
+            **_stats(measured),
+            "n_failed": failed,
+            "n_reference_failed": sum(1 for row in mine if row["status"] == "reference_failed"),
+            "median_failed_as_worst": float(np.median(ranked)) if ranked else None,
+        }
+    return {
+        "n_structures": len(statuses),
+        "n_ok": statuses.count("ok"),
+        "n_failed": statuses.count("failed"),
+        "n_reference_failed": statuses.count("reference_failed"),
+        "failures": [
+            {
+                "case": row["case"],
+                "structure": row["structure"],
+                "status": row["status"],
+                "reason": row["reason"],
+            }
+            for row in by_structure.values()
+            if row["status"] != "ok"
+        ],
+        "parameters": parameters,
+    }
+
+
+def summarize_x2s(results: Iterable[X2SCaseResult]) -> dict[str, Any]:
+    """Paper-style summary of many cases: per anatomy group overlap means and morphometry errors.
+
+    Returns:
+        ``{"n_cases", "n_evaluated", "n_failed", "failed": [{"case", "error", "pred", "ref"}],
+        "overlap": {group: {"n", "n_labels", "n_cases", "missed", "false_positive", "dice", "hd95",
+        "assd"[, "cl_dice"]}} (groups of :data:`GROUPS` present, "other", and "all"),
+        "dice_per_case": {"foreground", "with_background_official"},
+        "morphometry": {group: {"n_structures", "n_ok", "n_failed", "n_reference_failed",
+        "failures", "parameters": {name: {"kind", "unit", "n", "mean", "median", "std", "min",
+        "max", "n_failed", "n_reference_failed", "median_failed_as_worst"}}}}, "notes"}``; each
+        statistic is over labels (or structures) and cases; distances in mm, angles in degrees.
+    """
+    results = list(results)
+    failed = [
+        {"case": r.case, "error": r.error, "pred": r.pred_path, "ref": r.ref_path}
+        for r in results
+        if not r.ok
+    ]
+    good = [r for r in results if r.ok]
+    overlap_rows = [{"case": r.case, **row} for r in good for row in r.overlap]
+    morph_rows = [{"case": r.case, **row} for r in good for row in r.morphometry]
+    overlap = {
+        group: _overlap_summary([row for row in overlap_rows if row["group"] == group])
+        for group in (*GROUPS, "other")
+        if any(row["group"] == group for row in overlap_rows)
+    }
+    if overlap_rows:
+        overlap["all"] = _overlap_summary(overlap_rows)
+    per_case = [float(np.mean([row["dice"] for row in r.overlap])) for r in good if r.overlap]
+    morphometry = {
+        group: _morphometry_summary([row for row in morph_rows if row["group"] == group])
+        for group in GROUPS
+        if any(row["group"] == group for row in morph_rows)
+    }
+    return {
+        "n_cases": len(results),
+        "n_evaluated": len(good),
+        "n_failed": len(failed),
+        "failed": failed,
+        "overlap": overlap,
+        "dice_per_case": {
+            "foreground": _stats(per_case),
+            "with_background_official": _stats(
+                [r.dice_with_background_official for r in good if r.dice_with_background_official is not None]
+            ),
+        },
+        "morphometry": morphometry,
+        "notes": list(NOTES),
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".10g") if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: _cell(row.get(column)) for column in columns})
+    return buffer.getvalue()
+
+
+def write_x2s_csvs(results: Iterable[X2SCaseResult], path: str | Path) -> tuple[Path, Path]:
+    """Write the overlap CSV at ``path`` and the morphometry CSV beside it, atomically.
+
+    ``metrics.csv`` holds :data:`OVERLAP_COLUMNS` (one row per case and label),
+    ``metrics_morphometry.csv`` holds :data:`MORPHOMETRY_COLUMNS` (one row per case, structure and
+    parameter; ``error`` is blank unless ``status`` is "ok"). Failed cases have no rows (see the
+    summary). Empty cells mean "not applicable".
+
+    Returns:
+        ``(overlap_csv, morphometry_csv)``.
+    """
+    results = [r for r in results if r.ok]
+    path = Path(path)
+    morph_path = path.with_name(f"{path.stem}_morphometry.csv")
+    write_atomic(
+        path, _csv_text(({"case": r.case, **row} for r in results for row in r.overlap), OVERLAP_COLUMNS)
+    )
+    write_atomic(
+        morph_path,
+        _csv_text(({"case": r.case, **row} for r in results for row in r.morphometry), MORPHOMETRY_COLUMNS),
+    )
+    return path, morph_path
+
+
+def _evaluate_files(
+    case: str, pred_path: Path, ref_path: Path, anatomy: X2SAnatomy, morphometry: bool
+) -> X2SCaseResult:
+    from medswin.io.readers import read_image
+
+    try:
+        pred = read_image(pred_path, kind="label")
+        ref = read_image(ref_path, kind="label")
+        return evaluate_x2s_case(pred, ref, anatomy, case=case, morphometry=morphometry)
+    except MedSwinError as error:
+        return X2SCaseResult.failed(case, error, str(pred_path), str(ref_path))
+    except Exception as error:  # one unreadable case must not stop a batch; it is listed as failed
+        log.debug("case %s failed", case, exc_info=True)
+        return X2SCaseResult.failed(case, f"{type(error).__name__}: {error}", str(pred_path), str(ref_path))
+
+
+def evaluate_x2s_folders(
+    pred_dir: str | Path,
+    ref_dir: str | Path,
+    labels: Mapping[int, str] | Mapping[str, str],
+    output_csv: str | Path,
+    *,
+    anatomy: X2SAnatomy | None = None,
+    morphometry: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a folder of Swin-X2S predictions against a folder of references and write the tables.
+
+    Files pair by case id (name without ``.nii.gz``/``.nii``/``.mha``/``.nrrd``, as ``medswin
+    evaluate``). Writes ``output_csv`` (overlap), ``<stem>_morphometry.csv`` (see
+    :func:`write_x2s_csvs`) and ``<stem>_summary.json`` (:func:`summarize_x2s` plus
+    ``unpaired_predictions``, ``anatomy`` and ``files``), each atomically.
+
+    Args:
+        pred_dir: folder of predicted label volumes.
+        ref_dir: folder of reference label volumes.
+        labels: the dataset's label map ``{value: name}`` (a manifest's ``labels``).
+        output_csv: the overlap CSV to write.
+        anatomy: which labels are which bones (default: :func:`anatomy_from_labels` of ``labels``).
+        morphometry: also measure the clinical parameters.
+
+    Returns:
+        the summary. A reference without a prediction, an unreadable file and a grid mismatch are
+        failed cases, listed under ``failed``; a prediction without a reference is listed under
+        ``unpaired_predictions``.
+
+    Raises:
+        MedSwinError: a folder is missing, a case has two files, or the reference folder is empty.
+    """
+    from medswin.cli.evaluate import pair_cases  # the one pairing rule; imported late (a front-end module)
+
+    anatomy = anatomy if anatomy is not None else anatomy_from_labels(labels)
+    pairing = pair_cases(Path(pred_dir), Path(ref_dir))
+    if not pairing.pairs and not pairing.missing_predictions:
+        raise MedSwinError(f"{ref_dir}: no reference label files (.nii.gz, .nii, .mha, .nrrd) to evaluate")
+    results = [
+        _evaluate_files(case, pred, ref, anatomy, morphometry) for case, (pred, ref) in pairing.pairs.items()
+    ]
+    results += [
+        X2SCaseResult.failed(case, "no prediction file for this reference", None, None)
+        for case in pairing.missing_predictions
+    ]
+    results.sort(key=lambda r: r.case)
+    overlap_csv, morph_csv = write_x2s_csvs(results, output_csv)
+    summary_json = summary_path_for(output_csv)
+    summary = summarize_x2s(results)
+    summary["unpaired_predictions"] = pairing.missing_references
+    summary["anatomy"] = {
+        "labels": {str(v): anatomy.names[v] for v in anatomy.labels},
+        "groups": {str(v): anatomy.group_of(v) for v in anatomy.labels},
+    }
+    summary["files"] = {
+        "overlap_csv": str(overlap_csv),
+        "morphometry_csv": str(morph_csv),
+        "summary_json": str(summary_json),
+    }
+    write_summary_json(summary, summary_json)
+    return summary
+
+
+def _number(value: Any, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def format_x2s_table(summary: Mapping[str, Any], max_failures: int = 20) -> str:
+    """The summary of :func:`summarize_x2s` as a plain-text table for a terminal.
+
+    Args:
+        summary: from :func:`summarize_x2s` or :func:`evaluate_x2s_folders`.
+        max_failures: structure failures listed by name (the rest are counted).
+    """
+    lines = [
+        f"Swin-X2S evaluation: {summary['n_cases']} cases, {summary['n_evaluated']} evaluated, "
+        f"{summary['n_failed']} failed",
+        "",
+        f"{'group':<9} {'labels':>6} {'rows':>5} {'Dice':>7} {'HD95 mm':>8} {'ASSD mm':>8} {'clDice':>7} "
+        f"{'missed':>6} {'FP':>4}",
+    ]
+    for group, entry in summary.get("overlap", {}).items():
+        cl = entry.get("cl_dice", {}).get("mean")
+        lines.append(
+            f"{group:<9} {entry['n_labels']:>6} {entry['n']:>5} {_number(entry['dice']['mean'], 4):>7} "
+            f"{_number(entry['hd95']['mean'], 2):>8} {_number(entry['assd']['mean'], 2):>8} "
+            f"{_number(cl, 4):>7} {entry['missed']:>6} {entry['false_positive']:>4}"
+        )
+    per_case = summary.get("dice_per_case", {})
+    if per_case:
+        lines.append(
+            f"Dice per case: foreground {_number(per_case['foreground']['mean'], 4)}, "
+            f"with background (official style, comparison only) "
+            f"{_number(per_case['with_background_official']['mean'], 4)}"
+        )
+    morphometry = summary.get("morphometry", {})
+    if morphometry:
+        lines += [
+            "",
+            f"{'group':<9} {'parameter':<26} {'unit':<4} {'n':>4} {'failed':>6} {'mean':>8} {'median':>8} "
+            f"{'med*':>8}",
+        ]
+        for group, entry in morphometry.items():
+            for parameter, stats in entry["parameters"].items():
+                lines.append(
+                    f"{group:<9} {parameter:<26} {stats['unit']:<4} {stats['n']:>4} {stats['n_failed']:>6} "
+                    f"{_number(stats['mean'], 2):>8} {_number(stats['median'], 2):>8} "
+                    f"{_number(stats['median_failed_as_worst'], 2):>8}"
+                )
+        lines.append("med*: median with failures ranked as infinite errors")
+    for failure in summary.get("failed", []):
+        lines.append(f"failed case {failure['case']}: {failure['error']}")
+    failures = [(group, f) for group, entry in morphometry.items() for f in entry["failures"]]
+    for group, failure in failures[:max_failures]:
+        lines.append(
+            f"{group} {failure['structure']} of {failure['case']} {failure['status']}: {failure['reason']}"
+        )
+    if len(failures) > max_failures:
+        lines.append(f"... and {len(failures) - max_failures} more structure failures (see the summary JSON)")
+    if summary.get("notes"):
+        lines += [
+            "",
+            *(textwrap.fill(f"note: {note}", width=100, subsequent_indent="  ") for note in summary["notes"]),
+        ]
+    return "\n".join(lines) + "\n"
