@@ -59,7 +59,7 @@ from medswin.transforms.postprocess import (
 )
 from medswin.transforms.preprocess import preprocess, to_input_grid
 
-__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback"]
+__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback", "resolve_network"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Prediction:
     windows: int = 0
 
 
-def _resolve(source: Any, card: ModelCard | None, device: str) -> tuple[Any, ModelCard]:
+def resolve_network(source: Any, card: ModelCard | None, device: str) -> tuple[Any, ModelCard]:
     """``(network, card)`` from a module (+ card), a ModelCard with shipped weights, or a ``-m`` spec."""
     import torch
 
@@ -180,7 +180,12 @@ class Predictor:
             from medswin.inference.runtime import configure_cpu_runtime
 
             configure_cpu_runtime(tune_allocator=tune_allocator, threads=threads)
-        network, self.card = _resolve(model, card, str(self.device))
+        network, self.card = resolve_network(model, card, str(self.device))
+        if self.card.radiographs is not None:
+            raise MedSwinError(
+                f"model {self.card.id!r} turns an AP and a lateral radiograph into a volume; run it with "
+                "medswin x2s predict --ap AP --lateral LAT (or medswin.inference.x2s.X2SPredictor)"
+            )
         check_window = getattr(network, "check_input", None)
         if check_window is not None:  # a card whose window the network cannot take fails here, not per case
             try:

@@ -75,6 +75,13 @@ IDENTIFYING_ATTRIBUTES = (
     "WindowWidth",
     "SliceThickness",
     "PatientPosition",
+    # projection radiographs (medswin x2s): view, display orientation and the imaging geometry
+    "ViewPosition",
+    "PatientOrientation",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "DistanceSourceToDetector",
+    "DistanceSourceToPatient",
 )
 
 _SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"

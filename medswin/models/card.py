@@ -56,6 +56,9 @@ class ModelCard:
         roi_size: sliding-window size in voxels (on the model grid).
         overlap: recommended sliding-window overlap in [0, 1).
         slice_axis: for 2D models run on volumes, the array axis to slice along (``2`` = axial).
+        radiographs: for biplanar X-ray models (Swin-X2S) the DRR geometry they were trained
+            with and how a radiograph becomes a view (``cube_size``, ``resize``, source
+            distances; see :func:`medswin.transforms.radiograph.drr_geometry`); ``None`` otherwise.
         colors: label value -> RGB 0..255, for viewers and DICOM-SEG.
         provenance: free text fields: ``source``, ``training``, ``reference``, ``license``.
     """
@@ -75,6 +78,7 @@ class ModelCard:
     slice_axis: int | None = None
     modality: str = "CT"
     description: str = ""
+    radiographs: dict[str, Any] | None = None
     colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
 
@@ -102,6 +106,7 @@ class ModelCard:
                 "overlap": self.overlap,
                 "slice_axis": self.slice_axis,
             },
+            "radiographs": copy.deepcopy(self.radiographs),
             "colors": {str(k): list(v) for k, v in sorted(self.colors.items())},
             "provenance": dict(self.provenance),
         }
@@ -137,6 +142,7 @@ class ModelCard:
             slice_axis=inf.get("slice_axis"),
             modality=data.get("modality", "CT"),
             description=data.get("description", ""),
+            radiographs=copy.deepcopy(data.get("radiographs")),
             colors={int(k): tuple(int(c) for c in v) for k, v in data.get("colors", {}).items()},
             provenance=dict(data.get("provenance", {})),
         )
@@ -164,6 +170,22 @@ class ModelCard:
             if region.label not in self.labels:
                 raise ModelCardError(
                     f"{source}: region {region.name!r} paints label {region.label}, not in labels"
+                )
+        if self.radiographs is not None:
+            roi = self.roi_size
+            if len(self.channels) != 2 or len(roi) != 3 or roi[0] != roi[1]:
+                raise ModelCardError(
+                    f"{source}: a radiographs card takes two views (channels, got {self.channels}) and makes a "
+                    f"3D volume with X == Y (roi_size, got {list(roi)})"
+                )
+            size = self.config.get("img_size")
+            if size is not None and tuple(int(s) for s in size) != tuple(roi):
+                raise ModelCardError(
+                    f"{source}: config.img_size {list(size)} must equal roi_size {list(roi)} (the output volume)"
+                )
+            if max(roi) > int(self.radiographs["cube_size"]):
+                raise ModelCardError(
+                    f"{source}: roi_size {list(roi)} does not fit radiographs.cube_size {self.radiographs['cube_size']}"
                 )
         if self.spacing is not None and len(self.spacing) != len(self.roi_size) and self.slice_axis is None:
             raise ModelCardError(
