@@ -256,10 +256,20 @@ def write_radiograph(
     photometric: str = "MONOCHROME2",
     spacing_attribute: str = "ImagerPixelSpacing",
     seed: int = 0,
+    pixels: np.ndarray | None = None,
+    orientation: tuple[str, str] = ("L", "F"),
+    view_position: str = "PA",
+    distances_mm: tuple[float, float] | None = None,
 ) -> tuple[Path, np.ndarray]:
-    """Write a DX radiograph of ``shape`` (X=columns, Y=rows); returns the path and stored pixels (X, Y)."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 4096, size=shape, dtype=np.uint16)
+    """Write a DX radiograph of ``shape`` (X=columns, Y=rows); returns the path and stored pixels (X, Y).
+
+    ``pixels`` (X, Y) replaces the random content; ``distances_mm`` = (DistanceSourceToDetector,
+    DistanceSourceToPatient).
+    """
+    if pixels is None:
+        pixels = np.random.default_rng(seed).integers(0, 4096, size=shape, dtype=np.uint16)
+    pixels = np.asarray(pixels, dtype=np.uint16)
+    shape = pixels.shape
     sop_instance = generate_uid()
     ds = Dataset()
     ds.file_meta = _file_meta(DX_IMAGE_STORAGE, sop_instance)
@@ -273,8 +283,11 @@ def write_radiograph(
     ds.Manufacturer = "medswin-test"
     ds.InstanceNumber = 1
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ["L", "F"]
-    ds.ViewPosition = "PA"
+    ds.PatientOrientation = list(orientation)
+    ds.ViewPosition = view_position
+    if distances_mm is not None:
+        ds.DistanceSourceToDetector = _ds(distances_mm[0])
+        ds.DistanceSourceToPatient = _ds(distances_mm[1])
     ds.PresentationIntentType = "FOR PRESENTATION"
     setattr(ds, spacing_attribute, [_ds(pixel_spacing[1]), _ds(pixel_spacing[0])])
     ds.SamplesPerPixel = 1

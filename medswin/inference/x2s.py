@@ -1,0 +1,155 @@
+"""Biplanar prediction: an AP and a lateral radiograph -> a 3D label volume (Swin-X2S).
+
+:class:`X2SPredictor` prepares both views like the training DRRs
+(:mod:`medswin.transforms.radiograph`), runs the network once and applies the official rule: the
+two branches' logits are summed, then argmax. The prepared views are exactly the model's window
+(``roi_size`` (X, Z) and (Y, Z)), so the official Gaussian double sliding window is a single
+window here and its weights cancel; there is nothing to stitch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medswin.errors import MedSwinError
+from medswin.io.image import Image
+from medswin.models.card import ModelCard
+
+__all__ = ["X2SPrediction", "X2SPredictor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class X2SPrediction:
+    """What :meth:`X2SPredictor.predict` returns.
+
+    Attributes:
+        labels: ``(1, X, Y, Z)`` label volume (uint8) with physical spacing, axes LPI, centred on the isocentre.
+        probabilities: ``(K, X, Y, Z)`` softmax of the summed logits when asked for, else ``None``.
+        views: the two network inputs ``(X, Z)`` / ``(Y, Z)`` in [0, 1] (for display and checks).
+        notes: how each radiograph was read (orientation, pixel-size source).
+        timings: seconds for ``prepare``, ``inference`` and ``total``.
+    """
+
+    labels: Image
+    probabilities: Image | None
+    views: tuple[np.ndarray, np.ndarray]
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class X2SPredictor:
+    """3D labels from two radiographs with one Swin-X2S model.
+
+    Args:
+        model: a medswin checkpoint path or shipped name (``"demo-x2s"``), or a module with ``card``.
+        card: the card, when ``model`` is a module.
+        device: ``"cpu"``, ``"cuda"`` ...
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
+        save_probabilities: also return the class probabilities.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        card: ModelCard | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
+        save_probabilities: bool = False,
+    ) -> None:
+        import torch
+
+        from medswin.inference.predictor import PRECISIONS, resolve_network
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            from medswin.inference.runtime import configure_cpu_runtime
+
+            configure_cpu_runtime()
+        network, self.card = resolve_network(model, card, str(self.device))
+        if self.card.radiographs is None:
+            raise MedSwinError(
+                f"model {self.card.id!r} ({self.card.architecture}) segments volumes, not radiograph pairs; "
+                "use medswin predict"
+            )
+        self.network = network.to(self.device).eval()
+        self.precision = precision
+        self.save_probabilities = bool(save_probabilities)
+
+    def __repr__(self) -> str:
+        return f"X2SPredictor(model {self.card.id!r}, device {self.device}, precision {self.precision})"
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def logits(self, ap: np.ndarray, lateral: np.ndarray) -> Any:
+        """Summed logits ``(B, K, X, Y, Z)`` float32 of prepared views ``(B, 1, X, Z)`` / ``(B, 1, Y, Z)``."""
+        import torch
+
+        from medswin.models.swin_x2s import fuse_view_logits
+
+        a = torch.as_tensor(ap, dtype=torch.float32, device=self.device)
+        b = torch.as_tensor(lateral, dtype=torch.float32, device=self.device)
+        with torch.inference_mode(), self._autocast():
+            out_a, out_b = self.network(a, b)
+        return fuse_view_logits(out_a.float(), out_b.float())
+
+    def predict(
+        self,
+        ap: Image | str | Path,
+        lateral: Image | str | Path,
+        *,
+        orientations: tuple[str | None, str | None] = (None, None),
+        pixel_spacing: tuple[float | None, float | None] = (None, None),
+    ) -> X2SPrediction:
+        """Label volume of one radiograph pair (Images or file paths; see :func:`prepare_views` for the options)."""
+        import torch
+
+        from medswin.io.readers import read_image
+        from medswin.transforms.radiograph import output_grid, prepare_views
+
+        start = time.perf_counter()
+        ap_image = ap if isinstance(ap, Image) else read_image(ap)
+        lateral_image = lateral if isinstance(lateral, Image) else read_image(lateral)
+        front, side, spacing = prepare_views(
+            ap_image, lateral_image, self.card, orientations=orientations, pixel_spacing=pixel_spacing
+        )
+        prepared = time.perf_counter()
+        logits = self.logits(front.array[None, None], side.array[None, None])
+        labels = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
+        done = time.perf_counter()
+        meta = {
+            "model": self.card.id,
+            "source": "medswin x2s predict",
+            "ap": str(ap_image.meta.get("path", "<AP image>")),
+            "lateral": str(lateral_image.meta.get("path", "<lateral image>")),
+        }
+        grid = output_grid(self.card, spacing, meta)
+        probabilities = None
+        if self.save_probabilities:
+            soft = torch.softmax(logits, dim=1)[0].cpu().numpy().astype(np.float32)
+            probabilities = Image(soft, grid.spacing, grid.origin, grid.direction, "intensity", dict(meta))
+        log.debug("x2s prediction %s in %.2f s", labels.shape, done - start)
+        return X2SPrediction(
+            labels=grid.with_array(labels[None], kind="label"),
+            probabilities=probabilities,
+            views=(front.array, side.array),
+            notes={"ap": front.notes, "lateral": side.notes},
+            timings={"prepare": prepared - start, "inference": done - prepared, "total": done - start},
+        )

@@ -1,0 +1,312 @@
+"""Radiographs to Swin-X2S views: the same normalisation the DRRs of the training data had.
+
+Swin-X2S was trained on DRRs (:mod:`medswin.transforms.drr`): each view min-max scaled to
+[0, 1], zero-padded to a square, resized to ``cube_size`` pixels (160) and cropped to the
+model's view, ``(X, Z)`` for the AP image and ``(Y, Z)`` for the lateral one (128 × 160). A real
+radiograph (DICOM DX/CR, MHA, PNG) gets exactly that chain here, after it is turned so that its
+axes match the DRRs':
+
+* AP view: image x (columns) towards the patient's left, y (rows) towards the feet -- DICOM
+  ``PatientOrientation`` ``L\\F``, the usual reading display of a PA/AP chest or pelvis film;
+* lateral view: x towards posterior, y towards the feet -- ``P\\F`` (patient facing the viewer's left).
+
+A DICOM file's ``PatientOrientation`` decides the flips and transposes; other files are taken to
+be displayed that way unless an orientation is given.
+
+Physical size. The DRRs have the cube's voxel size as detector pixel, with the source
+``source_to_isocentre_mm`` (1800) and the detector ``source_to_detector_mm`` (2000) from the centre
+of the volume, so anatomy at the centre appears magnified by ``M = 2000 / 1800`` and the model learnt
+``voxel = detector pixel``. A radiograph's pixel is converted to that scale: ``ImagerPixelSpacing``
+with ``DistanceSourceToDetector``/``DistanceSourceToPatient`` is scaled by ``M_model / M_exposure``;
+a calibrated ``PixelSpacing`` (at the patient) by ``M_model``; a detector spacing alone, or the
+spacing of an MHA file, is taken as is (the exposure is assumed to match the model's geometry).
+Padding and resizing then multiply it by ``padded side / cube_size``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from medswin.errors import MedSwinError
+from medswin.io.image import Image
+from medswin.models.card import ModelCard
+from medswin.transforms.drr import MODEL_DIRECTION, DrrGeometry
+
+__all__ = [
+    "VIEW_ORIENTATION",
+    "PreparedView",
+    "drr_geometry",
+    "parse_orientation",
+    "prepare_view",
+    "prepare_views",
+    "output_grid",
+]
+
+log = logging.getLogger(__name__)
+
+View = Literal["ap", "lateral"]
+#: the DRRs' orientation as DICOM PatientOrientation: (direction of image x, direction of image y).
+VIEW_ORIENTATION: dict[str, tuple[str, str]] = {"ap": ("L", "F"), "lateral": ("P", "F")}
+_AXIS_OF = {"L": "LR", "R": "LR", "A": "AP", "P": "AP", "H": "HF", "F": "HF"}
+_DRR_KEYS = (
+    "projection",
+    "source_to_isocentre_mm",
+    "source_to_detector_mm",
+    "ap_source",
+    "lateral_source",
+    "intensity",
+    "threshold_hu",
+    "oversample",
+)
+
+
+def drr_geometry(card: ModelCard) -> DrrGeometry:
+    """The DRR geometry a biplanar card was trained with (its ``radiographs`` section and ``roi_size``)."""
+    if card.radiographs is None:
+        raise MedSwinError(
+            f"model {card.id!r} ({card.architecture}) is not a biplanar X-ray model (its card has no "
+            "'radiographs' section); use medswin predict for volumes"
+        )
+    settings = {k: card.radiographs[k] for k in _DRR_KEYS if k in card.radiographs}
+    roi = tuple(int(s) for s in card.roi_size)
+    geometry = DrrGeometry(cube_size=int(card.radiographs["cube_size"]), volume_size=roi, **settings)  # type: ignore[arg-type]
+    geometry.check()
+    return geometry
+
+
+def _magnification(geometry: DrrGeometry) -> float:
+    if geometry.projection == "parallel":
+        return 1.0
+    return geometry.source_to_detector_mm / geometry.source_to_isocentre_mm
+
+
+@dataclass
+class PreparedView:
+    """One view as the network takes it.
+
+    Attributes:
+        array: ``(rows, columns)`` float32 in [0, 1]: ``(X, Z)`` for AP, ``(Y, Z)`` for lateral.
+        voxel_mm: the output voxel size this view implies (mm).
+        notes: how the file was read (orientation, spacing source), for the report.
+    """
+
+    array: np.ndarray
+    voxel_mm: float
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_orientation(text: str, where: str = "orientation") -> tuple[str, str]:
+    """``"L\\F"``, ``"L,F"`` or ``"LF"`` -> ``("L", "F")``; refuses letters that are not two body axes."""
+    letters = [c for c in text.upper() if c.isalpha()]
+    if (
+        len(letters) != 2
+        or any(c not in _AXIS_OF for c in letters)
+        or _AXIS_OF[letters[0]] == _AXIS_OF[letters[1]]
+    ):
+        raise MedSwinError(
+            f"{where}: {text!r} is not an image orientation; give two letters of different axes from "
+            "L/R, A/P, H/F (direction of image x, then image y), e.g. L\\F"
+        )
+    return letters[0], letters[1]
+
+
+def _dicom_orientation(image: Image) -> tuple[str, str] | None:
+    value = (image.meta.get("dicom") or {}).get("PatientOrientation")
+    if not value or isinstance(value, str) or len(value) != 2:
+        return None
+    first, second = (str(v).strip().upper()[:1] for v in value)  # the dominant letter of oblique values
+    try:
+        return parse_orientation(first + second)
+    except MedSwinError:
+        return None
+
+
+def _orient(
+    array: np.ndarray, spacing: tuple[float, float], found: tuple[str, str], view: View, where: str
+) -> tuple[np.ndarray, tuple[float, float]]:
+    wanted = VIEW_ORIENTATION[view]
+    axes = (_AXIS_OF[found[0]], _AXIS_OF[found[1]])
+    target = (_AXIS_OF[wanted[0]], _AXIS_OF[wanted[1]])
+    if axes == target[::-1]:
+        array, spacing, found = array.T, (spacing[1], spacing[0]), (found[1], found[0])
+    elif axes != target:
+        other = "lateral" if view == "ap" else "AP"
+        raise MedSwinError(
+            f"{where}: image orientation {found[0]}\\{found[1]} does not fit an {view.upper() if view == 'ap' else view} "
+            f"view (needs {wanted[0]}/{'R' if wanted[0] == 'L' else 'A'} and H/F axes); is this the {other} image?"
+        )
+    for axis in (0, 1):
+        if found[axis] != wanted[axis]:
+            array = np.flip(array, axis=axis)
+    return np.ascontiguousarray(array), spacing
+
+
+def _grey(image: Image, where: str) -> tuple[np.ndarray, tuple[float, float]]:
+    array = np.asarray(image.array, dtype=np.float64)
+    spacing = tuple(float(s) for s in image.spacing)
+    if image.spatial_dims == 3:  # a 2D image stored as a volume of one slice (NIfTI, MHA)
+        flat = [a for a, n in enumerate(image.shape) if n == 1]
+        if not flat:
+            raise MedSwinError(f"{where}: a radiograph must be 2D, got a volume of shape {image.shape}")
+        keep = [a for a in range(3) if a != flat[0]]
+        array = np.squeeze(array, axis=1 + flat[0])
+        spacing = tuple(spacing[a] for a in keep)
+    elif image.spatial_dims != 2:
+        raise MedSwinError(f"{where}: a radiograph must be 2D, got shape {image.shape}")
+    if array.shape[0] in (3, 4):  # RGB(A) pictures of radiographs: grey = mean of the colours
+        array = array[:3].mean(axis=0, keepdims=True)
+    if array.shape[0] != 1:
+        raise MedSwinError(f"{where}: a radiograph has one grey channel, got {array.shape[0]}")
+    if not np.isfinite(array).all():
+        raise MedSwinError(f"{where}: the radiograph holds NaN or infinite pixels")
+    return array[0], (spacing[0], spacing[1])
+
+
+def _pixel_mm(
+    image: Image, spacing: tuple[float, float], geometry: DrrGeometry, given: float | None, where: str
+) -> tuple[tuple[float, float], str]:
+    """Pixel size on the model's scale (see module docstring) and where it came from."""
+    if given is not None:
+        if not given > 0:
+            raise MedSwinError(f"{where}: pixel spacing must be positive, got {given}")
+        return (given, given), f"pixel spacing {given:g} mm given"
+    if image.meta.get("pixel_spacing_assumed"):
+        raise MedSwinError(
+            f"{where}: a {image.meta.get('format', 'raster').upper()} file carries no pixel size; pass its "
+            "detector pixel spacing in mm (medswin x2s predict --pixel-spacing MM)"
+        )
+    dicom = image.meta.get("dicom") or {}
+    model = _magnification(geometry)
+    imager, calibrated = dicom.get("ImagerPixelSpacing"), dicom.get("PixelSpacing")
+    sid, sod = dicom.get("DistanceSourceToDetector"), dicom.get("DistanceSourceToPatient")
+    if calibrated and imager and [float(v) for v in calibrated] != [float(v) for v in imager]:
+        return (spacing[0] * model, spacing[1] * model), "calibrated PixelSpacing (at the patient)"
+    if imager and sid and sod and float(sod) > 0 and float(sid) > float(sod):
+        factor = model / (float(sid) / float(sod))
+        return (
+            (spacing[0] * factor, spacing[1] * factor),
+            f"ImagerPixelSpacing at magnification {float(sid) / float(sod):.3f} (model {model:.3f})",
+        )
+    source = "detector pixel spacing" if dicom else "file pixel spacing"
+    return spacing, f"{source}, exposure assumed at the model's magnification {model:.3f}"
+
+
+def _resize(array: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    if tuple(array.shape) == tuple(size):
+        return array
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    shrinking = size[0] < array.shape[0] or size[1] < array.shape[1]
+    out = F.interpolate(tensor, size=size, mode=mode, align_corners=False, antialias=shrinking)
+    return out[0, 0].clamp_(0.0, 1.0).numpy()
+
+
+def prepare_view(
+    image: Image,
+    view: View,
+    card: ModelCard,
+    *,
+    orientation: str | tuple[str, str] | None = None,
+    pixel_spacing: float | None = None,
+) -> PreparedView:
+    """One radiograph (or DRR file) as the network's view input; see the module docstring.
+
+    Args:
+        image: a 2D grey image (DICOM DX/CR, MHA, PNG ...).
+        view: ``"ap"`` or ``"lateral"``.
+        card: the biplanar model's card (view size, ``cube_size``, resize mode, geometry).
+        orientation: the image's orientation (``"L\\F"``) when it is not the DRRs' and the file does not say.
+        pixel_spacing: detector pixel size in mm (needed for PNG/JPEG/TIFF; overrides the file's).
+
+    Raises:
+        MedSwinError: naming the file, for a non-2D image, NaN pixels, an orientation that does
+            not fit the view, or a missing pixel size.
+    """
+    where = str(image.meta.get("path", f"<{view} image>"))
+    geometry = drr_geometry(card)
+    array, spacing = _grey(image, where)
+    notes = []
+    if orientation is not None:
+        found = parse_orientation(orientation, where) if isinstance(orientation, str) else orientation
+        notes.append(f"orientation {found[0]}\\{found[1]} given")
+    else:
+        found = _dicom_orientation(image) or VIEW_ORIENTATION[view]
+        notes.append(
+            f"orientation {found[0]}\\{found[1]} "
+            + ("from PatientOrientation" if _dicom_orientation(image) else "assumed (standard display)")
+        )
+    array, spacing = _orient(array, spacing, found, view, where)
+    (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
+    notes.append(source)
+    if abs(sx - sy) > 1e-3 * max(sx, sy):  # non-square pixels: resample to the finer one first
+        pixel = min(sx, sy)
+        size = (max(1, round(array.shape[0] * sx / pixel)), max(1, round(array.shape[1] * sy / pixel)))
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
+        array, sx = _resize(scaled, size, "bilinear"), pixel
+        notes.append(f"non-square pixels resampled to {pixel:.4g} mm")
+
+    low, high = float(array.min()), float(array.max())
+    if high <= low:
+        raise MedSwinError(f"{where}: the radiograph is blank (every pixel {low:g})")
+    array = ((array - low) / (high - low)).astype(np.float32)
+    side = max(array.shape)
+    padded = np.zeros((side, side), dtype=np.float32)
+    r0, c0 = (side - array.shape[0]) // 2, (side - array.shape[1]) // 2
+    padded[r0 : r0 + array.shape[0], c0 : c0 + array.shape[1]] = array
+    cube = geometry.cube_size
+    square = _resize(padded, (cube, cube), card.radiographs.get("resize", "bicubic"))  # type: ignore[union-attr]
+    rows = geometry.volume_size[0 if view == "ap" else 1]
+    cols = geometry.volume_size[2]
+    top, left = (cube - rows) // 2, (cube - cols) // 2
+    cropped = np.ascontiguousarray(square[top : top + rows, left : left + cols], dtype=np.float32)
+    return PreparedView(cropped, sx * side / cube, notes)
+
+
+def prepare_views(
+    ap: Image,
+    lateral: Image,
+    card: ModelCard,
+    *,
+    orientations: tuple[str | None, str | None] = (None, None),
+    pixel_spacing: tuple[float | None, float | None] = (None, None),
+) -> tuple[PreparedView, PreparedView, tuple[float, float, float]]:
+    """Both views plus the output voxel size ``(X, Y, Z)``: X from the AP view, Y from the lateral, Z their mean.
+
+    A warning is logged when the two views imply sizes more than 5 % apart (the model was
+    trained on views of one cube, so it will reconstruct one of them at the wrong scale).
+    """
+    front = prepare_view(ap, "ap", card, orientation=orientations[0], pixel_spacing=pixel_spacing[0])
+    side = prepare_view(lateral, "lateral", card, orientation=orientations[1], pixel_spacing=pixel_spacing[1])
+    if abs(front.voxel_mm - side.voxel_mm) > 0.05 * max(front.voxel_mm, side.voxel_mm):
+        log.warning(
+            "the AP and lateral views imply voxel sizes %.3f and %.3f mm; the model expects one scale for both",
+            front.voxel_mm,
+            side.voxel_mm,
+        )
+    return front, side, (front.voxel_mm, side.voxel_mm, (front.voxel_mm + side.voxel_mm) / 2)
+
+
+def output_grid(
+    card: ModelCard, spacing: tuple[float, float, float], meta: dict[str, Any] | None = None
+) -> Image:
+    """An empty label image of the model's output grid: ``roi_size`` voxels, axes LPI, centred on (0, 0, 0).
+
+    Radiographs carry no patient coordinate system, so the volume is placed about the isocentre.
+    """
+    size = np.asarray(card.roi_size, dtype=np.float64)
+    origin = -MODEL_DIRECTION @ ((size - 1.0) / 2.0 * np.asarray(spacing))
+    return Image(
+        np.zeros((1, *card.roi_size), dtype=np.uint8),
+        tuple(float(s) for s in spacing),
+        tuple(float(o) for o in origin),
+        MODEL_DIRECTION.copy(),
+        "label",
+        dict(meta or {}),
+    )
