@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "rotate": {"prob": 0.0, "range_deg": 0.0},
         "scale_intensity": {"prob": 0.0, "factor": 0.1},
         "shift_intensity": {"prob": 0.0, "offset": 0.1},
+        "view_shift": {"prob": 0.0, "divisors": [20.0, 20.0, 50.0]},
     },
     "loss": {
         "type": "dice_ce",
@@ -48,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "batch": False,
         "lambda_dice": 1.0,
         "lambda_ce": 1.0,
+        "mutual_weight": 1.0,
     },
     "optimizer": {"type": "adamw", "lr": 1e-4, "weight_decay": 1e-5, "momentum": 0.9, "nesterov": False},
     "scheduler": {"type": "warmup_cosine", "warmup_epochs": 0, "power": 0.9, "min_lr": 0.0},
@@ -188,6 +190,10 @@ def _cross_checks(pipeline: Pipeline, source: str) -> None:
         raise ManifestError(
             f"{source}: augmentation.crop.roi_size {roi} has {len(roi)} axes; the model is {card.spatial_dims}D"
         )
+    if card.radiographs is not None:
+        from medswin.training.biplanar import check_biplanar_settings
+
+        check_biplanar_settings(pipeline.settings, source)
     precision = pipeline.settings["training"]["precision"]
     if precision == "fp16" and pipeline.settings["training"]["device"] == "cpu":
         raise ManifestError(f"{source}: fp16 training needs a GPU; use precision bf16 (or fp32) on CPU")

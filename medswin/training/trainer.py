@@ -359,7 +359,13 @@ def _train(
     regions = data_settings["regions"]
     structures = structure_names(card, regions)
     region_sets = list(structures.values()) if card.activation == "sigmoid" else None
-    deterministic, random = build_train_transforms(card, settings, region_sets)
+    biplanar = card.radiographs is not None  # Swin-X2S: two views in, a label volume out
+    if biplanar:
+        from medswin.training.biplanar import build_biplanar_transforms
+
+        deterministic, random = build_biplanar_transforms(card, settings)
+    else:
+        deterministic, random = build_train_transforms(card, settings, region_sets)
     torch.manual_seed(seed)
     with _medswin_errors():
         dataset = CacheDataset(
@@ -407,6 +413,44 @@ def _train(
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     loss_fn = build_loss(settings["loss"], card)
+
+    def batch_loss(batch: Mapping[str, Any]) -> Any:
+        if biplanar:
+            from medswin.training.biplanar import biplanar_loss
+
+            mutual = float(settings["loss"]["mutual_weight"])
+            return biplanar_loss(network, batch, ctx.device, _autocast(precision, ctx.device), mutual)
+        x = batch["image"].to(ctx.device, non_blocking=True)
+        y = batch["label"].to(ctx.device, non_blocking=True)
+        with _autocast(precision, ctx.device):
+            logits = network(x)
+        return loss_fn(logits.float(), y)
+
+    def validate(shard: Sequence[CaseEntry], precision_used: str) -> list[tuple[str, dict[str, float]]]:
+        if biplanar:
+            from medswin.training.biplanar import validate_biplanar_cases
+
+            return validate_biplanar_cases(
+                model,
+                card,
+                shard,
+                structures,
+                label_remap=data_settings["label_remap"],
+                device=ctx.device,
+                precision=precision_used,
+            )
+        return validate_cases(
+            model,
+            card,
+            shard,
+            structures,
+            label_remap=data_settings["label_remap"],
+            device=ctx.device,
+            overlap=val_settings["overlap"],
+            sw_batch_size=int(val_settings["sw_batch_size"]),
+            mode=val_settings["mode"],
+            precision=precision_used,
+        )
 
     start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
     best_scores: dict[str, float] = {}
@@ -478,6 +522,12 @@ def _train(
     def provenance(epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> dict[str, str]:
         opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
         crop = settings["augmentation"]["crop"]
+        samples = (
+            f"an AP + lateral pair -> {list(card.roi_size)} labels, loss weight of the mutual KL "
+            f"{settings['loss']['mutual_weight']:g}"
+            if biplanar
+            else f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or card.roi_size)}"
+        )
         info = {
             **card.provenance,
             "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
@@ -485,7 +535,7 @@ def _train(
                 f"medswin train: {epoch} of {total_epochs} epochs, {global_step} steps, {ctx.world} process(es), "
                 f"{opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}, {sched['type']} schedule "
                 f"(warm-up {sched['warmup_epochs']:g} epochs), loss {loss['type']}, batch {run['batch_size']} x "
-                f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or card.roi_size)}, precision {precision}"
+                f"{samples}, precision {precision}"
             ),
             "epochs": str(epoch),
             "datalist": f"{datalist.path.name if datalist.path else 'in memory'}"
@@ -520,11 +570,7 @@ def _train(
             dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
             losses = []
             for batch in _batches(loader):
-                x = batch["image"].to(ctx.device, non_blocking=True)
-                y = batch["label"].to(ctx.device, non_blocking=True)
-                with _autocast(precision, ctx.device):
-                    logits = network(x)
-                loss = loss_fn(logits.float(), y)
+                loss = batch_loss(batch)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -554,18 +600,7 @@ def _train(
             if validated:
                 optimizer.zero_grad(set_to_none=True)  # free the gradients while predicting
                 shard = val_cases[ctx.rank :: ctx.world]
-                results = validate_cases(
-                    model,
-                    card,
-                    shard,
-                    structures,
-                    label_remap=data_settings["label_remap"],
-                    device=ctx.device,
-                    overlap=val_settings["overlap"],
-                    sw_batch_size=int(val_settings["sw_batch_size"]),
-                    mode=val_settings["mode"],
-                    precision="bf16" if precision == "bf16" else "fp32",
-                )
+                results = validate(shard, "bf16" if precision == "bf16" else "fp32")
                 network.train()
                 merged = [item for part in all_gather(results, ctx) for item in part]
                 last_scores = {
