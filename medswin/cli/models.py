@@ -49,8 +49,25 @@ def _parameter_count(architecture: str, config: dict[str, Any]) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def _official_parameters(architecture: str) -> int | None:
+    """Parameter count the original project publishes for this architecture's default config, if known."""
+    from medswin.models.swin_x2s import SWIN_X2S_PARAMETERS
+
+    prefix = "swin_x2s_"
+    return SWIN_X2S_PARAMETERS.get(architecture[len(prefix) :]) if architecture.startswith(prefix) else None
+
+
 def _millions(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.2f} M"
+
+
+def _compared(ours: int | None, official: int | None) -> str:
+    """The official count, and whether ours equals it to the parameter."""
+    if official is None:
+        return "-"
+    if ours is None:
+        return f"{official:,}"
+    return f"{official:,} ({'same' if ours == official else f'ours {ours:,}'})"
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -76,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 "name": name,
                 "spatial_dims": entry.spatial_dims,
                 "parameters": count(name, {}),
+                "official_parameters": _official_parameters(name),
                 "description": entry.description,
             }
         )
@@ -112,10 +130,16 @@ def run(args: argparse.Namespace) -> int:
     print(
         _table(
             [
-                [a["name"], f"{a['spatial_dims']}D", _millions(a["parameters"]), a["description"]]
+                [
+                    a["name"],
+                    f"{a['spatial_dims']}D",
+                    _millions(a["parameters"]),
+                    _compared(a["parameters"], a["official_parameters"]),
+                    a["description"],
+                ]
                 for a in architectures
             ],
-            ["name", "dims", "params", "description"],
+            ["name", "dims", "params", "official", "description"],
         )
     )
     print("\nModels (-m ID; 'import' = weights not shipped, see 'medswin card ID'):")
