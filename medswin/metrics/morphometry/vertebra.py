@@ -99,11 +99,15 @@ def _extent(values: np.ndarray, tol: float) -> float:
 
 
 def _neighbour_axis(image: Image, label: int) -> np.ndarray | None:
-    """Direction from the centroid of vertebra ``label + 1`` to that of ``label - 1`` if both are labelled."""
+    """Direction from the centroid of vertebra ``label + 1`` to that of ``label - 1`` if both are labelled.
+
+    C1 has no upper neighbour (``label - 1`` is background, never a vertebra); callers whose label
+    map puts other bones next to the spine (TotalSeg-all: L6 = 25, rib_left_1 = 26) pass ``height_axis``.
+    """
     array = image.array[0]
     centroids = []
     for value in (label + 1, label - 1):
-        idx = np.argwhere(array == value)
+        idx = np.argwhere(array == value) if value > 0 else ()
         if len(idx) == 0:
             return None
         centroids.append(image.lps_affine[:3, :3] @ idx.mean(0) + image.lps_affine[:3, 3])
