@@ -49,13 +49,18 @@ class ModelChoice:
 
 
 def model_choices() -> list[ModelChoice]:
-    """Shipped checkpoints (e.g. ``demo``) first, then preset cards whose weights are imported separately."""
+    """Shipped checkpoints (e.g. ``demo``) first, then preset cards whose weights are imported separately.
+
+    Biplanar X-ray models (Swin-X2S) are left out: they take two radiographs, not the image layer.
+    """
     from medswin.models import list_presets
     from medswin.models.resolve import list_shipped_weights
 
-    shipped = list_shipped_weights()
+    shipped = [name for name in list_shipped_weights() if model_card(name).radiographs is None]
     return [ModelChoice(name, True) for name in shipped] + [
-        ModelChoice(name, False) for name in list_presets() if name not in shipped
+        ModelChoice(name, False)
+        for name in list_presets()
+        if name not in shipped and model_card(name).radiographs is None
     ]
 
 

@@ -143,3 +143,12 @@ def test_run_without_an_image_says_how_to_open_one(viewer, errors):
     widget.reset_choices()
     assert widget.run() is None
     assert "Open an image first" in errors[-1]
+
+
+def test_the_model_menu_offers_volume_models_only():
+    """Swin-X2S models take two radiographs, not an image layer: they are not offered."""
+    from napari_medswin._segment import model_choices
+
+    specs = {choice.spec: choice.has_weights for choice in model_choices()}
+    assert specs["demo"] is True and "swin_unetr_btcv" in specs
+    assert not [spec for spec in specs if "x2s" in spec]
