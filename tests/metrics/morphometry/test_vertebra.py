@@ -104,7 +104,10 @@ def test_no_canal_is_refused() -> None:
 
 def test_c1_is_measured_on_the_patient_axis_not_towards_the_background() -> None:
     """Label 1 (C1) has no upper vertebra: label 0 is background and must not steer the spine axis."""
-    parts = {1 + k: vertebra_parts(0.0, centre=CENTRE - (k - 1) * 32.0 * np.array([0.0, 0.0, 1.0])) for k in range(2)}
+    parts = {
+        1 + k: vertebra_parts(0.0, centre=CENTRE - (k - 1) * 32.0 * np.array([0.0, 0.0, 1.0]))
+        for k in range(2)
+    }
     low, high = CENTRE + np.array([-30, -55, -70]), CENTRE + np.array([30, 95, 70])
     image = voxelise(parts, low, high, spacing=(0.8, 0.7, 1.2))
     result = vertebra_morphometry(image, 1)
