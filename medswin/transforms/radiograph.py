@@ -236,11 +236,10 @@ def prepare_view(
         found = parse_orientation(orientation, where) if isinstance(orientation, str) else orientation
         notes.append(f"orientation {found[0]}\\{found[1]} given")
     else:
-        found = _dicom_orientation(image) or VIEW_ORIENTATION[view]
-        notes.append(
-            f"orientation {found[0]}\\{found[1]} "
-            + ("from PatientOrientation" if _dicom_orientation(image) else "assumed (standard display)")
-        )
+        stated = _dicom_orientation(image)
+        found = stated or VIEW_ORIENTATION[view]
+        how = "from PatientOrientation" if stated else "assumed (standard display)"
+        notes.append(f"orientation {found[0]}\\{found[1]} {how}")
     array, spacing = _orient(array, spacing, found, view, where)
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
