@@ -165,15 +165,19 @@ def _write_prediction(result: Any, output: Path, probabilities: Path | None) -> 
         write_image(result.probabilities, probabilities)
 
 
-def _predict_datalist(predictor: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    """Every chosen case to ``OUT/<case>.nii.gz``; a failing case is reported and the others go on."""
+def _datalist_cases(path: Path, fold: int | None) -> list[Any]:
+    """The validation cases of ``fold``, else the test cases, else every case of a datalist."""
     from medswin.data.manifest import load_datalist
 
-    datalist = load_datalist(args.datalist)
-    if args.fold is not None:
-        cases = datalist.split(args.fold)[1]
-    else:
-        cases = datalist.test or [*datalist.training, *datalist.validation]
+    datalist = load_datalist(path)
+    if fold is not None:
+        return datalist.split(fold)[1]
+    return datalist.test or [*datalist.training, *datalist.validation]
+
+
+def _predict_datalist(predictor: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """Every chosen case to ``OUT/<case>.nii.gz``; a failing case is reported and the others go on."""
+    cases = _datalist_cases(args.datalist, args.fold)
     args.output.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
     written = skipped = 0
@@ -344,6 +348,12 @@ def _add_evaluate(commands: Any) -> None:
     parser.add_argument(
         "-o", "--output", required=True, type=Path, help="metrics CSV (summary JSON beside it)"
     )
+    parser.add_argument(
+        "--datalist",
+        type=Path,
+        help="score only this datalist's cases (with --fold: that fold's validation cases; else its test cases)",
+    )
+    parser.add_argument("--fold", type=int, help="with --datalist: the held-out fold")
     parser.set_defaults(run=run_evaluate)
 
 
@@ -358,6 +368,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from medswin.data.manifest import load_dataset_info
 
         labels = dict(load_dataset_info(args.dataset).labels)
-    summary = evaluate_x2s_folders(args.pred, args.gt, labels, args.output)
+    cases = None
+    if args.datalist is not None:
+        cases = [entry.case_id for entry in _datalist_cases(args.datalist, args.fold)]
+    elif args.fold is not None:
+        raise MedSwinError("--fold chooses cases of a --datalist; give the datalist too")
+    summary = evaluate_x2s_folders(args.pred, args.gt, labels, args.output, cases=cases)
     print(format_x2s_table(summary))
     return 1 if summary["n_failed"] else 0

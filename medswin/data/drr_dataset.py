@@ -5,7 +5,9 @@ What the Swin-X2S preprocessing does with its ITK programs, written as a dataset
 
     OUT/imagesTr/<case>_0000.mha   AP DRR, 2D (X, Z), values 0..1, detector pixel size as spacing
     OUT/imagesTr/<case>_0001.mha   lateral DRR, 2D (Y, Z)
-    OUT/labelsTr/<case>.nii.gz     labels on the output grid (roi voxels, axes LPI, the CT's position)
+    OUT/labelsTr/<case>.nii.gz     labels on the output grid (roi voxels, axes LPI), centred on the
+                                   isocentre like a prediction from radiographs (the CT position of
+                                   that centre is the case's ``isocentre_lps_mm`` in datalist.json)
     OUT/dataset.json               channels AP / lateral, the label map, the DRR geometry
     OUT/datalist.json              the cases with cross-validation folds
 
@@ -78,12 +80,14 @@ def write_drr_dataset(
     from medswin.data.builder import assign_folds
     from medswin.data.manifest import write_json
     from medswin.io.writers import write_image
+    from medswin.transforms.radiograph import in_radiograph_frame
 
     geometry = geometry or DrrGeometry()
     geometry.check()
     folder = Path(folder)
     result = DrrDatasetResult(folder)
     found: set[int] = {0}
+    isocentres: dict[str, list[float]] = {}
     for case, load in cases:
         try:
             ct, label = load()
@@ -95,7 +99,8 @@ def write_drr_dataset(
         ap_path, lateral_path, label_path = drr_case_files(folder, case)
         write_image(drr.ap, ap_path)
         write_image(drr.lateral, lateral_path)
-        write_image(drr.labels, label_path)  # type: ignore[arg-type]
+        write_image(in_radiograph_frame(drr.labels), label_path)  # type: ignore[arg-type]
+        isocentres[case] = [round(float(c), 4) for c in drr.ap.meta["drr"]["isocentre_lps_mm"]]
         found.update(int(v) for v in np.unique(drr.labels.array))  # type: ignore[union-attr]
         result.written.append(case)
     if not result.written:
@@ -124,6 +129,7 @@ def write_drr_dataset(
             "case": case,
             "image": [ap_path.as_posix(), lateral_path.as_posix()],
             "label": label_path.as_posix(),
+            "isocentre_lps_mm": isocentres[case],
         }
         if case in assigned:
             entry["fold"] = assigned[case]

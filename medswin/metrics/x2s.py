@@ -34,8 +34,8 @@ import logging
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -684,6 +684,7 @@ def evaluate_x2s_folders(
     *,
     anatomy: X2SAnatomy | None = None,
     morphometry: bool = True,
+    cases: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a folder of Swin-X2S predictions against a folder of references and write the tables.
 
@@ -699,6 +700,8 @@ def evaluate_x2s_folders(
         output_csv: the overlap CSV to write.
         anatomy: which labels are which bones (default: :func:`anatomy_from_labels` of ``labels``).
         morphometry: also measure the clinical parameters.
+        cases: evaluate only these case ids (e.g. a held-out fold; the reference folder may hold
+            every case); a listed case without a prediction is still a failed case.
 
     Returns:
         the summary. A reference without a prediction, an unreadable file and a grid mismatch are
@@ -712,6 +715,17 @@ def evaluate_x2s_folders(
 
     anatomy = anatomy if anatomy is not None else anatomy_from_labels(labels)
     pairing = pair_cases(Path(pred_dir), Path(ref_dir))
+    if cases is not None:
+        chosen = set(cases)
+        unknown = sorted(chosen - set(pairing.pairs) - set(pairing.missing_predictions))
+        if unknown:
+            raise MedSwinError(f"{ref_dir}: no reference file for case(s) {', '.join(unknown[:5])}")
+        pairing = replace(
+            pairing,
+            pairs={c: files for c, files in pairing.pairs.items() if c in chosen},
+            missing_predictions=[c for c in pairing.missing_predictions if c in chosen],
+            missing_references=[c for c in pairing.missing_references if c in chosen],
+        )
     if not pairing.pairs and not pairing.missing_predictions:
         raise MedSwinError(f"{ref_dir}: no reference label files (.nii.gz, .nii, .mha, .nrrd) to evaluate")
     results = [

@@ -44,6 +44,7 @@ __all__ = [
     "prepare_view",
     "prepare_views",
     "output_grid",
+    "in_radiograph_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,24 @@ def prepare_views(
     return front, side, (front.voxel_mm, side.voxel_mm, (front.voxel_mm + side.voxel_mm) / 2)
 
 
+def _centred_origin(shape: tuple[int, ...], spacing: tuple[float, ...]) -> tuple[float, ...]:
+    size = np.asarray(shape, dtype=np.float64)
+    return tuple(float(o) for o in -MODEL_DIRECTION @ ((size - 1.0) / 2.0 * np.asarray(spacing)))
+
+
+def in_radiograph_frame(labels: Image) -> Image:
+    """``labels`` (on a model grid, e.g. a DRR case's) moved so that its centre is the isocentre (0, 0, 0).
+
+    Predictions from radiographs live in this frame (radiographs carry no patient coordinates), so
+    references written in it compare with them voxel for voxel; the change is a pure translation.
+    """
+    if not np.allclose(labels.direction, MODEL_DIRECTION):
+        raise MedSwinError(f"{labels.meta.get('path', '<labels>')}: not on a Swin-X2S model grid (axes LPI)")
+    moved = labels.with_array(labels.array)
+    moved.origin = _centred_origin(labels.shape, labels.spacing)
+    return moved
+
+
 def output_grid(
     card: ModelCard, spacing: tuple[float, float, float], meta: dict[str, Any] | None = None
 ) -> Image:
@@ -299,12 +318,10 @@ def output_grid(
 
     Radiographs carry no patient coordinate system, so the volume is placed about the isocentre.
     """
-    size = np.asarray(card.roi_size, dtype=np.float64)
-    origin = -MODEL_DIRECTION @ ((size - 1.0) / 2.0 * np.asarray(spacing))
     return Image(
         np.zeros((1, *card.roi_size), dtype=np.uint8),
         tuple(float(s) for s in spacing),
-        tuple(float(o) for o in origin),
+        _centred_origin(tuple(card.roi_size), spacing),
         MODEL_DIRECTION.copy(),
         "label",
         dict(meta or {}),

@@ -153,3 +153,16 @@ def test_views_of_different_scales_warn_and_set_the_grid(pair, caplog) -> None: 
     centre = grid.lps_affine @ np.append((np.asarray(grid.shape) - 1) / 2, 1.0)
     np.testing.assert_allclose(centre[:3], 0.0, atol=1e-9)
     assert grid.orientation.startswith("LPI")
+
+
+def test_references_move_into_the_frame_of_predictions(pair) -> None:  # type: ignore[no-untyped-def]
+    """A DRR case's labels sit at the CT's position; in the radiograph frame they are centred on 0, same voxels."""
+    from medswin.transforms.radiograph import in_radiograph_frame
+
+    moved = in_radiograph_frame(pair.labels)
+    np.testing.assert_array_equal(moved.array, pair.labels.array)
+    assert moved.spacing == pair.labels.spacing and np.allclose(moved.direction, pair.labels.direction)
+    assert moved.same_grid(output_grid(CARD, moved.spacing))
+    assert not pair.labels.same_grid(moved)  # the phantom's centre is not the isocentre
+    with pytest.raises(MedSwinError, match="LPI"):
+        in_radiograph_frame(Image(np.zeros((1, 4, 4, 4)), (1.0,) * 3, (0.0,) * 3, np.eye(3), "label"))

@@ -62,3 +62,14 @@ def test_an_official_checkpoint_imports_and_predicts_like_its_source(tmp_path: P
     expected = X2SPredictor(source, card=card).predict(pair.ap, pair.lateral).labels.array
     imported = X2SPredictor(str(out)).predict(pair.ap, pair.lateral).labels.array
     np.testing.assert_array_equal(imported, expected)
+
+
+def test_medswin_models_compares_parameter_counts_with_the_official_ones(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["models", "--json"]) == 0
+    architectures = {a["name"]: a for a in json.loads(capsys.readouterr().out)["architectures"]}
+    for variant in ("tiny", "small", "base", "large"):
+        entry = architectures[f"swin_x2s_{variant}"]
+        assert entry["parameters"] == entry["official_parameters"] > 0, variant
+    assert architectures["swin_unetr"]["official_parameters"] is None
+    assert main(["models", "--no-params"]) == 0
+    assert "313,847,449" in capsys.readouterr().out

@@ -22,9 +22,8 @@ def test_every_dataset_has_the_official_recipe() -> None:
     assert len(RECIPES) == 9
     for path in RECIPES:
         settings = load_pipeline(path).settings
-        assert settings["model"]["card"] == path.stem.replace("x2s_", "swin_x2s_base_").removesuffix(
-            "_swin_x2s_base"
-        )
+        dataset = path.stem.removeprefix("x2s_").removesuffix("_swin_x2s_base")
+        assert settings["model"]["card"] == f"swin_x2s_base_{dataset}"
         assert (settings["optimizer"]["lr"], settings["optimizer"]["weight_decay"]) == (3e-5, 0.5)
         assert (settings["scheduler"]["warmup_epochs"], settings["training"]["epochs"]) == (20, 250)
         assert settings["training"]["max_grad_norm"] == 1.0 and settings["training"]["val_every"] == 5
@@ -101,10 +100,14 @@ def test_femur_recipe_end_to_end_at_tiny_size(tmp_path: Path, capsys) -> None:  
             model,
             "-o",
             str(metrics),
+            "--datalist",
+            datalist,
+            "--fold",
+            "0",
         ]
     )
     table = capsys.readouterr().out
-    assert code == 0 and "femur" in table
+    assert code == 0 and "femur" in table, table
     summary = json.loads((tmp_path / "metrics_summary.json").read_text())
     assert summary["n_evaluated"] == 2 and summary["n_failed"] == 0
     femurs = summary["overlap"]["femur"]
