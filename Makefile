@@ -8,7 +8,7 @@ APT_PACKAGES := xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-icc
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 \
 	libxcb-cursor0 libdbus-1-3 libfontconfig1
 
-.PHONY: demo demo-model test lint system-deps clean-venv
+.PHONY: demo demo-model demo-x2s-model test lint system-deps clean-venv
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(BIN)/.installed
 # pipeline (pipelines/train/demo_phantom.yaml) on generated CT phantoms; minutes on 2 CPU cores.
 demo-model: $(BIN)/.installed
 	$(BIN)/python -m medswin.training.demo_model --output medswin/models/weights/demo.safetensors
+
+# Retrain the shipped Swin-X2S demo model (medswin/models/weights/demo-x2s.safetensors) on AP + lateral
+# DRRs of the same phantoms (pipelines/train/x2s_demo_phantom.yaml).
+demo-x2s-model: $(BIN)/.installed
+	$(BIN)/python -m medswin.training.demo_x2s_model --output medswin/models/weights/demo-x2s.safetensors
 
 test: system-deps $(BIN)/.installed
 	xvfb-run -a $(BIN)/python -m pytest -q -n 2 --dist loadfile

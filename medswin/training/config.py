@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 #: provenance entries of the base card that still hold for a model trained from it (they describe the card, not weights).
-_CARD_PROVENANCE_KEPT = ("labels", "channels", "regions", "preprocessing", "colors")
+_CARD_PROVENANCE_KEPT = ("labels", "channels", "regions", "preprocessing", "geometry", "colors")
 
 
 def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

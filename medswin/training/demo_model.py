@@ -13,15 +13,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TRAIN_SEEDS", "TEST_SEEDS", "build_demo_model", "evaluate_on_phantoms", "main"]
+__all__ = [
+    "TRAIN_SEEDS",
+    "TEST_SEEDS",
+    "build_demo_model",
+    "evaluate_on_phantoms",
+    "scratch_folder",
+    "ship_demo_model",
+    "main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,71 +66,151 @@ def evaluate_on_phantoms(checkpoint: str | Path, seeds: tuple[int, ...] = TEST_S
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
+@contextlib.contextmanager
+def scratch_folder(prefix: str, work: Path | None, resume: Path | None) -> Iterator[tuple[Path, bool]]:
+    """``(folder, resuming)``: a fresh temporary folder (removed afterwards), or an interrupted run's folder.
+
+    A killed build leaves its folder (``data/`` and ``run/``) under ``--work``; ``--resume FOLDER``
+    continues its training from the last finished epoch instead of starting over.
+    """
+    if resume is not None:
+        from medswin.errors import MedSwinError
+        from medswin.training.state import STATE_JSON
+
+        if not (Path(resume) / "run" / STATE_JSON).is_file() or not (Path(resume) / "data").is_dir():
+            raise MedSwinError(
+                f"{resume}: not the folder of an interrupted demo build (needs data/ and run/{STATE_JSON})"
+            )
+        yield Path(resume), True
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=work) as scratch:
+        yield Path(scratch), False
+
+
 def build_demo_model(
     output: Path = DEFAULT_OUTPUT,
     pipeline_path: Path = DEFAULT_PIPELINE,
     *,
     work: Path | None = None,
     epochs: int | None = None,
+    resume: Path | None = None,
 ) -> dict[str, float]:
     """Make the data, train, check and write the demo checkpoint; returns the fresh-phantom Dice per organ."""
     from medswin.data.builder import build_manifest
     from medswin.data.manifest import write_json
     from medswin.data.phantom_dataset import write_phantom_dataset
-    from medswin.errors import MedSwinError
-    from medswin.models.checkpoints import load_checkpoint, save_checkpoint
+    from medswin.models.checkpoints import load_checkpoint
     from medswin.training.config import load_pipeline
     from medswin.training.trainer import train
 
     pipeline = load_pipeline(pipeline_path)
-    with tempfile.TemporaryDirectory(prefix="medswin-demo-", dir=work) as scratch:
-        data = Path(scratch) / "data"
+    with scratch_folder("medswin-demo-", work, resume) as (scratch, resuming):
+        data = scratch / "data"
         start = time.perf_counter()
-        write_phantom_dataset(data, TRAIN_SEEDS, spacings=TRAIN_SPACINGS)
-        write_json(data / "datalist.json", build_manifest(data, folds=7, seed=0))
-        log.info(
-            "wrote %d training phantoms to %s in %.0f s", len(TRAIN_SEEDS), data, time.perf_counter() - start
-        )
-        result = train(pipeline, Path(scratch) / "run", data_root=data, epochs=epochs)
+        if not resuming:
+            write_phantom_dataset(data, TRAIN_SEEDS, spacings=TRAIN_SPACINGS)
+            write_json(data / "datalist.json", build_manifest(data, folds=7, seed=0))
+            log.info(
+                "wrote %d training phantoms to %s in %.0f s",
+                len(TRAIN_SEEDS),
+                data,
+                time.perf_counter() - start,
+            )
+        result = train(pipeline, scratch / "run", data_root=data, epochs=epochs, resume=resuming)
         model, card = load_checkpoint(result.best_checkpoint)
         scores = evaluate_on_phantoms(result.best_checkpoint)
-    minutes = (time.perf_counter() - start) / 60
-    summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-    log.info("fresh phantoms %s: %s", TEST_SEEDS, summary)
-    if min(scores.values()) <= MIN_DICE:
-        raise MedSwinError(
-            f"the trained demo model reaches only {summary} on fresh phantoms (needs > {MIN_DICE} per organ); "
-            f"not writing {output}. Train longer (--epochs) or check the pipeline."
-        )
     provenance = {
-        **card.provenance,
         "data": (
             f"medswin.data.phantom made-up CT phantoms, seeds {TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}, orientations LPS/RAS/oblique, "
             f"voxel sizes {', '.join('x'.join(f'{s:g}' for s in sp) for sp in TRAIN_SPACINGS)} mm; nnU-Net layout, "
             "datalist from medswin manifest --folds 7 (fold 0 validates)"
         ),
-        "test_dice": f"fresh phantoms seeds {', '.join(map(str, TEST_SEEDS))} (96x96x64, 3x3x4 mm, LPS/RAS/oblique): {summary}",
-        "made_by": f"make demo-model (python -m medswin.training.demo_model), {minutes:.1f} min wall time",
-        "weights": "stored as float16 to keep the file small; loaded into float32",
+        "test_dice": "fresh phantoms seeds {seeds} (96x96x64, 3x3x4 mm, LPS/RAS/oblique): {summary}",
     }
-    save_checkpoint(model.half(), card.replace(provenance=provenance), output)
+    ship_demo_model(
+        model,
+        card,
+        scores,
+        output,
+        provenance,
+        start,
+        "make demo-model (python -m medswin.training.demo_model)"
+        + (f", resumed from {resume.name}" if resume else ""),
+    )
     return scores
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the shipped demo model on CT phantoms.")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="checkpoint to write")
-    parser.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="training pipeline YAML")
+def ship_demo_model(
+    model: Any,
+    card: Any,
+    scores: dict[str, float],
+    output: Path,
+    provenance: dict[str, str],
+    start: float,
+    made_by: str,
+    min_dice: float = MIN_DICE,
+) -> None:
+    """Refuse a demo model below ``min_dice`` for any structure, else write it (float16) with its provenance.
+
+    ``provenance`` values may use ``{seeds}`` and ``{summary}`` (the test seeds and Dice scores).
+    """
+    from medswin.errors import MedSwinError
+    from medswin.models.checkpoints import save_checkpoint
+
+    minutes = (time.perf_counter() - start) / 60
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+    log.info("fresh phantoms %s: %s", TEST_SEEDS, summary)
+    if min(scores.values()) <= min_dice:
+        raise MedSwinError(
+            f"the trained demo model reaches only {summary} on fresh phantoms (needs > {min_dice} per structure); "
+            f"not writing {output}. Train longer (--epochs) or check the pipeline."
+        )
+    seeds = ", ".join(map(str, TEST_SEEDS))
+    filled = {k: v.format(seeds=seeds, summary=summary) for k, v in provenance.items()}
+    save_checkpoint(
+        model.half(),
+        card.replace(
+            provenance={
+                **card.provenance,
+                **filled,
+                "made_by": f"{made_by}, {minutes:.1f} min wall time",
+                "weights": "stored as float16 to keep the file small; loaded into float32",
+            }
+        ),
+        output,
+    )
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    build: Any = None,
+    output: Path = DEFAULT_OUTPUT,
+    pipeline: Path = DEFAULT_PIPELINE,
+    what: str = "the shipped demo model on CT phantoms",
+) -> int:
+    """Command line of a demo-model builder (``build(output, pipeline, work=, epochs=, resume=)`` -> Dice per structure)."""
+    parser = argparse.ArgumentParser(description=f"Train {what}.")
+    parser.add_argument("--output", type=Path, default=output, help="checkpoint to write")
+    parser.add_argument("--pipeline", type=Path, default=pipeline, help="training pipeline YAML")
     parser.add_argument("--epochs", type=int, help="override the pipeline's epochs")
     parser.add_argument(
         "--work", type=Path, help="folder for the temporary data and run (default: system temp)"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="FOLDER",
+        help="continue an interrupted build whose folder (data/ and run/) was left under --work",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from medswin.errors import MedSwinError
 
     try:
-        scores = build_demo_model(args.output, args.pipeline, work=args.work, epochs=args.epochs)
+        scores = (build or build_demo_model)(
+            args.output, args.pipeline, work=args.work, epochs=args.epochs, resume=args.resume
+        )
     except MedSwinError as error:
         print(f"medswin demo-model: error: {error}", file=sys.stderr)
         return 1
