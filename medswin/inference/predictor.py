@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import CancelledError, CheckpointError, GeometryError, MedSwinError
+from medswin.inference.runtime import autocast
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
@@ -214,12 +215,7 @@ class Predictor:
 
     # ------------------------------------------------------------------ network call
     def _autocast(self) -> Any:
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device.type)
 
     @contextlib.contextmanager
     def _attention_mode(self) -> Iterator[None]:

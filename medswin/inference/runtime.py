@@ -18,10 +18,12 @@ process (its RSS does not shrink), which suits a process that runs inference.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import platform
+from typing import Any
 
 __all__ = [
     "MMAP_THRESHOLD_BYTES",
@@ -29,6 +31,7 @@ __all__ = [
     "configure_cpu_runtime",
     "allocator_tuned",
     "cpu_has_native_bf16",
+    "autocast",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,3 +102,12 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(precision: str, device_type: str) -> Any:
+    """``torch.autocast`` for ``"bf16"`` / ``"fp16"``, a no-op context for ``"fp32"`` (one rule for training and prediction)."""
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

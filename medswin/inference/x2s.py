@@ -9,7 +9,6 @@ window here and its weights cancel; there is nothing to stitch.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -90,23 +89,16 @@ class X2SPredictor:
     def __repr__(self) -> str:
         return f"X2SPredictor(model {self.card.id!r}, device {self.device}, precision {self.precision})"
 
-    def _autocast(self) -> Any:
-        import torch
-
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def logits(self, ap: np.ndarray, lateral: np.ndarray) -> Any:
         """Summed logits ``(B, K, X, Y, Z)`` float32 of prepared views ``(B, 1, X, Z)`` / ``(B, 1, Y, Z)``."""
         import torch
 
+        from medswin.inference.runtime import autocast
         from medswin.models.swin_x2s import fuse_view_logits
 
         a = torch.as_tensor(ap, dtype=torch.float32, device=self.device)
         b = torch.as_tensor(lateral, dtype=torch.float32, device=self.device)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.precision, self.device.type):
             out_a, out_b = self.network(a, b)
         return fuse_view_logits(out_a.float(), out_b.float())
 

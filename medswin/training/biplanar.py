@@ -50,7 +50,7 @@ def read_biplanar_case(
 ) -> tuple[Image, Image, Image]:
     """``(ap, lateral, label)`` of a datalist case, the label checked to lie on the model's output grid."""
     from medswin.io.readers import read_image
-    from medswin.training.data import remap_labels
+    from medswin.training.data import declared_labels
 
     if len(entry.images) != 2:
         raise ManifestError(
@@ -68,14 +68,7 @@ def read_biplanar_case(
             f"case {entry.case_id}: label {entry.label} has shape {label.shape}, but model {card.id!r} outputs "
             f"{tuple(card.roi_size)}; make biplanar datasets with medswin x2s drr"
         )
-    array = remap_labels(np.asarray(label.array), remap)
-    unknown = sorted(set(np.unique(array).tolist()) - set(card.labels))
-    if unknown:
-        raise ManifestError(
-            f"case {entry.case_id}: label {entry.label} holds value(s) {unknown} that model card {card.id!r} does not "
-            f"declare ({sorted(card.labels)}); map them with data.label_remap in the pipeline"
-        )
-    return ap, lateral, label.with_array(array, kind="label")
+    return ap, lateral, declared_labels(entry, label, card, remap)
 
 
 class LoadViewsd(Transform):
@@ -218,7 +211,7 @@ def validate_biplanar_cases(
     from both prediction and label.
     """
     from medswin.inference.x2s import X2SPredictor
-    from medswin.metrics import dice
+    from medswin.training.trainer import structure_dice
 
     predictor = X2SPredictor(network, card=card, device=str(device), precision=precision)
     results = []
@@ -228,14 +221,5 @@ def validate_biplanar_cases(
             predicted = predictor.predict(ap, lateral).labels.array[0]
         except MedSwinError as error:
             raise ManifestError(f"case {entry.case_id}: {error}") from None
-        truth = label.array[0]
-        results.append(
-            (
-                entry.case_id,
-                {
-                    name: float(dice(np.isin(predicted, values), np.isin(truth, values)))
-                    for name, values in structures.items()
-                },
-            )
-        )
+        results.append((entry.case_id, structure_dice(predicted, label.array[0], structures)))
     return results

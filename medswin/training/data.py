@@ -34,6 +34,7 @@ __all__ = [
     "LabelsToRegionsd",
     "LoadCased",
     "build_train_transforms",
+    "declared_labels",
     "image_spatial_dims",
     "read_case_images",
     "read_validation_case",
@@ -91,6 +92,11 @@ def _read_label(entry: CaseEntry, reference: Image, card: ModelCard, remap: Mapp
         raise ManifestError(
             f"case {entry.case_id}: label {entry.label} is not on the image grid ({difference})"
         )
+    return declared_labels(entry, label, card, remap)
+
+
+def declared_labels(entry: CaseEntry, label: Image, card: ModelCard, remap: Mapping[int, int]) -> Image:
+    """``label`` after ``data.label_remap``, refused when it holds a value the card does not declare."""
     array = remap_labels(np.asarray(label.array), remap)
     unknown = sorted(set(np.unique(array).tolist()) - set(card.labels))
     if unknown:

@@ -18,7 +18,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "build_demo_model",
     "evaluate_on_phantoms",
     "scratch_folder",
+    "train_demo",
     "ship_demo_model",
     "main",
 ]
@@ -87,6 +88,35 @@ def scratch_folder(prefix: str, work: Path | None, resume: Path | None) -> Itera
         yield Path(scratch), False
 
 
+def train_demo(
+    pipeline: Any,
+    prefix: str,
+    write_data: Callable[[Path], None],
+    evaluate: Callable[[Path], dict[str, float]],
+    *,
+    work: Path | None,
+    epochs: int | None,
+    resume: Path | None,
+) -> tuple[Any, Any, dict[str, float], float]:
+    """Write the training data (unless resuming), train, and score the best checkpoint.
+
+    Returns ``(model, card, scores, start time)``; the scratch folder is removed afterwards unless
+    it is the ``resume`` folder.
+    """
+    from medswin.models.checkpoints import load_checkpoint
+    from medswin.training.trainer import train
+
+    with scratch_folder(prefix, work, resume) as (scratch, resuming):
+        data = scratch / "data"
+        start = time.perf_counter()
+        if not resuming:
+            write_data(data)
+            log.info("wrote the training data to %s in %.0f s", data, time.perf_counter() - start)
+        result = train(pipeline, scratch / "run", data_root=data, epochs=epochs, resume=resuming)
+        model, card = load_checkpoint(result.best_checkpoint)
+        return model, card, evaluate(result.best_checkpoint), start
+
+
 def build_demo_model(
     output: Path = DEFAULT_OUTPUT,
     pipeline_path: Path = DEFAULT_PIPELINE,
@@ -99,26 +129,21 @@ def build_demo_model(
     from medswin.data.builder import build_manifest
     from medswin.data.manifest import write_json
     from medswin.data.phantom_dataset import write_phantom_dataset
-    from medswin.models.checkpoints import load_checkpoint
     from medswin.training.config import load_pipeline
-    from medswin.training.trainer import train
 
-    pipeline = load_pipeline(pipeline_path)
-    with scratch_folder("medswin-demo-", work, resume) as (scratch, resuming):
-        data = scratch / "data"
-        start = time.perf_counter()
-        if not resuming:
-            write_phantom_dataset(data, TRAIN_SEEDS, spacings=TRAIN_SPACINGS)
-            write_json(data / "datalist.json", build_manifest(data, folds=7, seed=0))
-            log.info(
-                "wrote %d training phantoms to %s in %.0f s",
-                len(TRAIN_SEEDS),
-                data,
-                time.perf_counter() - start,
-            )
-        result = train(pipeline, scratch / "run", data_root=data, epochs=epochs, resume=resuming)
-        model, card = load_checkpoint(result.best_checkpoint)
-        scores = evaluate_on_phantoms(result.best_checkpoint)
+    def write_data(data: Path) -> None:
+        write_phantom_dataset(data, TRAIN_SEEDS, spacings=TRAIN_SPACINGS)
+        write_json(data / "datalist.json", build_manifest(data, folds=7, seed=0))
+
+    model, card, scores, start = train_demo(
+        load_pipeline(pipeline_path),
+        "medswin-demo-",
+        write_data,
+        evaluate_on_phantoms,
+        work=work,
+        epochs=epochs,
+        resume=resume,
+    )
     provenance = {
         "data": (
             f"medswin.data.phantom made-up CT phantoms, seeds {TRAIN_SEEDS[0]}-{TRAIN_SEEDS[-1]}, orientations LPS/RAS/oblique, "

@@ -42,7 +42,7 @@ from medswin.models.card import ModelCard
 from medswin.training.config import Pipeline
 from medswin.training.state import STATE_JSON, TrainingState, load_training_state, save_training_state
 
-__all__ = ["TrainResult", "train", "validate_cases", "structure_names"]
+__all__ = ["TrainResult", "train", "validate_cases", "structure_dice", "structure_names"]
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ def validate_cases(
     structure absent from both prediction and reference scores 1 (medswin's empty-mask policy).
     """
     from medswin.inference.predictor import Predictor
-    from medswin.metrics import dice
     from medswin.training.data import read_validation_case
 
     predictor = Predictor(
@@ -121,13 +120,20 @@ def validate_cases(
     for entry in cases:
         image, reference = read_validation_case(entry, card, label_remap)
         predicted = predictor.predict(image).labels.array[0]
-        truth = reference.array[0]
-        scores = {
-            name: float(dice(np.isin(predicted, values), np.isin(truth, values)))
-            for name, values in structures.items()
-        }
-        results.append((entry.case_id, scores))
+        results.append((entry.case_id, structure_dice(predicted, reference.array[0], structures)))
     return results
+
+
+def structure_dice(
+    predicted: np.ndarray, truth: np.ndarray, structures: Mapping[str, tuple[int, ...]]
+) -> dict[str, float]:
+    """Dice per scored structure (a structure absent from both scores 1, medswin's empty-mask policy)."""
+    from medswin.metrics import dice
+
+    return {
+        name: float(dice(np.isin(predicted, values), np.isin(truth, values)))
+        for name, values in structures.items()
+    }
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -186,11 +192,9 @@ def _precision(requested: str, device: Any) -> str:
 
 
 def _autocast(precision: str, device: Any) -> Any:
-    import torch
+    from medswin.inference.runtime import autocast
 
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return autocast(precision, device.type)
 
 
 def _column(name: str) -> str:
