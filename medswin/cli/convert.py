@@ -39,20 +39,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medswin.errors import ImageWriteError
     from medswin.io import read_image, write_image
-    from medswin.io.writers import WRITABLE_SUFFIXES
+    from medswin.io.writers import check_output_file
 
     output = Path(args.output)
-    name = output.name.lower()
-    if not any(name.endswith(suffix) for suffix in WRITABLE_SUFFIXES):
-        raise ImageWriteError(
-            f"{output}: unsupported output extension; use one of {', '.join(WRITABLE_SUFFIXES)}"
-        )
-    if output.exists() and not args.overwrite:
-        raise ImageWriteError(f"{output}: already exists; pass --overwrite to replace it")
-    if output.exists() and Path(args.input).exists() and output.resolve() == Path(args.input).resolve():
-        raise ImageWriteError(f"{output}: is the input itself; choose another output file")
+    check_output_file(output, overwrite=args.overwrite, inputs=(args.input,))
     image = read_image(
         args.input,
         series_uid=args.series,

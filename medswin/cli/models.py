@@ -49,14 +49,6 @@ def _parameter_count(architecture: str, config: dict[str, Any]) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def _official_parameters(architecture: str) -> int | None:
-    """Parameter count the original project publishes for this architecture's default config, if known."""
-    from medswin.models.swin_x2s import SWIN_X2S_PARAMETERS
-
-    prefix = "swin_x2s_"
-    return SWIN_X2S_PARAMETERS.get(architecture[len(prefix) :]) if architecture.startswith(prefix) else None
-
-
 def _millions(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.2f} M"
 
@@ -93,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 "name": name,
                 "spatial_dims": entry.spatial_dims,
                 "parameters": count(name, {}),
-                "official_parameters": _official_parameters(name),
+                "official_parameters": entry.official_parameters,
                 "description": entry.description,
             }
         )

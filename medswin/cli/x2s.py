@@ -99,21 +99,6 @@ def _add_predict(commands: Any) -> None:
     parser.set_defaults(run=run_predict)
 
 
-def _check_output(path: Path, overwrite: bool, inputs: tuple[Path, ...]) -> None:
-    from medswin.errors import ImageWriteError
-    from medswin.io.writers import WRITABLE_SUFFIXES
-
-    if not path.name.lower().endswith(WRITABLE_SUFFIXES):
-        raise ImageWriteError(
-            f"{path}: unsupported output extension; use one of {', '.join(WRITABLE_SUFFIXES)}"
-        )
-    if path.exists() and not overwrite:
-        raise ImageWriteError(f"{path}: already exists; pass --overwrite to replace it")
-    for source in inputs:
-        if path.exists() and source.exists() and path.resolve() == source.resolve():
-            raise ImageWriteError(f"{path}: is an input file; choose another output")
-
-
 def _pixel_spacings(values: list[float] | None) -> tuple[float | None, float | None]:
     spacing = values or [None]
     if len(spacing) > 2 or any(s is not None and not s > 0 for s in spacing):
@@ -132,8 +117,10 @@ def run_predict(args: argparse.Namespace) -> int:
         raise MedSwinError("--datalist predicts the datalist's pairs; leave out --ap/--lateral")
     spacings = _pixel_spacings(args.pixel_spacing)
     if args.datalist is None:
+        from medswin.io.writers import check_output_file
+
         for path in (args.output, *([args.probabilities] if args.probabilities else [])):
-            _check_output(path, args.overwrite, (args.ap, args.lateral))
+            check_output_file(path, overwrite=args.overwrite, inputs=(args.ap, args.lateral))
     predictor = X2SPredictor(
         args.model, device=args.device, precision=args.precision, save_probabilities=bool(args.probabilities)
     )
@@ -305,8 +292,7 @@ def run_drr(args: argparse.Namespace) -> int:
             source_to_detector_mm=args.source_to_detector,
             intensity=args.intensity,
             oversample=args.oversample,
-        )
-    geometry.check()
+        )  # checked by write_drr_dataset before anything is read or written
     cases, labels = _ct_cases(args.input)
 
     def loader(entry: Any) -> Any:

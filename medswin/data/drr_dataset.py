@@ -107,6 +107,7 @@ def write_drr_dataset(
         raise MedSwinError(f"{folder}: no case could be made into DRRs ({len(result.failed)} failed)")
     if labels is None:
         labels = {v: "background" if v == 0 else f"label_{v}" for v in sorted(found)}
+    label_names = {str(k): v for k, v in sorted(labels.items())}
     write_json(
         folder / "dataset.json",
         {
@@ -115,7 +116,7 @@ def write_drr_dataset(
             **dict(info or {}),
             "tensorImageSize": "3D",
             "modality": {"0": "AP", "1": "lateral"},
-            "labels": {str(k): v for k, v in sorted(labels.items())},
+            "labels": label_names,
             "numTraining": len(result.written),
             "file_ending": ".mha",
             "drr_geometry": asdict(geometry),
@@ -139,7 +140,7 @@ def write_drr_dataset(
         {
             "name": str((info or {}).get("name", "DRR pairs")),
             "channels": ["AP", "lateral"],
-            "labels": {str(k): v for k, v in sorted(labels.items())},
+            "labels": label_names,
             "training": training,
         },
     )

@@ -60,7 +60,7 @@ from medswin.transforms.postprocess import (
 )
 from medswin.transforms.preprocess import preprocess, to_input_grid
 
-__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback", "resolve_network"]
+__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback", "inference_device", "resolve_network"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,25 @@ def resolve_network(source: Any, card: ModelCard | None, device: str) -> tuple[A
     )
 
 
+def inference_device(
+    device: str, precision: str, *, tune_allocator: bool = True, threads: int | None = None
+) -> Any:
+    """The ``torch.device`` to predict on, after checking ``precision`` and that a CUDA device exists;
+    on CPU the runtime (allocator, threads) is configured first."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise MedSwinError(f"device {device!r} was asked for, but this torch build sees no CUDA GPU")
+    if chosen.type == "cpu":
+        from medswin.inference.runtime import configure_cpu_runtime
+
+        configure_cpu_runtime(tune_allocator=tune_allocator, threads=threads)
+    return chosen
+
+
 class Predictor:
     """Segment images with one model: preprocessing, sliding window, TTA, precision, the way back.
 
@@ -166,21 +185,11 @@ class Predictor:
         tune_allocator: bool = True,
         threads: int | None = None,
     ) -> None:
-        import torch
-
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if mode not in ("gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise MedSwinError(f"device {device!r} was asked for, but this torch build sees no CUDA GPU")
-        if self.device.type == "cpu":
-            from medswin.inference.runtime import configure_cpu_runtime
-
-            configure_cpu_runtime(tune_allocator=tune_allocator, threads=threads)
+        self.device = inference_device(device, precision, tune_allocator=tune_allocator, threads=threads)
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is not None:
             raise MedSwinError(

@@ -65,17 +65,9 @@ class X2SPredictor:
         precision: str = "fp32",
         save_probabilities: bool = False,
     ) -> None:
-        import torch
+        from medswin.inference.predictor import inference_device, resolve_network
 
-        from medswin.inference.predictor import PRECISIONS, resolve_network
-
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.device = torch.device(device)
-        if self.device.type == "cpu":
-            from medswin.inference.runtime import configure_cpu_runtime
-
-            configure_cpu_runtime()
+        self.device = inference_device(device, precision)
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is None:
             raise MedSwinError(

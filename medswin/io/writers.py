@@ -22,7 +22,14 @@ from medswin.errors import ImageReadError, ImageWriteError
 from medswin.io.image import Image
 from medswin.io.readers import as_label_array
 
-__all__ = ["write_image", "write_labels", "atomic_output", "label_dtype", "WRITABLE_SUFFIXES"]
+__all__ = [
+    "write_image",
+    "write_labels",
+    "atomic_output",
+    "check_output_file",
+    "label_dtype",
+    "WRITABLE_SUFFIXES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +182,20 @@ _WRITERS: dict[str, Callable[[Image, np.ndarray, Path, Image], None]] = {
     ".mhd": _write_itk,
     ".nrrd": _write_itk,
 }
+
+
+def check_output_file(path: Path, *, overwrite: bool, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Refuse, before any work, an output with an unwritable extension, one that exists (unless
+    ``overwrite``), or one that is an input file (the command line's rules for one output file)."""
+    if not path.name.lower().endswith(WRITABLE_SUFFIXES):
+        raise ImageWriteError(
+            f"{path}: unsupported output extension; use one of {', '.join(WRITABLE_SUFFIXES)}"
+        )
+    if path.exists() and not overwrite:
+        raise ImageWriteError(f"{path}: already exists; pass --overwrite to replace it")
+    for source in map(Path, inputs):
+        if path.exists() and source.exists() and path.resolve() == source.resolve():
+            raise ImageWriteError(f"{path}: is the input itself; choose another output file")
 
 
 def write_image(image: Image, path: str | Path, *, reference: Image | None = None, dtype: Any = None) -> Path:

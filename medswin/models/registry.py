@@ -37,6 +37,8 @@ class ModelEntry:
         description: one line for ``medswin models``.
         defaults: overrides applied on top of ``config_class()`` for this name (variants such as
             ``swin_x2s_tiny`` share a config class and builder).
+        official_parameters: learnable parameters the original project publishes for this default
+            configuration, when known (``medswin models`` prints ours beside it).
     """
 
     name: str
@@ -45,6 +47,7 @@ class ModelEntry:
     spatial_dims: int
     description: str
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    official_parameters: int | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -59,9 +62,12 @@ def register_model(
     spatial_dims: int,
     description: str,
     defaults: dict[str, Any] | None = None,
+    official_parameters: int | None = None,
 ) -> None:
     """Register an architecture under ``name`` (re-registering the same name replaces it)."""
-    _REGISTRY[name] = ModelEntry(name, config_class, builder, spatial_dims, description, dict(defaults or {}))
+    _REGISTRY[name] = ModelEntry(
+        name, config_class, builder, spatial_dims, description, dict(defaults or {}), official_parameters
+    )
 
 
 def _ensure_loaded() -> None:

@@ -300,6 +300,7 @@ for _variant, _settings in SWIN_X2S_VARIANTS.items():
             f"{'-'.join(map(str, _settings['depths']))}, heads {'-'.join(map(str, _settings['num_heads']))}"
         ),
         defaults=dict(_settings),
+        official_parameters=SWIN_X2S_PARAMETERS[_variant],
     )
 register_key_map(
     "swin_x2s_official",

@@ -191,12 +191,6 @@ def _precision(requested: str, device: Any) -> str:
     return requested
 
 
-def _autocast(precision: str, device: Any) -> Any:
-    from medswin.inference.runtime import autocast
-
-    return autocast(precision, device.type)
-
-
 def _column(name: str) -> str:
     return "val_" + "".join(c if c.isalnum() else "_" for c in name.lower())
 
@@ -334,6 +328,7 @@ def _train(
     from monai.transforms import Compose
 
     from medswin import __version__
+    from medswin.inference.runtime import autocast
     from medswin.models.checkpoints import load_checkpoint, save_checkpoint
     from medswin.training.data import build_train_transforms
     from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
@@ -423,10 +418,10 @@ def _train(
             from medswin.training.biplanar import biplanar_loss
 
             mutual = float(settings["loss"]["mutual_weight"])
-            return biplanar_loss(network, batch, ctx.device, _autocast(precision, ctx.device), mutual)
+            return biplanar_loss(network, batch, ctx.device, autocast(precision, ctx.device.type), mutual)
         x = batch["image"].to(ctx.device, non_blocking=True)
         y = batch["label"].to(ctx.device, non_blocking=True)
-        with _autocast(precision, ctx.device):
+        with autocast(precision, ctx.device.type):
             logits = network(x)
         return loss_fn(logits.float(), y)
 

@@ -147,7 +147,9 @@ def _orient(
 
 
 def _grey(image: Image, where: str) -> tuple[np.ndarray, tuple[float, float]]:
-    array = np.asarray(image.array, dtype=np.float64)
+    from medswin.io.readers import require_finite
+
+    array = np.asarray(require_finite(image, where).array, dtype=np.float64)
     spacing = tuple(float(s) for s in image.spacing)
     if image.spatial_dims == 3:  # a 2D image stored as a volume of one slice (NIfTI, MHA)
         flat = [a for a, n in enumerate(image.shape) if n == 1]
@@ -162,8 +164,6 @@ def _grey(image: Image, where: str) -> tuple[np.ndarray, tuple[float, float]]:
         array = array[:3].mean(axis=0, keepdims=True)
     if array.shape[0] != 1:
         raise MedSwinError(f"{where}: a radiograph has one grey channel, got {array.shape[0]}")
-    if not np.isfinite(array).all():
-        raise MedSwinError(f"{where}: the radiograph holds NaN or infinite pixels")
     return array[0], (spacing[0], spacing[1])
 
 
@@ -244,18 +244,15 @@ def prepare_view(
     array, spacing = _orient(array, spacing, found, view, where)
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
-    if abs(sx - sy) > 1e-3 * max(sx, sy):  # non-square pixels: resample to the finer one first
-        pixel = min(sx, sy)
-        size = (max(1, round(array.shape[0] * sx / pixel)), max(1, round(array.shape[1] * sy / pixel)))
-        low, high = float(array.min()), float(array.max())
-        scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        array, sx = _resize(scaled, size, "bilinear"), pixel
-        notes.append(f"non-square pixels resampled to {pixel:.4g} mm")
-
     low, high = float(array.min()), float(array.max())
     if high <= low:
         raise MedSwinError(f"{where}: the radiograph is blank (every pixel {low:g})")
-    array = ((array - low) / (high - low)).astype(np.float32)
+    array = ((array - low) / (high - low)).astype(np.float32)  # min-max of the film itself, as the DRRs
+    if abs(sx - sy) > 1e-3 * max(sx, sy):  # non-square pixels: resample to the finer one
+        pixel = min(sx, sy)
+        size = (max(1, round(array.shape[0] * sx / pixel)), max(1, round(array.shape[1] * sy / pixel)))
+        array, sx = _resize(array, size, "bilinear"), pixel
+        notes.append(f"non-square pixels resampled to {pixel:.4g} mm")
     side = max(array.shape)
     padded = np.zeros((side, side), dtype=np.float32)
     r0, c0 = (side - array.shape[0]) // 2, (side - array.shape[1]) // 2
