@@ -267,7 +267,8 @@ def test_missing_femur_is_a_failure_and_lowers_the_means(femurs: Image) -> None:
     assert morph["failures"][0]["structure"] == "femur_right" and morph["failures"][0]["case"] == "missing"
     centre = morph["parameters"]["head_centre_mm"]
     assert (centre["n"], centre["n_failed"]) == (3, 1)
-    assert centre["mean"] == pytest.approx(0.0, abs=1e-9)
+    # sphere fits of identical surfaces: LAPACK's rounding varies with CPU and alignment, far below 1e-6 mm
+    assert centre["mean"] == pytest.approx(0.0, abs=1e-6)
     assert (
         summarize_x2s([missing])["morphometry"]["femur"]["parameters"]["head_centre_mm"][
             "median_failed_as_worst"
