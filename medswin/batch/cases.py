@@ -19,39 +19,21 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from medswin.errors import ImageReadError, MedSwinError
+from medswin.io.formats import LIST_ENDINGS, case_name, endings, split_channel
 from medswin.io.image import Image
 
-__all__ = ["INPUT_SUFFIXES", "Case", "case_name", "discover_cases", "read_case"]
+__all__ = ["Case", "discover_cases", "read_case"]
 
 log = logging.getLogger(__name__)
 
-#: endings stripped from an input's name to make the case name, longest first.
-INPUT_SUFFIXES: tuple[str, ...] = (
-    ".nii.gz",
-    ".nii",
-    ".mha",
-    ".mhd",
-    ".nrrd",
-    ".nhdr",
-    ".dcm",
-    ".zip",
-    ".png",
-    ".tiff",
-    ".tif",
-    ".jpg",
-    ".jpeg",
-)
-#: files in a case folder that are images of their own (a ``.zip`` holds one DICOM study).
-_VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".zip")
-_LIST_SUFFIXES = (".txt", ".csv")
-_CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+#: files that are cases by themselves in an input folder (2D pictures are cases only when named).
+_VOLUME_SUFFIXES = endings("volume", "archive")
 
 
 @dataclass(frozen=True)
@@ -73,16 +55,6 @@ class Case:
         """Where the case comes from, for messages (the first path, plus the series when chosen)."""
         where = str(self.paths[0])
         return f"{where} (series {self.series_uid})" if self.series_uid else where
-
-
-def case_name(path: str | Path) -> str:
-    """The case name of an input: its file (or folder) name without the image extension."""
-    name = Path(path).name
-    lowered = name.lower()
-    for suffix in INPUT_SUFFIXES:
-        if lowered.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -114,13 +86,14 @@ def _dicom_cases(folder: Path, name: str) -> list[Case]:
 
 def _group_channels(files: list[Path]) -> list[Case]:
     """nnU-Net naming (``<case>_0000``...) groups files into multi-channel cases; else one case per file."""
-    matches = [_CHANNEL_SUFFIX.match(case_name(f)) for f in files]
+    matches = [split_channel(case_name(f)) for f in files]
     if not files or not all(matches):
         return [Case(case_name(f), (f,)) for f in files]
     grouped: dict[str, dict[int, Path]] = defaultdict(dict)
     for path, match in zip(files, matches, strict=True):
         assert match is not None
-        grouped[match["case"]][int(match["channel"])] = path
+        case, channel = match
+        grouped[case][channel] = path
     # Every case gets as many channels as the widest one; a missing channel file stays in the case
     # under the name it should have, so that case fails when read (naming it), not the whole batch.
     width = max(max(channels) for channels in grouped.values()) + 1
@@ -218,7 +191,7 @@ def discover_cases(inputs: Sequence[str | Path], *, skip: Iterable[Path] = ()) -
         raise MedSwinError("no input given")
     if len(paths) > 1:
         cases = [Case(case_name(paths[0]), tuple(paths))]
-    elif paths[0].is_file() and _has_suffix(paths[0], _LIST_SUFFIXES):
+    elif paths[0].is_file() and _has_suffix(paths[0], LIST_ENDINGS):
         cases = _list_cases(paths[0])
     elif paths[0].is_dir():
         cases = _folder_cases(paths[0], skip)

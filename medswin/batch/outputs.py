@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import ImageWriteError
+from medswin.io.formats import OUTPUT_FORMATS
 from medswin.io.image import Image
 
 __all__ = [
@@ -45,9 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: output format -> label file ending.
-OUTPUT_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "mha": ".mha", "dicom-seg": ".dcm"}
 
 
 def label_outputs(output_dir: Path, case_id: str, formats: Sequence[str]) -> dict[str, Path]:

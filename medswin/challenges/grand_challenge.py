@@ -21,10 +21,9 @@ from typing import Any
 
 from medswin.batch.cases import Case
 from medswin.errors import MedSwinError
+from medswin.io.formats import file_format
 
-__all__ = ["IMAGE_SUFFIXES", "image_sockets", "socket_image", "run_job"]
-
-IMAGE_SUFFIXES = (".mha", ".tif", ".tiff", ".nii.gz")
+__all__ = ["image_sockets", "socket_image", "run_job"]
 
 
 def image_sockets(input_root: Path) -> list[str]:
@@ -50,12 +49,16 @@ def image_sockets(input_root: Path) -> list[str]:
 
 
 def socket_image(input_root: Path, slug: str) -> Path:
-    """The one image file of a socket folder."""
+    """The one image file of a socket folder (Grand Challenge delivers .mha or .tif; any readable image counts)."""
     folder = input_root / "images" / slug
-    files = [p for p in sorted(folder.glob("*")) if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)]
+    files = [
+        p
+        for p in sorted(folder.glob("*"))
+        if p.is_file() and not p.name.startswith(".") and file_format(p) is not None
+    ]
     if len(files) != 1:
         raise MedSwinError(
-            f"{folder}: expected exactly one image ({', '.join(IMAGE_SUFFIXES)}), found {len(files)}"
+            f"{folder}: expected exactly one image file (.mha, .tif, .nii.gz ...), found {len(files)}"
         )
     return files[0]
 

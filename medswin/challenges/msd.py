@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medswin.batch.cases import Case, case_name, discover_cases
+from medswin.batch.cases import Case, discover_cases
 from medswin.challenges.validation import (
     ValidationReport,
     check_label_image,
@@ -29,6 +29,7 @@ from medswin.challenges.validation import (
     write_submission_zip,
 )
 from medswin.errors import MedSwinError, ModelCardError
+from medswin.io.formats import case_name
 from medswin.models.card import ModelCard
 
 __all__ = ["MsdTask", "read_task", "msd_cases", "check_card", "pack_submission", "validate_msd"]

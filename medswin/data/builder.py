@@ -27,17 +27,15 @@ from typing import Any
 import numpy as np
 
 from medswin.data.manifest import (
-    IMAGE_SUFFIXES,
-    LABEL_NAME_SUFFIXES,
     CaseEntry,
     DatasetInfo,
-    case_id_from_path,
     check_case_geometry,
     load_dataset_info,
     parse_datalist,
     validate_document,
 )
 from medswin.errors import ManifestError
+from medswin.io.formats import LABEL_NAME_SUFFIXES, case_name, dataset_case_id, file_format, split_channel
 
 __all__ = ["LAYOUTS", "assign_folds", "build_manifest", "detect_layout", "scan_folder"]
 
@@ -45,16 +43,7 @@ log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "nnunet", "pairs", "case-folders")
 _LABEL_FOLDERS = ("labels", "masks", "segmentations", "labelsTr")
-_CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _CASE_FOLDER_LABEL = re.compile(r"(?:^|[_\-.])(seg|segmentation|label|labels|mask)$", re.IGNORECASE)
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -65,7 +54,7 @@ def _image_files(folder: Path) -> list[Path]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
-        if path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES):
+        if path.is_file() and file_format(path) is not None:
             found.append(path)
     return found
 
@@ -92,12 +81,13 @@ def detect_layout(folder: Path) -> str:
 # ------------------------------------------------------------------------------ layouts
 def _group_channel_files(files: list[Path], where: Path) -> dict[str, list[Path]]:
     """``{case: [channel files in order]}`` for nnU-Net names, or one file per case for MSD names."""
-    stems = [_stem(p) for p in files]
-    matches = [_CHANNEL_FILE.match(s) for s in stems]
+    stems = [case_name(p) for p in files]
+    matches = [split_channel(s) for s in stems]
     if files and all(matches):
         grouped: dict[str, dict[int, Path]] = {}
         for path, match in zip(files, matches, strict=True):
-            grouped.setdefault(match.group("case"), {})[int(match.group("channel"))] = path
+            case, channel = match
+            grouped.setdefault(case, {})[channel] = path
         expected = list(range(max(max(v) for v in grouped.values()) + 1))
         cases: dict[str, list[Path]] = {}
         for case, channels in sorted(grouped.items()):
@@ -121,7 +111,7 @@ def _scan_nnunet(folder: Path) -> tuple[list[CaseEntry], list[CaseEntry]]:
     images = _group_channel_files(_image_files(folder / "imagesTr"), folder / "imagesTr")
     if not images:
         raise ManifestError(f"{folder / 'imagesTr'}: no image files")
-    labels = {_stem(p): p for p in _image_files(folder / "labelsTr")}
+    labels = {case_name(p): p for p in _image_files(folder / "labelsTr")}
     missing = [case for case in images if case not in labels]
     if missing:
         raise ManifestError(
@@ -138,7 +128,7 @@ def _scan_nnunet(folder: Path) -> tuple[list[CaseEntry], list[CaseEntry]]:
 
 
 def _pair_label(image: Path, labels: dict[str, Path]) -> Path | None:
-    stem = _stem(image)
+    stem = case_name(image)
     for candidate in (stem, *(stem + s for s in LABEL_NAME_SUFFIXES)):
         if candidate in labels:
             return labels[candidate]
@@ -147,7 +137,7 @@ def _pair_label(image: Path, labels: dict[str, Path]) -> Path | None:
 
 def _scan_pairs(folder: Path) -> tuple[list[CaseEntry], list[CaseEntry]]:
     label_folder = next(folder / n for n in _LABEL_FOLDERS if (folder / n).is_dir())
-    labels = {_stem(p): p for p in _image_files(label_folder)}
+    labels = {case_name(p): p for p in _image_files(label_folder)}
     training: list[CaseEntry] = []
     unmatched: list[str] = []
     used: set[Path] = set()
@@ -157,7 +147,7 @@ def _scan_pairs(folder: Path) -> tuple[list[CaseEntry], list[CaseEntry]]:
             unmatched.append(image.name)
             continue
         used.add(label)
-        training.append(CaseEntry(case_id_from_path(image), (image,), label))
+        training.append(CaseEntry(dataset_case_id(image), (image,), label))
     if unmatched:
         raise ManifestError(
             f"{folder}: {len(unmatched)} image(s) in images/ have no label of the same name in {label_folder.name}/ "
@@ -172,7 +162,7 @@ def _scan_pairs(folder: Path) -> tuple[list[CaseEntry], list[CaseEntry]]:
 
 
 def _case_folder_label(case_folder: Path) -> Path | None:
-    found = [p for p in _image_files(case_folder) if _CASE_FOLDER_LABEL.search(_stem(p))]
+    found = [p for p in _image_files(case_folder) if _CASE_FOLDER_LABEL.search(case_name(p))]
     if len(found) > 1:
         raise ManifestError(
             f"{case_folder}: several label files ({', '.join(p.name for p in found)}); keep one"
@@ -181,7 +171,7 @@ def _case_folder_label(case_folder: Path) -> Path | None:
 
 
 def _channel_name(case: str, path: Path) -> str:
-    stem = _stem(path)
+    stem = case_name(path)
     rest = stem[len(case) :] if stem.startswith(case) else stem
     return rest.lstrip("_-.") or stem
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.errors import ManifestError, MedSwinError
+from medswin.io.formats import dataset_case_id
 
 __all__ = [
     "SCHEMAS",
@@ -34,7 +34,6 @@ __all__ = [
     "DatasetInfo",
     "Datalist",
     "RegionSpec",
-    "case_id_from_path",
     "check_case_geometry",
     "load_datalist",
     "load_dataset_info",
@@ -49,36 +48,6 @@ log = logging.getLogger(__name__)
 
 #: schema names -> file in ``medswin/data/schemas``.
 SCHEMAS = ("dataset", "datalist", "pipeline")
-
-#: file endings of image files, longest first (used to strip them from case names).
-IMAGE_SUFFIXES: tuple[str, ...] = (
-    ".nii.gz",
-    ".nii",
-    ".mha",
-    ".mhd",
-    ".nrrd",
-    ".nhdr",
-    ".png",
-    ".tiff",
-    ".tif",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".dcm",
-    ".zip",
-)
-#: endings of label file names that are not part of the case name (``case_seg.nii.gz`` -> ``case``).
-LABEL_NAME_SUFFIXES: tuple[str, ...] = (
-    "_segmentation",
-    "-segmentation",
-    "_seg",
-    "-seg",
-    "_label",
-    "-label",
-    "_mask",
-    "-mask",
-)
-_CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 
 # ------------------------------------------------------------------------------ schemas / json
@@ -256,22 +225,6 @@ def load_dataset_info(path: str | Path) -> DatasetInfo:
 
 
 # ------------------------------------------------------------------------------ datalist
-def case_id_from_path(path: str | Path) -> str:
-    """Case name from a file name: extension, nnU-Net channel suffix (``_0000``) and label suffix removed."""
-    name = Path(path).name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    match = _CHANNEL_SUFFIX.match(name)
-    if match:
-        name = match.group("case")
-    for suffix in LABEL_NAME_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 @dataclass(frozen=True)
 class CaseEntry:
     """One case of a datalist with resolved paths.
@@ -386,7 +339,7 @@ def _entries(items: Iterable[Any], root: Path, section: str, source: str) -> lis
         images = item["image"] if isinstance(item["image"], list) else [item["image"]]
         resolved = tuple(_resolve(root, p, where) for p in images)
         label = _resolve(root, item["label"], where) if "label" in item else None
-        case_id = item.get("case") or case_id_from_path(label if label is not None else resolved[0])
+        case_id = item.get("case") or dataset_case_id(label if label is not None else resolved[0])
         if case_id in seen:
             raise ManifestError(
                 f"{where}: case {case_id!r} is listed twice in {section} (also at index {seen[case_id]})"

@@ -41,6 +41,7 @@ from medswin.io.dicom_series import (
     series_info,
     summarise,
 )
+from medswin.io.formats import endings, format_ending
 from medswin.io.image import Image, ImageKind
 
 __all__ = ["read_image", "list_series", "detect_format", "require_finite", "SeriesInfo", "ImageFormat"]
@@ -49,15 +50,10 @@ log = logging.getLogger(__name__)
 
 ImageFormat = Literal["nifti", "itk", "dicom", "dicom-folder", "zip", "raster"]
 
-_ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-_RASTER_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: volumes SimpleITK reads (MetaImage, NRRD); NIfTI goes through nibabel.
+_ITK_SUFFIXES = tuple(e for e in endings("volume") if not e.startswith(".nii"))
 # Errors that mean "the bytes are not what the header promised" (truncated or corrupt files).
 _CORRUPT_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError)
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 def detect_format(path: str | Path) -> ImageFormat:
@@ -72,7 +68,7 @@ def detect_format(path: str | Path) -> ImageFormat:
             head = stream.read(352)
     except OSError as error:
         raise ImageReadError(f"{path}: cannot open ({error.strerror or error})") from error
-    suffix = _suffix(path)
+    suffix = format_ending(path)
     if not head:
         raise ImageReadError(f"{path}: the file is empty (0 bytes)")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -280,7 +276,7 @@ def _read_itk(path: Path, kind: ImageKind) -> Image:
         raise ImageReadError(f"{path}: SimpleITK cannot read this file ({detail.strip()[:300]})") from error
     if image.GetDimension() not in (2, 3):
         raise ImageReadError(f"{path}: {image.GetDimension()}D image; medswin reads 2D and 3D images")
-    meta = {"path": str(path), "format": _suffix(path).lstrip(".")}
+    meta = {"path": str(path), "format": format_ending(path).lstrip(".")}
     try:
         return Image.from_sitk(image, kind, meta)
     except GeometryError as error:
@@ -309,7 +305,11 @@ def _read_raster(path: Path, kind: ImageKind, spacing: Sequence[float] | None) -
     pixel_spacing = tuple(float(s) for s in spacing) if spacing is not None else (1.0, 1.0)
     if len(pixel_spacing) != 2:
         raise ImageReadError(f"{path}: a 2D image needs 2 spacing values, got {pixel_spacing}")
-    meta = {"path": str(path), "format": _suffix(path).lstrip("."), "pixel_spacing_assumed": spacing is None}
+    meta = {
+        "path": str(path),
+        "format": format_ending(path).lstrip("."),
+        "pixel_spacing_assumed": spacing is None,
+    }
     return Image(np.ascontiguousarray(array), pixel_spacing, (0.0, 0.0), np.eye(2), kind, meta)
 
 

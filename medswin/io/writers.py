@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import ImageReadError, ImageWriteError
+from medswin.io.formats import endings, format_ending
 from medswin.io.image import Image
 from medswin.io.readers import as_label_array
 
@@ -33,13 +34,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WRITABLE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
+WRITABLE_SUFFIXES = endings(writable=True)
 _NIFTI_LABEL_INTENT = "label"
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
 @contextlib.contextmanager
@@ -213,10 +209,10 @@ def write_image(image: Image, path: str | Path, *, reference: Image | None = Non
         ``path``. Raises :class:`ImageWriteError` naming the path; nothing is written then.
     """
     path = Path(path)
-    writer = _WRITERS.get(_suffix(path))
+    writer = _WRITERS.get(format_ending(path))
     if writer is None:
         raise ImageWriteError(
-            f"{path}: unsupported output extension {_suffix(path) or '(none)'}; use one of {', '.join(WRITABLE_SUFFIXES)}"
+            f"{path}: unsupported output extension {format_ending(path) or '(none)'}; use one of {', '.join(WRITABLE_SUFFIXES)}"
         )
     if reference is not None:
         difference = image.grid_difference(reference)

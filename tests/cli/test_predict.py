@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from medswin.cli.main import main
-from medswin.cli.predict import case_name
 from medswin.data.phantom import make_ct_phantom
 from medswin.io import read_image, write_image
+from medswin.io.formats import case_name
 from medswin.models import preset_card, save_checkpoint
 
 

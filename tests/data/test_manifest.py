@@ -9,12 +9,12 @@ import pytest
 
 from medswin.data.manifest import (
     DatasetInfo,
-    case_id_from_path,
     load_datalist,
     load_dataset_info,
     parse_datalist,
 )
 from medswin.errors import ManifestError
+from medswin.io.formats import dataset_case_id
 
 MSD_SPLEEN = {
     "name": "Spleen",
@@ -170,4 +170,4 @@ def test_duplicate_and_overlapping_cases_are_refused(tmp_path: Path) -> None:
     ],
 )
 def test_case_ids_come_from_file_names(name: str, case: str) -> None:
-    assert case_id_from_path(name) == case
+    assert dataset_case_id(name) == case
