@@ -122,7 +122,7 @@ def lesion_settings_for(case_id: str, edition: BratsEdition) -> str:
 
     The sub-challenges differ in dilation and lesion-size threshold; an unknown one gets the edition's.
     """
-    from medswin.metrics.brats import LESION_WISE_SETTINGS
+    from medswin.metrics.brats_settings import LESION_WISE_SETTINGS
 
     match = re.match(r"^BraTS-([A-Z]+)-", case_id)
     year = edition.lesion_settings.rsplit("-", 1)[1]

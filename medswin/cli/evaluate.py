@@ -1,6 +1,7 @@
-"""``medswin evaluate``: metrics of a folder of predictions against a folder of references.
+"""``medswin evaluate``: metrics of a folder of predictions against a folder of references (or of one file
+against another).
 
-Files are paired by case id, the file name without ``.nii.gz``/``.nii``/``.mha``/``.nrrd``. Writes a
+Files are paired by case name, the file name without its image ending (:mod:`medswin.metrics.pairing`). Writes a
 tidy CSV (one row per case and label, see :mod:`medswin.metrics.report`) and ``<csv
 stem>_summary.json`` beside it. A reference without a prediction is a failed case (listed, never
 dropped from the summary); a prediction without a reference is reported and skipped.
@@ -14,23 +15,18 @@ import argparse
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medswin.errors import MedSwinError
 
-__all__ = ["CASE_SUFFIXES", "add_parser", "case_id", "pair_cases", "run"]
+__all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
 
-#: file endings read as label images, longest first so ".nii.gz" wins over ".gz".
-CASE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
-
-
 DESCRIPTION = """\
-Metrics of predicted label images against reference label images, paired by case id (the file
-name without .nii.gz/.nii/.mha/.nrrd): Dice, IoU, sensitivity, precision, Hausdorff, HD95, ASSD,
+Metrics of predicted label images against reference label images: two folders paired by case name
+(the file name without .nii.gz/.nii/.mha/.mhd/.nrrd/.nhdr), or two files: Dice, IoU, sensitivity, precision, Hausdorff, HD95, ASSD,
 mean surface distances, NSD (mm, voxel spacing honoured) and volumes (mL) per label; with --brats,
 the BraTS regions WT/TC/ET with the challenge's lesion-wise Dice and HD95.
 
@@ -40,56 +36,6 @@ both images scores Dice 1 / distance 0; empty in one scores Dice 0 / the image d
 
 Exit codes: 0 all cases evaluated, 1 some cases failed, 2 usage error.
 """
-
-
-def case_id(path: Path) -> str | None:
-    """Case id of a label file (its name without the image suffix), or None for other files."""
-    name = path.name
-    if name.startswith("."):
-        return None
-    for suffix in CASE_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def _cases_in(folder: Path, what: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise MedSwinError(f"{folder}: the {what} folder does not exist or is not a folder")
-    cases: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        case = case_id(path)
-        if case is None or not path.is_file():
-            continue
-        if case in cases:
-            raise MedSwinError(
-                f"{folder}: case {case!r} has two files ({cases[case].name}, {path.name}); keep one per case"
-            )
-        cases[case] = path
-    return cases
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """Prediction/reference files paired by case id, and what could not be paired."""
-
-    pairs: dict[str, tuple[Path, Path]]
-    missing_predictions: list[str]
-    missing_references: list[str]
-
-
-def pair_cases(pred_dir: Path, gt_dir: Path) -> Pairing:
-    """Pair prediction and reference files by case id."""
-    predictions = _cases_in(pred_dir, "prediction")
-    references = _cases_in(gt_dir, "reference")
-    pairs = {
-        case: (predictions[case], references[case]) for case in sorted(references) if case in predictions
-    }
-    return Pairing(
-        pairs,
-        sorted(set(references) - set(predictions)),
-        sorted(set(predictions) - set(references)),
-    )
 
 
 def _labels(text: str) -> list[int]:
@@ -125,7 +71,7 @@ def _jobs(text: str) -> int:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from medswin.metrics.brats import LESION_WISE_SETTINGS
+    from medswin.metrics.brats_settings import LESION_WISE_SETTINGS
 
     parser = subparsers.add_parser(
         "evaluate",
@@ -134,10 +80,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--pred", type=Path, required=True, metavar="DIR", help="folder of predicted label images"
+        "--pred",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="folder of predicted label images, or one file",
     )
     parser.add_argument(
-        "--gt", type=Path, required=True, metavar="DIR", help="folder of reference label images"
+        "--gt", type=Path, required=True, metavar="PATH", help="folder of reference label images, or one file"
     )
     parser.add_argument(
         "-o", "--output", type=Path, required=True, metavar="CSV", help="metrics table to write"
@@ -195,7 +145,7 @@ def _evaluate_pair(
 ):
     from medswin.io.readers import read_image
     from medswin.metrics import CaseResult, evaluate_case
-    from medswin.metrics.brats import LESION_WISE_SETTINGS
+    from medswin.metrics.brats_settings import LESION_WISE_SETTINGS
 
     try:
         pred = read_image(pred_path, kind="label")
@@ -245,11 +195,13 @@ def run(args: argparse.Namespace) -> int:
         raise MedSwinError("--labels and --brats exclude each other: BraTS evaluates its fixed regions")
     if args.output.suffix.lower() != ".csv":
         raise MedSwinError(f"{args.output}: the output must be a .csv file")
+    from medswin.metrics.pairing import LABEL_ENDINGS, pair_cases
+
     pairing = pair_cases(args.pred, args.gt)
     if not pairing.pairs:
         raise MedSwinError(
             f"no case of {args.pred} matches one of {args.gt} (cases pair by file name without "
-            f"{'/'.join(CASE_SUFFIXES)})"
+            f"{'/'.join(LABEL_ENDINGS)})"
         )
     if pairing.missing_references:
         print(

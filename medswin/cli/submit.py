@@ -107,7 +107,7 @@ def _score_brats(inputs: Path, predictions: Path, cases: list[str], edition: Any
     from medswin.challenges.brats import lesion_settings_for
     from medswin.io import read_image
     from medswin.metrics import evaluate_case, summarize
-    from medswin.metrics.brats import LESION_WISE_SETTINGS
+    from medswin.metrics.brats_settings import LESION_WISE_SETTINGS
     from medswin.metrics.report import summary_path_for, write_metrics_csv, write_summary_json
 
     results = []

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,8 +21,9 @@ from medswin.errors import MetricInputError
 from medswin.io.image import Image
 from medswin.metrics.brats import BratsRegionMetrics, LesionWiseSettings, brats_metrics
 from medswin.metrics.multilabel import METRIC_COLUMNS, LabelMetrics, label_metrics
+from medswin.metrics.statistics import describe
 
-__all__ = ["BRATS_COLUMNS", "CaseResult", "evaluate_case", "summarize"]
+__all__ = ["BRATS_COLUMNS", "CaseRecord", "CaseResult", "evaluate_case", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +38,23 @@ BRATS_COLUMNS: tuple[str, ...] = (
 )
 
 
+_Record = TypeVar("_Record", bound="CaseRecord")
+
+
 @dataclass
-class CaseResult:
-    """Metrics of one case, or why it could not be evaluated.
+class CaseRecord:
+    """One evaluated case, or why it could not be evaluated: the part every evaluation shares.
 
     Attributes:
-        case: case id (file name without extension in the CLI).
-        rows: one flat dict per label or region: ``label``, ``empty``, the metric columns
-            (:data:`~medswin.metrics.multilabel.METRIC_COLUMNS`), ``nsd_tolerance_mm`` and, for
-            BraTS, :data:`BRATS_COLUMNS`.
+        case: case id (file name without its image ending in the CLI).
         pred_path, ref_path: source files, when known.
-        error: the failure message; ``rows`` is then empty.
-        brats: per-region BraTS details (lesion lists), when evaluated with ``brats=True``.
+        error: the failure message; the metric lists are then empty.
     """
 
     case: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
     pred_path: str | None = None
     ref_path: str | None = None
     error: str | None = None
-    brats: list[BratsRegionMetrics] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,9 +62,32 @@ class CaseResult:
 
     @classmethod
     def failed(
-        cls, case: str, error: str | BaseException, pred_path: str | None = None, ref_path: str | None = None
-    ) -> CaseResult:
+        cls: type[_Record],
+        case: str,
+        error: str | BaseException,
+        pred_path: str | None = None,
+        ref_path: str | None = None,
+    ) -> _Record:
         return cls(case=case, pred_path=pred_path, ref_path=ref_path, error=str(error))
+
+    def failure(self) -> dict[str, str | None]:
+        """The summaries' ``failed`` entry of this case."""
+        return {"case": self.case, "error": self.error, "pred": self.pred_path, "ref": self.ref_path}
+
+
+@dataclass
+class CaseResult(CaseRecord):
+    """Metrics of one case (:func:`evaluate_case`), or why it could not be evaluated.
+
+    Attributes:
+        rows: one flat dict per label or region: ``label``, ``empty``, the metric columns
+            (:data:`~medswin.metrics.multilabel.METRIC_COLUMNS`), ``nsd_tolerance_mm`` and, for
+            BraTS, :data:`BRATS_COLUMNS`; empty for a failed case.
+        brats: per-region BraTS details (lesion lists), when evaluated with ``brats=True``.
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list, kw_only=True)
+    brats: list[BratsRegionMetrics] = field(default_factory=list, kw_only=True)
 
 
 def _name(image: Image, fallback: str) -> str:
@@ -175,7 +196,7 @@ def evaluate_case(
             nsd_tolerance_mm=nsd_tolerance_mm,
         )
         rows = [region.as_row() for region in regions]
-        return CaseResult(case, rows, pred_name, ref_name, brats=regions)
+        return CaseResult(case, pred_name, ref_name, rows=rows, brats=regions)
     if labels is not None:
         labels = [int(v) for v in labels]
         if any(v <= 0 for v in labels):
@@ -185,22 +206,7 @@ def evaluate_case(
     results: list[LabelMetrics] = label_metrics(
         pred_array, ref_array, spacing, labels, nsd_tolerance_mm, empty_distance_mm, jobs
     )
-    return CaseResult(case, [m.as_dict() for m in results], pred_name, ref_name)
-
-
-def _stats(values: list[float]) -> dict[str, float | int]:
-    array = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(array)
-    with np.errstate(invalid="ignore"):
-        return {
-            "mean": float(array.mean()),
-            "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-            "median": float(np.median(array)),
-            "min": float(array.min()),
-            "max": float(array.max()),
-            "n": int(array.size),
-            "n_nonfinite": int(array.size - np.count_nonzero(finite)),
-        }
+    return CaseResult(case, pred_name, ref_name, rows=[m.as_dict() for m in results])
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, Any]:
@@ -216,13 +222,8 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, Any]:
     """
     results = list(results)
     per_label: dict[str, list[dict[str, Any]]] = {}
-    failed = []
+    failed = [result.failure() for result in results if not result.ok]
     for result in results:
-        if not result.ok:
-            failed.append(
-                {"case": result.case, "error": result.error, "pred": result.pred_path, "ref": result.ref_path}
-            )
-            continue
         for row in result.rows:
             per_label.setdefault(str(row["label"]), []).append(row)
     labels: dict[str, Any] = {}
@@ -233,7 +234,7 @@ def summarize(results: Iterable[CaseResult]) -> dict[str, Any]:
             "empty": {
                 kind: sum(1 for row in rows if row["empty"] == kind) for kind in ("both", "pred", "ref")
             },
-            "metrics": {column: _stats([float(row[column]) for row in rows]) for column in columns},
+            "metrics": {column: describe([float(row[column]) for row in rows]) for column in columns},
         }
     return {
         "n_cases": len(results),

@@ -11,14 +11,21 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from medswin.metrics.evaluate import BRATS_COLUMNS, CaseResult
 from medswin.metrics.multilabel import METRIC_COLUMNS
 
-__all__ = ["CSV_COLUMNS", "summary_path_for", "write_atomic", "write_metrics_csv", "write_summary_json"]
+__all__ = [
+    "CSV_COLUMNS",
+    "csv_text",
+    "summary_path_for",
+    "write_atomic",
+    "write_metrics_csv",
+    "write_summary_json",
+]
 
 #: columns of the metrics CSV, in order (BraTS runs append :data:`~medswin.metrics.evaluate.BRATS_COLUMNS`).
 CSV_COLUMNS: tuple[str, ...] = ("case", "label", "empty", *METRIC_COLUMNS, "nsd_tolerance_mm")
@@ -34,9 +41,21 @@ def write_atomic(path: str | Path, text: str) -> Path:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return ""  # not applicable
     if isinstance(value, float):
         return format(value, ".10g") if math.isfinite(value) else str(value)
     return str(value)
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A CSV table of ``rows`` in ``columns`` order: floats to 10 significant digits, missing cells blank."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: _cell(row.get(column)) for column in columns})
+    return buffer.getvalue()
 
 
 def write_metrics_csv(results: Iterable[CaseResult], path: str | Path) -> Path:
@@ -49,12 +68,7 @@ def write_metrics_csv(results: Iterable[CaseResult], path: str | Path) -> Path:
     columns = list(CSV_COLUMNS)
     if any("lesion_dice" in row for row in rows):
         columns += list(BRATS_COLUMNS)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({column: _cell(row.get(column, "")) for column in columns})
-    return write_atomic(path, buffer.getvalue())
+    return write_atomic(path, csv_text(rows, columns))
 
 
 def _json_safe(value: Any) -> Any:

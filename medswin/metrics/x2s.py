@@ -28,8 +28,6 @@ not on one grid is a failed case; the others go on.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import re
@@ -43,7 +41,7 @@ import numpy as np
 
 from medswin.errors import MedSwinError, MetricInputError
 from medswin.io.image import Image
-from medswin.metrics.evaluate import evaluate_case
+from medswin.metrics.evaluate import CaseRecord, evaluate_case
 from medswin.metrics.morphometry import (
     FemurMorphometry,
     PelvisLandmarks,
@@ -56,7 +54,8 @@ from medswin.metrics.morphometry import (
     vertebra_morphometry,
 )
 from medswin.metrics.morphometry._geometry import SUPERIOR
-from medswin.metrics.report import summary_path_for, write_atomic, write_summary_json
+from medswin.metrics.report import csv_text, summary_path_for, write_atomic, write_summary_json
+from medswin.metrics.statistics import describe
 from medswin.metrics.surface import union_box
 
 __all__ = [
@@ -273,36 +272,19 @@ def anatomy_from_labels(labels: Mapping[int, str] | Mapping[str, str]) -> X2SAna
 
 
 @dataclass
-class X2SCaseResult:
-    """Swin-X2S metrics of one case, or why it could not be evaluated.
+class X2SCaseResult(CaseRecord):
+    """Swin-X2S metrics of one case, or why it could not be evaluated (see :class:`CaseRecord`).
 
     Attributes:
-        case: case id.
         overlap: one dict per foreground label (columns :data:`OVERLAP_COLUMNS` but ``case``).
         morphometry: one dict per structure and parameter (:data:`MORPHOMETRY_COLUMNS` but ``case``).
         dice_with_background_official: the case's official-style Dice (see
             :func:`dice_with_background_official`).
-        pred_path, ref_path: source files, when known.
-        error: the failure message; the lists are then empty.
     """
 
-    case: str
-    overlap: list[dict[str, Any]] = field(default_factory=list)
-    morphometry: list[dict[str, Any]] = field(default_factory=list)
-    dice_with_background_official: float | None = None
-    pred_path: str | None = None
-    ref_path: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @classmethod
-    def failed(
-        cls, case: str, error: str | BaseException, pred_path: str | None = None, ref_path: str | None = None
-    ) -> X2SCaseResult:
-        return cls(case=case, pred_path=pred_path, ref_path=ref_path, error=str(error))
+    overlap: list[dict[str, Any]] = field(default_factory=list, kw_only=True)
+    morphometry: list[dict[str, Any]] = field(default_factory=list, kw_only=True)
+    dice_with_background_official: float | None = field(default=None, kw_only=True)
 
 
 def dice_with_background_official(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -499,20 +481,6 @@ def evaluate_x2s_case(
     )
 
 
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return {"n": 0, "mean": None, "median": None, "std": None, "min": None, "max": None}
-    return {
-        "n": int(array.size),
-        "mean": float(array.mean()),
-        "median": float(np.median(array)),
-        "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-        "min": float(array.min()),
-        "max": float(array.max()),
-    }
-
-
 def _overlap_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "n": len(rows),
@@ -522,10 +490,10 @@ def _overlap_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "false_positive": sum(1 for row in rows if row["empty"] == "ref"),
     }
     for metric in ("dice", "hd95", "assd"):
-        entry[metric] = _stats([row[metric] for row in rows])
+        entry[metric] = describe([row[metric] for row in rows])
     cl = [row["cl_dice"] for row in rows if row.get("cl_dice") is not None]
     if cl:
-        entry["cl_dice"] = _stats(cl)
+        entry["cl_dice"] = describe(cl)
     return entry
 
 
@@ -543,7 +511,7 @@ def _morphometry_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         parameters[parameter] = {
             "kind": mine[0]["kind"],
             "unit": mine[0]["unit"],
-            **_stats(measured),
+            **describe(measured),
             "n_failed": failed,
             "n_reference_failed": sum(1 for row in mine if row["status"] == "reference_failed"),
             "median_failed_as_worst": float(np.median(ranked)) if ranked else None,
@@ -581,11 +549,7 @@ def summarize_x2s(results: Iterable[X2SCaseResult]) -> dict[str, Any]:
         statistic is over labels (or structures) and cases; distances in mm, angles in degrees.
     """
     results = list(results)
-    failed = [
-        {"case": r.case, "error": r.error, "pred": r.pred_path, "ref": r.ref_path}
-        for r in results
-        if not r.ok
-    ]
+    failed = [r.failure() for r in results if not r.ok]
     good = [r for r in results if r.ok]
     overlap_rows = [{"case": r.case, **row} for r in good for row in r.overlap]
     morph_rows = [{"case": r.case, **row} for r in good for row in r.morphometry]
@@ -609,31 +573,14 @@ def summarize_x2s(results: Iterable[X2SCaseResult]) -> dict[str, Any]:
         "failed": failed,
         "overlap": overlap,
         "dice_per_case": {
-            "foreground": _stats(per_case),
-            "with_background_official": _stats(
+            "foreground": describe(per_case),
+            "with_background_official": describe(
                 [r.dice_with_background_official for r in good if r.dice_with_background_official is not None]
             ),
         },
         "morphometry": morphometry,
         "notes": list(NOTES),
     }
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return format(value, ".10g") if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def _csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({column: _cell(row.get(column)) for column in columns})
-    return buffer.getvalue()
 
 
 def write_x2s_csvs(results: Iterable[X2SCaseResult], path: str | Path) -> tuple[Path, Path]:
@@ -651,11 +598,11 @@ def write_x2s_csvs(results: Iterable[X2SCaseResult], path: str | Path) -> tuple[
     path = Path(path)
     morph_path = path.with_name(f"{path.stem}_morphometry.csv")
     write_atomic(
-        path, _csv_text(({"case": r.case, **row} for r in results for row in r.overlap), OVERLAP_COLUMNS)
+        path, csv_text(({"case": r.case, **row} for r in results for row in r.overlap), OVERLAP_COLUMNS)
     )
     write_atomic(
         morph_path,
-        _csv_text(({"case": r.case, **row} for r in results for row in r.morphometry), MORPHOMETRY_COLUMNS),
+        csv_text(({"case": r.case, **row} for r in results for row in r.morphometry), MORPHOMETRY_COLUMNS),
     )
     return path, morph_path
 
@@ -688,8 +635,7 @@ def evaluate_x2s_folders(
 ) -> dict[str, Any]:
     """Evaluate a folder of Swin-X2S predictions against a folder of references and write the tables.
 
-    Files pair by case id (name without ``.nii.gz``/``.nii``/``.mha``/``.nrrd``, as ``medswin
-    evaluate``). Writes ``output_csv`` (overlap), ``<stem>_morphometry.csv`` (see
+    Files pair by case name (:func:`medswin.metrics.pairing.pair_cases`, as ``medswin evaluate``). Writes ``output_csv`` (overlap), ``<stem>_morphometry.csv`` (see
     :func:`write_x2s_csvs`) and ``<stem>_summary.json`` (:func:`summarize_x2s` plus
     ``unpaired_predictions``, ``anatomy`` and ``files``), each atomically.
 
@@ -711,7 +657,7 @@ def evaluate_x2s_folders(
     Raises:
         MedSwinError: a folder is missing, a case has two files, or the reference folder is empty.
     """
-    from medswin.cli.evaluate import pair_cases  # the one pairing rule; imported late (a front-end module)
+    from medswin.metrics.pairing import LABEL_ENDINGS, pair_cases
 
     anatomy = anatomy if anatomy is not None else anatomy_from_labels(labels)
     pairing = pair_cases(Path(pred_dir), Path(ref_dir))
@@ -727,7 +673,7 @@ def evaluate_x2s_folders(
             missing_references=[c for c in pairing.missing_references if c in chosen],
         )
     if not pairing.pairs and not pairing.missing_predictions:
-        raise MedSwinError(f"{ref_dir}: no reference label files (.nii.gz, .nii, .mha, .nrrd) to evaluate")
+        raise MedSwinError(f"{ref_dir}: no reference label files ({', '.join(LABEL_ENDINGS)}) to evaluate")
     results = [
         _evaluate_files(case, pred, ref, anatomy, morphometry) for case, (pred, ref) in pairing.pairs.items()
     ]

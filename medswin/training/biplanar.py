@@ -211,7 +211,7 @@ def validate_biplanar_cases(
     from both prediction and label.
     """
     from medswin.inference.x2s import X2SPredictor
-    from medswin.training.trainer import structure_dice
+    from medswin.metrics.overlap import structure_dice
 
     predictor = X2SPredictor(network, card=card, device=str(device), precision=precision)
     results = []

@@ -38,11 +38,12 @@ import numpy as np
 from medswin.data.manifest import CaseEntry, Datalist, load_datalist
 from medswin.distributed import DistContext, all_gather, barrier, setup_distributed
 from medswin.errors import CheckpointError, ManifestError, MedSwinError
+from medswin.metrics.overlap import structure_dice
 from medswin.models.card import ModelCard
 from medswin.training.config import Pipeline
 from medswin.training.state import STATE_JSON, TrainingState, load_training_state, save_training_state
 
-__all__ = ["TrainResult", "train", "validate_cases", "structure_dice", "structure_names"]
+__all__ = ["TrainResult", "train", "validate_cases", "structure_names"]
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +123,6 @@ def validate_cases(
         predicted = predictor.predict(image).labels.array[0]
         results.append((entry.case_id, structure_dice(predicted, reference.array[0], structures)))
     return results
-
-
-def structure_dice(
-    predicted: np.ndarray, truth: np.ndarray, structures: Mapping[str, tuple[int, ...]]
-) -> dict[str, float]:
-    """Dice per scored structure (a structure absent from both scores 1, medswin's empty-mask policy)."""
-    from medswin.metrics import dice
-
-    return {
-        name: float(dice(np.isin(predicted, values), np.isin(truth, values)))
-        for name, values in structures.items()
-    }
 
 
 # ------------------------------------------------------------------------------ helpers

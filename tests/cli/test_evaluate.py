@@ -8,9 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medswin.cli.evaluate import case_id, pair_cases
 from medswin.cli.main import main
 from medswin.errors import MedSwinError
+from medswin.io.writers import write_image
+from medswin.metrics.pairing import label_case, pair_cases
 
 AFFINE = np.array(
     [
@@ -51,10 +52,65 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_case_ids_strip_image_suffixes_only():
-    assert case_id(Path("BraTS-GLI-00001-000.nii.gz")) == "BraTS-GLI-00001-000"
-    assert case_id(Path("a.NII")) == "a"
-    assert case_id(Path("b.mha")) == case_id(Path("b.nrrd")) == "b"
-    assert case_id(Path("notes.txt")) is None and case_id(Path(".hidden.nii.gz")) is None
+    assert label_case(Path("BraTS-GLI-00001-000.nii.gz")) == "BraTS-GLI-00001-000"
+    assert label_case(Path("a.NII")) == "a"
+    assert label_case(Path("b.mha")) == label_case(Path("b.nrrd")) == "b"
+    assert label_case(Path("c.mhd")) == label_case(Path("c.nhdr")) == "c"
+    assert label_case(Path("c_0000.nii.gz")) == "c_0000"  # a label file has no channels
+    assert label_case(Path("notes.txt")) is None and label_case(Path(".hidden.nii.gz")) is None
+    assert label_case(Path("photo.png")) is None and label_case(Path("study.zip")) is None
+
+
+def test_metaimage_and_nrrd_header_references_pair_with_nifti_predictions(folders, tmp_path):
+    """.mhd (+ its data file) and .nhdr (+ .raw) references are read like any other label image; they were skipped."""
+    import SimpleITK as sitk
+
+    from medswin.io.readers import read_image
+
+    pred, gt = folders
+    write_image(read_image(gt / "case_a.nii.gz", kind="label"), gt / "case_a.mhd")
+    sitk.WriteImage(sitk.ReadImage(str(gt / "case_b.nii")), str(gt / "case_b.nhdr"))
+    (gt / "case_a.nii.gz").unlink()
+    (gt / "case_b.nii").unlink()
+    out = tmp_path / "m.csv"
+    assert (
+        main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--labels", "1,2", "-q"]) == 0
+    )
+    rows = read_rows(out)
+    assert [(r["case"], r["label"]) for r in rows] == [
+        ("case_a", "1"),
+        ("case_a", "2"),
+        ("case_b", "1"),
+        ("case_b", "2"),
+    ]
+    assert float(rows[0]["dice"]) == pytest.approx(2 * 7 * 8 * 5 / (2 * 8 * 8 * 5))
+    assert float(rows[2]["dice"]) == 1.0
+
+
+def test_one_pair_of_files_is_evaluated(folders, tmp_path, capsys):
+    pred, gt = folders
+    out = tmp_path / "one.csv"
+    code = main(
+        [
+            "evaluate",
+            "--pred",
+            str(pred / "case_a.nii.gz"),
+            "--gt",
+            str(gt / "case_a.nii.gz"),
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    rows = read_rows(out)
+    assert {r["case"] for r in rows} == {"case_a"} and len(rows) == 2
+    assert float(rows[0]["dice"]) == pytest.approx(2 * 7 * 8 * 5 / (2 * 8 * 8 * 5))
+    # a file against a folder is a usage error that names both
+    assert (
+        main(["evaluate", "--pred", str(pred / "case_a.nii.gz"), "--gt", str(gt), "-o", str(out), "-q"]) == 2
+    )
+    assert "is a file but" in capsys.readouterr().err
 
 
 def test_end_to_end_writes_csv_and_summary(folders, tmp_path, capsys):

@@ -50,3 +50,15 @@ def test_empty_policy_is_defined_never_nan(pred_empty, ref_empty, expected):
 def test_shape_mismatch_is_a_metric_input_error():
     with pytest.raises(MetricInputError, match="shape"):
         dice(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)))
+
+
+def test_structure_dice_scores_named_label_groups() -> None:
+    from medswin.metrics.overlap import structure_dice
+
+    truth = np.zeros((6, 6, 4), np.uint8)
+    truth[1:3, 1:3, :] = 1  # 16 voxels
+    truth[3:5, 3:5, :] = 3  # 16 voxels
+    predicted = truth.copy()
+    predicted[1:3, 1:3, :2] = 0  # half of label 1 missed
+    scores = structure_dice(predicted, truth, {"one": (1,), "core": (1, 3), "absent": (7,)})
+    assert scores == {"one": pytest.approx(2 * 8 / 24), "core": pytest.approx(2 * 24 / 56), "absent": 1.0}
