@@ -6,29 +6,22 @@ does not pull in torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medswin._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "Image": "medswin.io.image",
-    "read_image": "medswin.io.readers",
-    "write_image": "medswin.io.writers",
-    "ModelCard": "medswin.models.card",
-    "create_model": "medswin.models.registry",
-    "list_models": "medswin.models.registry",
-    "load_checkpoint": "medswin.models.checkpoints",
-    "save_checkpoint": "medswin.models.checkpoints",
-    "Predictor": "medswin.inference.predictor",
-    "Prediction": "medswin.inference.predictor",
-    "evaluate_case": "medswin.metrics.evaluate",
-}
-
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medswin' has no attribute {name!r}")
+_API, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.io.image": ("Image",),
+        "medswin.io.readers": ("read_image",),
+        "medswin.io.writers": ("write_image", "write_labels"),
+        "medswin.models.card": ("ModelCard",),
+        "medswin.models.registry": ("create_model", "list_models"),
+        "medswin.models.checkpoints": ("load_checkpoint", "save_checkpoint"),
+        "medswin.inference.predictor": ("Predictor", "Prediction"),
+        "medswin.inference.x2s": ("X2SPredictor", "X2SPrediction"),
+        "medswin.metrics.evaluate": ("evaluate_case",),
+    },
+)
+__all__ = ["__version__", *_API]

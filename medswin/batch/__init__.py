@@ -7,22 +7,22 @@
 ``medswin predict`` and the challenge pipelines are thin shells over these.
 """
 
-from medswin.batch.cases import Case, case_name, discover_cases, read_case
-from medswin.batch.outputs import OUTPUT_FORMATS, finished_record, write_case_outputs
-from medswin.batch.runner import BatchOptions, BatchResult, CaseOutcome, run_batch, shard_cases, write_summary
+from __future__ import annotations
 
-__all__ = [
-    "Case",
-    "case_name",
-    "discover_cases",
-    "read_case",
-    "OUTPUT_FORMATS",
-    "finished_record",
-    "write_case_outputs",
-    "BatchOptions",
-    "BatchResult",
-    "CaseOutcome",
-    "run_batch",
-    "shard_cases",
-    "write_summary",
-]
+from medswin._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.batch.cases": ("Case", "discover_cases", "read_case"),
+        "medswin.batch.outputs": ("OUTPUT_FORMATS", "finished_record", "write_case_outputs"),
+        "medswin.batch.runner": (
+            "BatchOptions",
+            "BatchResult",
+            "CaseOutcome",
+            "run_batch",
+            "shard_cases",
+            "write_summary",
+        ),
+    },
+)

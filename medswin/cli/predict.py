@@ -17,15 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from medswin.batch.cases import INPUT_SUFFIXES, case_name
-
 __all__ = [
     "add_parser",
     "add_predictor_options",
     "make_predictor",
     "run",
-    "case_name",
-    "INPUT_SUFFIXES",
     "parse_shard",
     "parse_labels_subset",
 ]
@@ -59,7 +55,7 @@ every window dominated run time; set GLIBC_TUNABLES yourself to do the same for 
 
 
 def add_parser(subparsers: Any) -> None:
-    from medswin.batch.outputs import OUTPUT_FORMATS
+    from medswin.io.formats import OUTPUT_FORMATS
 
     parser = subparsers.add_parser(
         "predict",
@@ -126,7 +122,7 @@ def add_parser(subparsers: Any) -> None:
 
 def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """The Predictor's options, shared by ``predict`` and ``submit``."""
-    from medswin.inference.predictor import PRECISIONS
+    from medswin.inference.runtime import PRECISIONS
 
     parser.add_argument(
         "-m",

@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
 
 # ----------------------------------------------------------------------------- predict
 def _add_predict(commands: Any) -> None:
-    from medswin.inference.predictor import PRECISIONS
+    from medswin.inference.runtime import PRECISIONS
 
     parser = commands.add_parser(
         "predict",

@@ -1,20 +1,20 @@
 """medswin.inference: the :class:`Predictor` (image in, labels on the input's grid out) and its biplanar
-counterpart :class:`X2SPredictor` (an AP and a lateral radiograph in, a label volume out)."""
+counterpart :class:`X2SPredictor` (an AP and a lateral radiograph in, a label volume out).
+
+Names are resolved on first use (:mod:`medswin._lazy`), so importing a torch-free submodule such as
+:mod:`medswin.inference.runtime` does not load torch through this package.
+"""
 
 from __future__ import annotations
 
-from medswin.inference.predictor import PRECISIONS, Prediction, Predictor, ProgressCallback
-from medswin.inference.runtime import configure_cpu_runtime
-from medswin.inference.stitching import sliding_window_reduce
-from medswin.inference.x2s import X2SPrediction, X2SPredictor
+from medswin._lazy import lazy_exports
 
-__all__ = [
-    "PRECISIONS",
-    "Prediction",
-    "Predictor",
-    "ProgressCallback",
-    "configure_cpu_runtime",
-    "sliding_window_reduce",
-    "X2SPrediction",
-    "X2SPredictor",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.inference.runtime": ("PRECISIONS", "configure_cpu_runtime"),
+        "medswin.inference.predictor": ("Prediction", "Predictor", "ProgressCallback"),
+        "medswin.inference.stitching": ("sliding_window_reduce",),
+        "medswin.inference.x2s": ("X2SPrediction", "X2SPredictor"),
+    },
+)

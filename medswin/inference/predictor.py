@@ -3,7 +3,7 @@
 Steps for one image (each timed in ``Prediction.timings``):
 
 1. ``preprocess`` -- the card's MONAI transforms take the image onto the *model grid*
-   (orientation, spacing, intensity; :mod:`medswin.transforms.preprocess`);
+   (orientation, spacing, intensity; :mod:`medswin.transforms.preprocessing`);
 2. ``inference`` -- sliding windows with Gaussian blending (MONAI's window grid and weights),
    optional mirror test-time augmentation, reduced to labels plane by plane as soon as a plane
    is complete (:mod:`medswin.inference.stitching`): argmax for softmax cards, thresholded
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import CancelledError, CheckpointError, GeometryError, MedSwinError
-from medswin.inference.runtime import autocast
+from medswin.inference.runtime import PRECISIONS, autocast
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
@@ -58,13 +58,11 @@ from medswin.transforms.postprocess import (
     logits_to_labels,
     logits_to_probabilities,
 )
-from medswin.transforms.preprocess import preprocess, to_input_grid
+from medswin.transforms.preprocessing import preprocess, to_input_grid
 
 __all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback", "inference_device", "resolve_network"]
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: ``progress(done, total, message)``: windows done out of total, and what is happening.
 ProgressCallback = Callable[[int, int, str], None]

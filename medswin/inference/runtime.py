@@ -26,6 +26,8 @@ import platform
 from typing import Any
 
 __all__ = [
+    "PRECISIONS",
+    "available_devices",
     "MMAP_THRESHOLD_BYTES",
     "TRIM_THRESHOLD_BYTES",
     "configure_cpu_runtime",
@@ -35,6 +37,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: network precisions a Predictor accepts (``--precision``); torch-free so parsers can list them.
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: blocks below this come from the heap and are reused instead of mmap/munmap per allocation.
 MMAP_THRESHOLD_BYTES = 1 << 30
@@ -111,3 +116,16 @@ def autocast(precision: str, device_type: str) -> Any:
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def available_devices() -> list[str]:
+    """``cpu`` plus ``cuda``/``mps`` when this torch build and machine have them (imports torch)."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.insert(0, "mps")
+    return devices

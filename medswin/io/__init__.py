@@ -1,18 +1,15 @@
 """Medical image I/O: the Image type, readers, writers, DICOM series handling, geometry helpers."""
 
-from medswin.io.geometry import reorient, resample_to_reference, resample_to_spacing
-from medswin.io.image import Image
-from medswin.io.readers import SeriesInfo, list_series, read_image
-from medswin.io.writers import write_image, write_labels
+from __future__ import annotations
 
-__all__ = [
-    "Image",
-    "SeriesInfo",
-    "read_image",
-    "write_image",
-    "write_labels",
-    "list_series",
-    "reorient",
-    "resample_to_spacing",
-    "resample_to_reference",
-]
+from medswin._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.io.geometry": ("reorient", "resample_to_reference", "resample_to_spacing"),
+        "medswin.io.image": ("Image",),
+        "medswin.io.readers": ("SeriesInfo", "list_series", "read_image"),
+        "medswin.io.writers": ("write_image", "write_labels"),
+    },
+)

@@ -6,39 +6,23 @@ Architectures: ``swin_unetr`` / ``swin_unetr_v2`` (MONAI SwinUNETR), ``swin_unet
 
 from __future__ import annotations
 
-from medswin.models.card import ModelCard, Region, list_presets, load_card, preset_card
-from medswin.models.checkpoints import (
-    LoadReport,
-    import_checkpoint,
-    load_checkpoint,
-    load_foreign_weights,
-    read_checkpoint_card,
-    read_state_dict,
-    save_checkpoint,
-)
-from medswin.models.key_maps import list_key_maps, official_key_map, register_key_map
-from medswin.models.registry import create_model, list_models, model_config, register_model
-from medswin.models.resolve import resolve_model
+from medswin._lazy import lazy_exports
 
-__all__ = [
-    "ModelCard",
-    "Region",
-    "LoadReport",
-    "create_model",
-    "list_models",
-    "model_config",
-    "register_model",
-    "list_presets",
-    "preset_card",
-    "load_card",
-    "save_checkpoint",
-    "load_checkpoint",
-    "read_checkpoint_card",
-    "read_state_dict",
-    "load_foreign_weights",
-    "import_checkpoint",
-    "official_key_map",
-    "register_key_map",
-    "list_key_maps",
-    "resolve_model",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.models.card": ("ModelCard", "Region", "list_presets", "load_card", "preset_card"),
+        "medswin.models.checkpoints": (
+            "LoadReport",
+            "import_checkpoint",
+            "load_checkpoint",
+            "load_foreign_weights",
+            "read_checkpoint_card",
+            "read_state_dict",
+            "save_checkpoint",
+        ),
+        "medswin.models.key_maps": ("list_key_maps", "official_key_map", "register_key_map"),
+        "medswin.models.registry": ("create_model", "list_models", "model_config", "register_model"),
+        "medswin.models.resolve": ("resolve_model",),
+    },
+)

@@ -5,7 +5,7 @@ The chain for one training case (MONAI dictionary transforms, ``"image"`` and ``
 1. :class:`LoadCased` -- medswin's own readers (the same geometry the Predictor sees), channels
    stacked in datalist order, labels remapped (``data.label_remap``) and checked against the card;
 2. :class:`CardPreprocessd` -- the model card's preprocessing, i.e. exactly what
-   :func:`medswin.transforms.preprocess.build_preprocess` does at prediction time, with the label
+   :func:`medswin.transforms.preprocessing.build_preprocess` does at prediction time, with the label
    taken onto the same model grid by nearest neighbour;
 3. optional ``CropForegroundd`` (research-contributions recipes), padding up to the crop size;
    everything so far is deterministic and cached by ``CacheDataset``;
@@ -157,7 +157,7 @@ class CardPreprocessd(Transform):
     def __init__(self, card: ModelCard) -> None:
         from monai.transforms import Compose, Orientation, Spacing
 
-        from medswin.transforms.preprocess import build_preprocess, model_orientation, model_spacing
+        from medswin.transforms.preprocessing import build_preprocess, model_orientation, model_spacing
 
         dims = image_spatial_dims(card)
         self.image_chain = build_preprocess(card, dims)

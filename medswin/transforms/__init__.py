@@ -3,22 +3,18 @@ grid, and label post-processing."""
 
 from __future__ import annotations
 
-from medswin.transforms.postprocess import (
-    Postprocess,
-    keep_largest_component,
-    logits_to_labels,
-    logits_to_probabilities,
-    remove_small_components,
-)
-from medswin.transforms.preprocess import build_preprocess, preprocess, to_input_grid
+from medswin._lazy import lazy_exports
 
-__all__ = [
-    "Postprocess",
-    "build_preprocess",
-    "preprocess",
-    "to_input_grid",
-    "logits_to_labels",
-    "logits_to_probabilities",
-    "keep_largest_component",
-    "remove_small_components",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.transforms.postprocess": (
+            "Postprocess",
+            "keep_largest_component",
+            "logits_to_labels",
+            "logits_to_probabilities",
+            "remove_small_components",
+        ),
+        "medswin.transforms.preprocessing": ("build_preprocess", "preprocess", "to_input_grid"),
+    },
+)

@@ -22,7 +22,6 @@ __all__ = [
     "CHECKPOINT_CHOICE",
     "ModelChoice",
     "SegmentationRunner",
-    "available_devices",
     "model_card",
     "model_choices",
     "prediction_layer_data",
@@ -69,19 +68,6 @@ def model_card(spec: str) -> Any:
     from medswin.models import resolve_model
 
     return resolve_model(spec, load_weights=False)[1]
-
-
-def available_devices() -> list[str]:
-    """``cpu`` plus ``cuda``/``mps`` when this torch build and machine have them (imports torch)."""
-    import torch
-
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices.insert(0, "cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.insert(0, "mps")
-    return devices
 
 
 class SegmentationRunner:

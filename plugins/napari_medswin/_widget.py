@@ -30,6 +30,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
+from medswin.inference.runtime import available_devices
 from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
 from napari_medswin._layers import (
     METADATA_KEY,
@@ -41,7 +42,6 @@ from napari_medswin._layers import (
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
-    available_devices,
     model_card,
     model_choices,
     prediction_layer_data,
