@@ -110,6 +110,12 @@ def add_parser(subparsers: Any) -> None:
         "--overwrite", action="store_true", help="redo finished cases, replace existing files"
     )
     parser.add_argument(
+        "--no-redo-changed",
+        dest="redo_changed",
+        action="store_false",
+        help="keep (and report) finished cases made with other settings instead of redoing them",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -225,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from medswin.batch import BatchOptions, discover_cases, write_summary
+    from medswin.batch.runner import recorded_outcomes
     from medswin.distributed import all_gather, setup_distributed
     from medswin.errors import MedSwinError
     from medswin.transforms import Postprocess
@@ -257,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         options = BatchOptions(
             formats=tuple(dict.fromkeys(args.output_format)),
             overwrite=args.overwrite,
+            redo_changed=args.redo_changed,
             preview=args.preview,
             jobs=args.jobs,
             allow_gaps=args.allow_gaps,
@@ -267,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
             result = _run_with_progress(predictor, cases, args.output, options, quiet)
         outcomes = [o for part in all_gather(result.outcomes, ctx) for o in part]
         if ctx.world > 1 and ctx.main:
-            merged = sorted(outcomes, key=lambda o: o.case_id)
+            earlier = recorded_outcomes(args.output, {c.case_id for c in cases})
+            merged = sorted([*outcomes, *earlier], key=lambda o: o.case_id)
             write_summary(args.output / "summary.csv", merged, predictor.card.labels)
     finally:
         ctx.close()
