@@ -72,14 +72,7 @@ def _input_file_in_output(tmp: Path, data: Path) -> tuple[list[Path], Path]:
     return [data / "case00.nii.gz"], data
 
 
-def _output_in_dicom_study(tmp: Path, data: Path) -> tuple[list[Path], Path]:
-    write_series(tmp / "study", ct_case(4))
-    return [tmp / "study"], tmp / "study" / "segmentations"
-
-
-@pytest.mark.parametrize(
-    "layout", [_same_folder, _symlink_to_input, _input_file_in_output, _output_in_dicom_study]
-)
+@pytest.mark.parametrize("layout", [_same_folder, _symlink_to_input, _input_file_in_output])
 def test_output_folder_holding_inputs_is_refused_before_anything_runs(
     tmp_path: Path, tiny_checkpoint: Path, layout, capsys
 ) -> None:
@@ -92,8 +85,8 @@ def test_output_folder_holding_inputs_is_refused_before_anything_runs(
     assert snapshot(tmp_path) == before  # nothing deleted, nothing written
 
 
-def test_output_folder_beside_the_cases_inside_the_input_folder_still_works(
-    tmp_path: Path, tiny_checkpoint: Path
+def test_output_folder_may_lie_beside_the_cases_but_not_inside_a_dicom_study(
+    tmp_path: Path, tiny_checkpoint: Path, capsys
 ) -> None:
     data = _cases(tmp_path / "data", 2)
     before = snapshot(data)
@@ -101,6 +94,13 @@ def test_output_folder_beside_the_cases_inside_the_input_folder_still_works(
     assert _predict([data], data / "out", tiny_checkpoint) == 0  # the outputs are not read as cases
     assert sorted(summary_rows(data / "out" / "summary.csv")) == ["case00", "case01"]
     assert {k: v for k, v in snapshot(data).items() if not k.startswith("out/")} == before
+
+    write_series(tmp_path / "study", ct_case(4))
+    study = snapshot(tmp_path / "study")
+    capsys.readouterr()
+    assert _predict([tmp_path / "study"], tmp_path / "study" / "segmentations", tiny_checkpoint) == 2
+    assert "lies inside the input" in capsys.readouterr().err
+    assert snapshot(tmp_path / "study") == study
 
 
 # ------------------------------------------------------------------------------- ownership of files
