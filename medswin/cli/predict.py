@@ -42,8 +42,10 @@ Per case, OUT_DIR receives <case>.nii.gz (or .mha / DICOM-SEG <case>.dcm) on the
 <case>.json (label volumes in mL, timings, the model's id, checksums of the outputs) and, on request,
 probabilities and a PNG preview; OUT_DIR/summary.csv lists every case with its status and volumes.
 Every file is written atomically. Re-running skips finished cases (their record and checksums
-match) and redoes interrupted ones; --overwrite redoes everything. A failing case is reported and the
-batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
+match), adds missing outputs, redoes interrupted ones and ones made with other settings (unless
+--no-redo-changed); --overwrite redoes everything. Files medswin did not write are never replaced
+without --overwrite; OUT_DIR must not hold the inputs, and one run at a time holds it (shards of one
+split together). A failing case is reported and the batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
 
 MODEL is a medswin checkpoint (.safetensors, which carries its model card) or the name of a shipped
 model (e.g. demo).
