@@ -164,14 +164,18 @@ def _marked_names(output_dir: Path, case_id: str) -> list[str]:
 
 
 def owned_files(output_dir: Path, case_id: str) -> set[Path]:
-    """The case's existing files medswin may replace or delete (see the module docstring)."""
+    """The case's files medswin may replace or delete (see the module docstring).
+
+    Files a running marker names are included even when absent: an interrupted writer may have left
+    its temporaries (``.<name>.*.partial``) beside them.
+    """
     owned = {output_dir / name for name in _marked_names(output_dir, case_id)}
     record = read_record(output_dir, case_id)
     if record is not None:
         changed = set(changed_files(output_dir, record))
         owned |= {output_dir / name for name in record["files"] if name not in changed}
         owned.add(record_path(output_dir, case_id))
-    return {path for path in owned if path.exists()}
+    return owned
 
 
 def mark_running(output_dir: Path, case_id: str, targets: Sequence[Path]) -> None:
