@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -100,6 +99,8 @@ def _lock_file(path: Path) -> int | None:
     A lock file can be unlinked by its releasing holder between our open and our flock; the
     descriptor then locks an orphan, so the inode is compared and the attempt repeated.
     """
+    import fcntl  # POSIX only; imported here so that importing medswin.batch works everywhere
+
     while True:
         path.parent.mkdir(exist_ok=True)
         try:

@@ -163,16 +163,20 @@ def _marked_names(output_dir: Path, case_id: str) -> list[str]:
     return [n for n in names if _own_name(n, case_id)] if isinstance(names, list) else []
 
 
-def owned_files(output_dir: Path, case_id: str) -> set[Path]:
+def owned_files(
+    output_dir: Path, case_id: str, record: Mapping[str, Any] | None, changed: Sequence[str] = ()
+) -> set[Path]:
     """The case's files medswin may replace or delete (see the module docstring).
+
+    Args:
+        record: the case's record (:func:`read_record`), or None.
+        changed: the record's files that no longer match it (:func:`changed_files`); not owned.
 
     Files a running marker names are included even when absent: an interrupted writer may have left
     its temporaries (``.<name>.*.partial``) beside them.
     """
     owned = {output_dir / name for name in _marked_names(output_dir, case_id)}
-    record = read_record(output_dir, case_id)
     if record is not None:
-        changed = set(changed_files(output_dir, record))
         owned |= {output_dir / name for name in record["files"] if name not in changed}
         owned.add(record_path(output_dir, case_id))
     return owned

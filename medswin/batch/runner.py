@@ -144,13 +144,15 @@ def _remove(paths: Sequence[Path]) -> None:
 
 
 def _remove_run(output_dir: Path, case_id: str) -> None:
-    """Delete what an unfinished run of this case wrote (the files its marker names), then the marker."""
+    """Delete what an unfinished run of this case wrote (the files its marker names), then the marker.
+
+    The case's record, when there is one, is an earlier finished run's: it and its files stay.
+    """
     marker = running_marker(output_dir, case_id)
     if marker.exists():
-        owned = owned_files(output_dir, case_id)
         record = read_record(output_dir, case_id)
-        kept = set(record["files"]) if record is not None else set()
-        _remove([p for p in owned if p.name not in kept and p != record_path(output_dir, case_id)])
+        kept = {record_path(output_dir, case_id), *(output_dir / n for n in (record or {}).get("files", {}))}
+        _remove(sorted(owned_files(output_dir, case_id, None) - kept))
     marker.unlink(missing_ok=True)
 
 
@@ -163,14 +165,19 @@ class _Plan:
 
 
 def _decide(
-    case_id: str, output_dir: Path, wanted: Sequence[str], settings: Mapping[str, Any], options: BatchOptions
+    case_id: str,
+    record: dict[str, Any] | None,
+    intact: bool,
+    wanted: Sequence[str],
+    settings: Mapping[str, Any],
+    options: BatchOptions,
 ) -> CaseOutcome | _Plan:
-    """Skip, keep or redo a case from its record (see the module docstring), before any check of files."""
-    record = read_record(output_dir, case_id)
+    """Skip, keep, complete or redo a case from its record (see the module docstring).
+
+    ``intact``: the record's files are unchanged and no run of the case was interrupted.
+    """
     fresh = _Plan(tuple(wanted), None)
-    if options.overwrite or record is None or running_marker(output_dir, case_id).exists():
-        return fresh
-    if changed_files(output_dir, record):
+    if options.overwrite or record is None or not intact:
         return fresh
     changes = setting_changes(record.get("settings"), settings)
     if changes and not options.redo_changed:
@@ -180,8 +187,8 @@ def _decide(
     if changes:
         log.info("case %s: redone, its record holds other settings (%s)", case_id, "; ".join(changes))
         return fresh
-    paths = output_paths(output_dir, case_id, wanted)
-    missing = tuple(kind for kind in wanted if paths[kind].name not in record["files"])
+    names = {kind: path.name for kind, path in output_paths(Path(), case_id, wanted).items()}
+    missing = tuple(kind for kind in wanted if names[kind] not in record["files"])
     if not missing:
         return CaseOutcome(case_id, "skipped", record=record)
     return _Plan(missing, record)
@@ -192,10 +199,13 @@ def _claim(
 ) -> CaseOutcome | _Plan:
     """Decide before reading: ``skipped`` / ``failed`` outcome, or the plan to run (and mark it running)."""
     case_id = case.case_id
-    decided = _decide(case_id, output_dir, wanted, settings, options)
+    record = read_record(output_dir, case_id)
+    changed = changed_files(output_dir, record) if record is not None else []
+    intact = not changed and not running_marker(output_dir, case_id).exists()
+    decided = _decide(case_id, record, intact, wanted, settings, options)
     if isinstance(decided, CaseOutcome):
         return decided
-    owned = owned_files(output_dir, case_id)
+    owned = owned_files(output_dir, case_id, record, changed)
     targets = [*output_paths(output_dir, case_id, decided.kinds).values(), record_path(output_dir, case_id)]
     foreign = [p for p in targets if (p.exists() or p.is_symlink()) and p not in owned]
     if foreign and not options.overwrite:
