@@ -49,6 +49,7 @@ __all__ = [
     "finished_record",
     "owned_files",
     "mark_running",
+    "marked_names",
     "prediction_settings",
     "setting_changes",
     "label_volumes",
@@ -155,7 +156,8 @@ def finished_record(output_dir: Path, case_id: str, model_id: str, formats: Sequ
     return record
 
 
-def _marked_names(output_dir: Path, case_id: str) -> list[str]:
+def marked_names(output_dir: Path, case_id: str) -> list[str]:
+    """The file names the case's running marker lists (none when it is missing or unreadable)."""
     try:
         names = json.loads(running_marker(output_dir, case_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -175,7 +177,7 @@ def owned_files(
     Files a running marker names are included even when absent: an interrupted writer may have left
     its temporaries (``.<name>.*.partial``) beside them.
     """
-    owned = {output_dir / name for name in _marked_names(output_dir, case_id)}
+    owned = {output_dir / name for name in marked_names(output_dir, case_id)}
     if record is not None:
         owned |= {output_dir / name for name in record["files"] if name not in changed}
         owned.add(record_path(output_dir, case_id))

@@ -41,6 +41,7 @@ from medswin.batch.outputs import (
     OUTPUT_FORMATS,
     changed_files,
     mark_running,
+    marked_names,
     output_paths,
     owned_files,
     prediction_settings,
@@ -156,6 +157,17 @@ def _remove_run(output_dir: Path, case_id: str) -> None:
     marker.unlink(missing_ok=True)
 
 
+def _settle_marker(output_dir: Path, case_id: str, record: Mapping[str, Any]) -> None:
+    """Remove a running marker whose run finished: the intact record lists every file it names.
+
+    The record is written last; a run stopped between writing it and removing the marker is done.
+    """
+    marker = running_marker(output_dir, case_id)
+    named = set(marked_names(output_dir, case_id)) - {record_path(output_dir, case_id).name}
+    if marker.exists() and named and named <= set(record["files"]):
+        marker.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A claimed case: the outputs to write now, and the intact record whose files stay (or None)."""
@@ -201,6 +213,8 @@ def _claim(
     case_id = case.case_id
     record = read_record(output_dir, case_id)
     changed = changed_files(output_dir, record) if record is not None else []
+    if record is not None and not changed:
+        _settle_marker(output_dir, case_id, record)
     intact = not changed and not running_marker(output_dir, case_id).exists()
     decided = _decide(case_id, record, intact, wanted, settings, options)
     if isinstance(decided, CaseOutcome):
