@@ -17,6 +17,7 @@ Discovery reads DICOM headers only (no pixels); a case's voxels are read by :fun
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
@@ -146,7 +147,10 @@ def _followable(path: Path) -> Path | None:
 
 def _folder_entries(folder: Path, skip: Iterable[Path]) -> list[Path]:
     """The folder's entries that may be cases: not hidden, not skipped, links that lead somewhere."""
-    skipped = {p.resolve() for p in skip}
+    skipped = set()
+    for path in skip:  # e.g. an output folder not made yet; a looping one is refused by the batch
+        with contextlib.suppress(RuntimeError, OSError):
+            skipped.add(path.resolve())
     entries = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.name == "__MACOSX":

@@ -47,6 +47,14 @@ def _where_medswin_writes(path: Path, output_dir: Path) -> bool:
     return path == output_dir or path.parent == output_dir or _inside(path, output_dir / WORK_AREA)
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` with symbolic links resolved; :class:`MedSwinError` for a link loop."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as error:  # Python < 3.13 raises RuntimeError for a loop
+        raise MedSwinError(f"{path}: a symbolic link loop, not a folder or file ({error})") from None
+
+
 def check_output_folder(output_dir: Path, inputs: Iterable[Path]) -> None:
     """Raise :class:`MedSwinError` when ``output_dir`` is, holds, or lies inside one of ``inputs``.
 
@@ -54,9 +62,9 @@ def check_output_folder(output_dir: Path, inputs: Iterable[Path]) -> None:
         output_dir: the batch's output folder (need not exist yet).
         inputs: every file or folder a case reads (its channel paths).
     """
-    target = Path(output_dir).expanduser().resolve()
+    target = _resolved(output_dir)
     for source in inputs:
-        resolved = Path(source).expanduser().resolve()
+        resolved = _resolved(source)
         if _where_medswin_writes(resolved, target):
             where = "is" if resolved == target else "holds"
             raise MedSwinError(

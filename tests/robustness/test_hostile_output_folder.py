@@ -309,6 +309,16 @@ def test_read_only_output_folder_is_one_line_and_exit_2(
     assert list(out.iterdir()) == []
 
 
+def test_output_folder_that_is_a_symlink_loop_is_one_line_and_exit_2(
+    tmp_path: Path, tiny_checkpoint: Path, capsys
+) -> None:
+    data = _cases(tmp_path / "data", 1)
+    (tmp_path / "out").symlink_to("out")
+    assert _predict([data], tmp_path / "out", tiny_checkpoint) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and f"{tmp_path / 'out'}: a symbolic link loop" in lines[0], lines
+
+
 def test_symlink_loop_in_the_input_folder_is_skipped_with_a_warning(
     tmp_path: Path, tiny_checkpoint: Path, caplog
 ) -> None:
