@@ -148,6 +148,7 @@ class OutputLock:
         try:
             self._acquire()
         except OSError as error:
+            self.release()
             raise MedSwinError(
                 f"{self.output_dir}: cannot write in the output folder ({error.strerror or error})"
             ) from error
