@@ -17,6 +17,7 @@ Discovery reads DICOM headers only (no pixels); a case's voxels are read by :fun
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 from collections import defaultdict
@@ -106,13 +107,35 @@ def _group_channels(files: list[Path]) -> list[Case]:
     return cases
 
 
+def _followable(path: Path) -> Path | None:
+    """``path`` resolved, or None (with a warning) for a link that loops or points nowhere."""
+    try:
+        return path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a symbolic link loop this way
+        log.warning("%s: skipped, a symbolic link loop", path)
+    except OSError as error:
+        log.warning("%s: skipped, cannot follow it (%s)", path, error.strerror or error)
+    return None
+
+
+def _folder_entries(folder: Path, skip: Iterable[Path]) -> list[Path]:
+    """The folder's entries that may be cases: not hidden, not skipped, links that lead somewhere."""
+    skipped = set()
+    for path in skip:  # e.g. an output folder not made yet; a looping one is refused by the batch
+        with contextlib.suppress(RuntimeError, OSError):
+            skipped.add(path.resolve())
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name == "__MACOSX":
+            continue
+        resolved = _followable(path)
+        if resolved is not None and resolved not in skipped:
+            entries.append(path)
+    return entries
+
+
 def _folder_cases(folder: Path, skip: Iterable[Path]) -> list[Case]:
-    skipped = {p.resolve() for p in skip}
-    entries = sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.name != "__MACOSX" and p.resolve() not in skipped
-    )
+    entries = _folder_entries(folder, skip)
     images = [p for p in entries if p.is_file() and _has_suffix(p, _VOLUME_SUFFIXES)]
     loose_dicom = [p for p in entries if p.is_file() and p not in images and _is_dicom_file(p)]
     studies = [p for p in entries if p.is_dir()]
@@ -213,10 +236,11 @@ def discover_cases(inputs: Sequence[str | Path], *, skip: Iterable[Path] = ()) -
     return cases
 
 
-def read_case(case: Case, *, allow_gaps: bool = False) -> Image:
+def read_case(case: Case, *, allow_gaps: bool = False, scratch: Path | None = None) -> Image:
     """Read one case: a single image, or one image per channel stacked in the case's order.
 
     Channel images must lie on one grid; raises :class:`GeometryError` naming the odd one out.
+    ``scratch``: where DICOM zips are extracted while read (a batch's work area; see ``read_image``).
     """
     from medswin.io import read_image
     from medswin.io.geometry import stack_channels
@@ -230,7 +254,7 @@ def read_case(case: Case, *, allow_gaps: bool = False) -> Image:
             f"({len(case.paths) - len(missing)} of {len(case.paths)} channel files found)"
         )
     images = [
-        require_finite(read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps), p)
+        require_finite(read_image(p, series_uid=case.series_uid, allow_gaps=allow_gaps, scratch=scratch), p)
         for p in case.paths
     ]
     return stack_channels(images, case.paths)

@@ -1,4 +1,4 @@
-"""What a finished case leaves in the output folder, and how a later run knows it is finished.
+"""What a finished case leaves in the output folder, how a later run knows it is finished, and what medswin owns.
 
 Per case ``<id>``:
 
@@ -6,14 +6,18 @@ Per case ``<id>``:
   (``dicom-seg``, for DICOM inputs), each written atomically on the input's exact grid;
 * ``<id>_probabilities.nii.gz`` with ``save_probabilities`` (float32, one channel per class or region);
 * ``<id>_preview.png`` with ``preview``: three orthogonal slices through the labelled region;
-* ``<id>.json``, written last: label volumes (mL), voxel counts, timings, the model card's id, and
-  the size and SHA-256 of every file above. It is the finished marker: a case counts as done only
-  when its record parses, names the same model and formats, and every file it lists still has that
-  size and checksum (:func:`finished_record`).
+* ``<id>.json``, written last: label volumes (mL), voxel counts, timings, the model card's id, the
+  settings that change the output (:func:`prediction_settings`), and the size and SHA-256 of every
+  file above. It is the finished marker: a case counts as done only when its record parses and
+  every file it lists still has that size and checksum (:func:`intact_record`).
 
-Before a case writes anything, an empty ``.<id>.running`` file says that the run owns that case's
-files; it is removed with the record. A later run therefore tells its own interrupted outputs
-(replaced) from files someone else put there (kept unless ``overwrite``).
+**Ownership**, one rule for every per-case file: medswin replaces or deletes a file only when it
+owns it (:func:`owned_files`): the case's record itself, the files the record lists while their
+checksums still match, and the files named in the case's ``.<id>.running`` marker. That marker is
+written before a case writes anything and lists the files the run is about to write (each was absent
+or owned when the run claimed the case); it is removed when the record is written. Everything
+else (a user's ``<id>.json``, an edited label map, probabilities from elsewhere) is kept, and a
+case that would need to write over it fails unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -33,13 +37,22 @@ from medswin.io.image import Image
 
 __all__ = [
     "OUTPUT_FORMATS",
+    "EXTRA_OUTPUTS",
     "label_outputs",
+    "output_paths",
     "record_path",
     "probabilities_path",
     "preview_path",
-    "case_files",
     "running_marker",
+    "read_record",
+    "changed_files",
+    "intact_record",
     "finished_record",
+    "owned_files",
+    "mark_running",
+    "marked_names",
+    "prediction_settings",
+    "setting_changes",
     "label_volumes",
     "write_case_outputs",
     "write_preview",
@@ -47,10 +60,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: outputs besides the label maps -> file name ending after ``<id>``.
+EXTRA_OUTPUTS: dict[str, str] = {"probabilities": "_probabilities.nii.gz", "preview": "_preview.png"}
+
 
 def label_outputs(output_dir: Path, case_id: str, formats: Sequence[str]) -> dict[str, Path]:
     """Format -> label file path of one case."""
     return {fmt: output_dir / f"{case_id}{OUTPUT_FORMATS[fmt]}" for fmt in formats}
+
+
+def output_paths(output_dir: Path, case_id: str, kinds: Sequence[str]) -> dict[str, Path]:
+    """Output kind (a label format, ``probabilities`` or ``preview``) -> file path of one case."""
+    endings = {**OUTPUT_FORMATS, **EXTRA_OUTPUTS}
+    return {kind: output_dir / f"{case_id}{endings[kind]}" for kind in kinds}
 
 
 def record_path(output_dir: Path, case_id: str) -> Path:
@@ -58,21 +80,11 @@ def record_path(output_dir: Path, case_id: str) -> Path:
 
 
 def probabilities_path(output_dir: Path, case_id: str) -> Path:
-    return output_dir / f"{case_id}_probabilities.nii.gz"
+    return output_dir / f"{case_id}{EXTRA_OUTPUTS['probabilities']}"
 
 
 def preview_path(output_dir: Path, case_id: str) -> Path:
-    return output_dir / f"{case_id}_preview.png"
-
-
-def case_files(output_dir: Path, case_id: str, formats: Sequence[str]) -> list[Path]:
-    """Every file a run in ``formats`` may write for the case (labels, probabilities, preview, record)."""
-    return [
-        *label_outputs(output_dir, case_id, formats).values(),
-        probabilities_path(output_dir, case_id),
-        preview_path(output_dir, case_id),
-        record_path(output_dir, case_id),
-    ]
+    return output_dir / f"{case_id}{EXTRA_OUTPUTS['preview']}"
 
 
 def running_marker(output_dir: Path, case_id: str) -> Path:
@@ -87,28 +99,122 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def finished_record(output_dir: Path, case_id: str, model_id: str, formats: Sequence[str]) -> dict | None:
-    """The case's record when its outputs are complete and were made by ``model_id`` in ``formats``, else None."""
-    path = record_path(output_dir, case_id)
+def _own_name(name: Any, case_id: str) -> bool:
+    """A file name a record or marker of ``case_id`` may list: a plain name in the folder, of that case."""
+    return isinstance(name, str) and Path(name).name == name and name.startswith(case_id)
+
+
+def read_record(output_dir: Path, case_id: str) -> dict | None:
+    """The case's record when ``<id>.json`` is one that medswin wrote for this case (else None).
+
+    A JSON file someone else put there (a BIDS sidecar, notes) does not name the case, the model
+    and its files the way a record does, and is not medswin's.
+    """
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(record_path(output_dir, case_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("status") != "done":
+    if not isinstance(record, dict) or record.get("case") != case_id or record.get("status") != "done":
         return None
     files = record.get("files")
-    if record.get("model") != model_id or not isinstance(files, dict):
+    if not isinstance(files, dict) or not all(_own_name(name, case_id) for name in files):
         return None
-    if not set(label_outputs(output_dir, case_id, formats)) <= set(record.get("formats", [])):
+    if not isinstance(record.get("model"), str):
         return None
-    for name, facts in files.items():
+    return record
+
+
+def changed_files(output_dir: Path, record: Mapping[str, Any]) -> list[str]:
+    """Names of the files ``record`` lists that are gone or no longer have its size and SHA-256."""
+    changed = []
+    for name, facts in record["files"].items():
         target = output_dir / name
         try:
             if target.stat().st_size != facts["bytes"] or _sha256(target) != facts["sha256"]:
-                return None
+                changed.append(name)
         except (OSError, KeyError, TypeError):
-            return None
+            changed.append(name)
+    return changed
+
+
+def intact_record(output_dir: Path, case_id: str) -> dict | None:
+    """The case's record when every file it lists is unchanged, else None."""
+    record = read_record(output_dir, case_id)
+    if record is None or changed_files(output_dir, record):
+        return None
     return record
+
+
+def finished_record(output_dir: Path, case_id: str, model_id: str, formats: Sequence[str]) -> dict | None:
+    """The case's record when its outputs are complete and were made by ``model_id`` in ``formats``, else None."""
+    record = intact_record(output_dir, case_id)
+    if record is None or record.get("model") != model_id:
+        return None
+    if not {p.name for p in label_outputs(output_dir, case_id, formats).values()} <= set(record["files"]):
+        return None
+    return record
+
+
+def marked_names(output_dir: Path, case_id: str) -> list[str]:
+    """The file names the case's running marker lists (none when it is missing or unreadable)."""
+    try:
+        names = json.loads(running_marker(output_dir, case_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if _own_name(n, case_id)] if isinstance(names, list) else []
+
+
+def owned_files(
+    output_dir: Path, case_id: str, record: Mapping[str, Any] | None, changed: Sequence[str] = ()
+) -> set[Path]:
+    """The case's files medswin may replace or delete (see the module docstring).
+
+    Args:
+        record: the case's record (:func:`read_record`), or None.
+        changed: the record's files that no longer match it (:func:`changed_files`); not owned.
+
+    Files a running marker names are included even when absent: an interrupted writer may have left
+    its temporaries (``.<name>.*.partial``) beside them.
+    """
+    owned = {output_dir / name for name in marked_names(output_dir, case_id)}
+    if record is not None:
+        owned |= {output_dir / name for name in record["files"] if name not in changed}
+        owned.add(record_path(output_dir, case_id))
+    return owned
+
+
+def mark_running(output_dir: Path, case_id: str, targets: Sequence[Path]) -> None:
+    """Write the case's ``.running`` marker naming the files the run is about to write."""
+    running_marker(output_dir, case_id).write_text(json.dumps([p.name for p in targets]), encoding="utf-8")
+
+
+def prediction_settings(predictor: Any) -> dict[str, Any]:
+    """The settings of ``predictor`` that change what it writes (model, precision, overlap, TTA,
+    window blending, post-processing), as JSON values, for the case record."""
+    post = getattr(predictor, "postprocess", None)
+    settings = {
+        "model": predictor.card.id,
+        "precision": getattr(predictor, "precision", None),
+        "overlap": getattr(predictor, "overlap", None),
+        "tta": getattr(predictor, "tta", None),
+        "mode": getattr(predictor, "mode", None),
+        "labels_subset": getattr(post, "keep_labels", None),
+        "keep_largest": getattr(post, "keep_largest", None),
+        "min_size_mm3": getattr(post, "min_size_mm3", None),
+        "remap": {str(k): v for k, v in sorted(getattr(post, "remap", {}).items())},
+    }
+    return json.loads(json.dumps(settings))  # tuples -> lists, as a record read back holds them
+
+
+def setting_changes(recorded: Any, settings: Mapping[str, Any]) -> list[str]:
+    """What differs between a record's settings and ``settings``, as ``name recorded -> now`` texts."""
+    if not isinstance(recorded, dict):
+        return ["settings not recorded"]
+    return [
+        f"{name} {recorded.get(name)!r} -> {value!r}"
+        for name, value in settings.items()
+        if recorded.get(name) != value
+    ]
 
 
 def label_volumes(labels: Image, names: Mapping[int, str]) -> dict[str, dict[str, Any]]:
@@ -191,70 +297,90 @@ def write_preview(
     return path
 
 
+def _write_labels_as(fmt: str, target: Path, image: Image, prediction: Any, case_id: str) -> Path:
+    """One label map in output format ``fmt``."""
+    from medswin.io import write_labels
+    from medswin.io.dicom_seg import write_dicom_seg
+
+    card = prediction.card
+    if fmt != "dicom-seg":
+        return write_labels(prediction.labels, target, reference=image)
+    if not image.meta.get("source_files") or image.meta.get("format") != "dicom":
+        raise ImageWriteError(
+            f"{target}: DICOM-SEG needs a DICOM input, and {image.meta.get('path', case_id)} is "
+            f"{image.meta.get('format', 'not DICOM')}; choose --output-format nifti or mha"
+        )
+    names = {v: n for v, n in card.labels.items() if v != 0}
+    colors = {v: tuple(c) for v, c in card.colors.items()} if card.colors else None
+    write_dicom_seg(prediction.labels, image, target, names, colors, algorithm_name=card.id)
+    return target
+
+
+def _write_output(kind: str, target: Path, image: Image, prediction: Any, case_id: str) -> Path:
+    """One output file of kind ``kind`` (a label format, ``probabilities`` or ``preview``)."""
+    from medswin.io import write_image
+
+    card = prediction.card
+    if kind in OUTPUT_FORMATS:
+        return _write_labels_as(kind, target, image, prediction, case_id)
+    if kind == "probabilities":
+        if prediction.probabilities is None:
+            raise ImageWriteError(f"{target}: the predictor was not asked to keep probabilities")
+        return write_image(prediction.probabilities, target, reference=image, dtype=np.float32)
+    colors = card.colors or {v: (255, 64, 64) for v in card.labels if v}
+    intensity = card.intensity
+    window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
+    return write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
+
+
 def write_case_outputs(
     case_id: str,
     image: Image,
     prediction: Any,
     output_dir: Path,
-    formats: Sequence[str],
+    kinds: Sequence[str],
     *,
-    preview: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one case's files (see the module docstring), the record last; returns the record.
+
+    Args:
+        kinds: outputs to write now: label formats (:data:`OUTPUT_FORMATS`), ``probabilities``, ``preview``.
+        settings: :func:`prediction_settings` of the run, stored in the record.
+        earlier: an intact record of the same settings whose files stay and are listed again (a rerun
+            that adds outputs, e.g. another format, to a finished case).
 
     Raises :class:`ImageWriteError` naming the file; files already written for the case stay
     owned by the ``running`` marker, so the next run replaces them.
     """
     from medswin import __version__
-    from medswin.io import write_image, write_labels
-    from medswin.io.dicom_seg import write_dicom_seg
     from medswin.metrics.report import write_atomic
 
     card = prediction.card
-    written: list[Path] = []
-    for fmt, target in label_outputs(output_dir, case_id, formats).items():
-        if fmt == "dicom-seg":
-            if not image.meta.get("source_files") or image.meta.get("format") != "dicom":
-                raise ImageWriteError(
-                    f"{target}: DICOM-SEG needs a DICOM input, and {image.meta.get('path', case_id)} is "
-                    f"{image.meta.get('format', 'not DICOM')}; choose --output-format nifti or mha"
-                )
-            names = {v: n for v, n in card.labels.items() if v != 0}
-            colors = {v: tuple(c) for v, c in card.colors.items()} if card.colors else None
-            write_dicom_seg(prediction.labels, image, target, names, colors, algorithm_name=card.id)
-        else:
-            write_labels(prediction.labels, target, reference=image)
-        written.append(target)
-    if prediction.probabilities is not None:
-        written.append(
-            write_image(
-                prediction.probabilities,
-                probabilities_path(output_dir, case_id),
-                reference=image,
-                dtype=np.float32,
-            )
-        )
-    if preview:
-        colors = card.colors or {v: (255, 64, 64) for v in card.labels if v}
-        intensity = card.intensity
-        window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
-        target = preview_path(output_dir, case_id)
-        written.append(
-            write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
-        )
+    written = [
+        _write_output(kind, target, image, prediction, case_id)
+        for kind, target in output_paths(output_dir, case_id, kinds).items()
+    ]
+    files = dict(earlier["files"]) if earlier else {}
+    files.update({p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in written})
+    formats = [
+        f for f, p in label_outputs(output_dir, case_id, list(OUTPUT_FORMATS)).items() if p.name in files
+    ]
     record = {
         "case": case_id,
         "status": "done",
         "model": card.id,
         "medswin": __version__,
-        "formats": list(formats),
+        "formats": formats,
+        "settings": dict(settings or {}),
         "inputs": [Path(p).name for p in image.meta.get("inputs", [image.meta.get("path", "")])],
         "shape": list(prediction.labels.shape),
         "spacing_mm": [float(s) for s in prediction.labels.spacing],
         "labels": label_volumes(prediction.labels, card.labels),
         "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
         "windows": int(prediction.windows),
-        "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in written},
+        "files": files,
     }
     write_atomic(record_path(output_dir, case_id), json.dumps(record, indent=2) + "\n")
     log.debug("wrote %s", ", ".join(p.name for p in written))

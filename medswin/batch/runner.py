@@ -1,9 +1,15 @@
 """Run one :class:`~medswin.inference.Predictor` over many cases: resume, prefetch, report, shard.
 
-* **Resume**: a case whose record says it is finished (:func:`~medswin.batch.outputs.finished_record`)
-  is skipped unless ``overwrite``. A case interrupted mid-way (its ``.running`` marker is still
-  there, e.g. after SIGKILL) is redone. A label file that medswin did not finish is someone
-  else's: it is kept and the case fails, unless ``overwrite``.
+* **The folder**: refused when it holds inputs, and locked for the run
+  (:mod:`medswin.batch.folder`); zips are extracted into the lock's work folder.
+* **Resume**: a case whose record is intact (:func:`~medswin.batch.outputs.intact_record`), made
+  with the same settings (:func:`~medswin.batch.outputs.prediction_settings`) and listing every
+  requested output is skipped unless ``overwrite``. One that lacks a requested output (another
+  format, probabilities, preview) is predicted again and only the missing files are added. One made
+  with other settings is redone (or, without ``redo_changed``, kept and reported). A case
+  interrupted mid-way (its ``.running`` marker is still there, e.g. after SIGKILL) is redone.
+* **Ownership**: a file medswin does not own (:func:`~medswin.batch.outputs.owned_files`) is never
+  replaced or deleted: a case that would write it fails, unless ``overwrite``.
 * **Failures**: a case that cannot be read, predicted or written is reported with its reason and
   the batch goes on; whatever that case had written is removed, so no partial output remains.
 * **Overlap**: ``jobs`` background threads read the next cases while the network runs, and one
@@ -11,7 +17,8 @@
 * **Shards**: ``shard=(i, n)`` takes every n-th case (sorted by id) starting at i, so ``n``
   processes never write the same case; under ``torchrun`` the rank and world size choose it.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
-  status, reason, seconds, output and label volumes (mL); rewritten after every case.
+  status, reason, seconds, output and label volumes (mL); rewritten after every case. The folder's
+  ``summary.csv`` also lists every other case that has a record there (:func:`recorded_outcomes`).
 """
 
 from __future__ import annotations
@@ -29,12 +36,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medswin.batch.cases import Case, read_case
+from medswin.batch.folder import OutputLock, check_output_folder
 from medswin.batch.outputs import (
     OUTPUT_FORMATS,
-    case_files,
-    finished_record,
-    label_outputs,
+    changed_files,
+    mark_running,
+    marked_names,
+    output_paths,
+    owned_files,
+    prediction_settings,
+    read_record,
+    record_path,
     running_marker,
+    setting_changes,
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
@@ -45,6 +59,7 @@ __all__ = [
     "BatchResult",
     "shard_cases",
     "run_batch",
+    "recorded_outcomes",
     "summary_rows",
     "write_summary",
 ]
@@ -61,6 +76,7 @@ class BatchOptions:
     Attributes:
         formats: label outputs, any of ``nifti``, ``mha``, ``dicom-seg`` (DICOM inputs only).
         overwrite: redo finished cases and replace files medswin did not make.
+        redo_changed: redo finished cases whose record holds other settings (else keep and report them).
         preview: also write ``<case>_preview.png``.
         jobs: background reader threads (cases read ahead of the network).
         allow_gaps: read DICOM series with missing slices by interpolation.
@@ -69,6 +85,7 @@ class BatchOptions:
 
     formats: tuple[str, ...] = ("nifti",)
     overwrite: bool = False
+    redo_changed: bool = True
     preview: bool = False
     jobs: int = 1
     allow_gaps: bool = False
@@ -118,35 +135,127 @@ def shard_cases(cases: Sequence[Case], index: int, count: int) -> list[Case]:
     return sorted(cases, key=lambda c: c.case_id)[index::count]
 
 
-def _remove_owned(output_dir: Path, case_id: str, formats: Sequence[str]) -> None:
-    """Delete what a run of this case left behind: its files and the writers' temporaries."""
-    for path in case_files(output_dir, case_id, formats):
+def _remove(paths: Sequence[Path]) -> None:
+    """Delete files and the writers' temporaries (``.<name>.*.partial``) left beside them."""
+    for path in paths:
         path.unlink(missing_ok=True)
-        for leftover in output_dir.glob(f".{path.name}.*"):
+        for leftover in path.parent.glob(f".{path.name}.*"):
             if leftover.name.endswith((".partial", ".tmp")):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-    running_marker(output_dir, case_id).unlink(missing_ok=True)
 
 
-def _claim(case: Case, output_dir: Path, model_id: str, options: BatchOptions) -> CaseOutcome | None:
-    """Decide before reading: ``skipped`` / ``failed`` outcome, or None to run (and mark it running)."""
-    case_id = case.case_id
+def _remove_run(output_dir: Path, case_id: str) -> None:
+    """Delete what an unfinished run of this case wrote (the files its marker names), then the marker.
+
+    The case's record, when there is one, is an earlier finished run's: it and its files stay.
+    """
     marker = running_marker(output_dir, case_id)
-    if not options.overwrite and not marker.exists():
-        record = finished_record(output_dir, case_id, model_id, options.formats)
-        if record is not None:
-            return CaseOutcome(case_id, "skipped", record=record)
-        present = [p for p in label_outputs(output_dir, case_id, options.formats).values() if p.exists()]
-        if present:
-            return CaseOutcome(
-                case_id,
-                "failed",
-                reason=f"{present[0]}: exists but is not a finished output of model {model_id!r}; "
-                "pass --overwrite to replace it",
+    if marker.exists():
+        record = read_record(output_dir, case_id)
+        kept = {record_path(output_dir, case_id), *(output_dir / n for n in (record or {}).get("files", {}))}
+        _remove(sorted(owned_files(output_dir, case_id, None) - kept))
+    marker.unlink(missing_ok=True)
+
+
+def _settle_marker(output_dir: Path, case_id: str, record: Mapping[str, Any]) -> None:
+    """Remove a running marker whose run finished: the intact record lists every file it names.
+
+    The record is written last; a run stopped between writing it and removing the marker is done.
+    """
+    marker = running_marker(output_dir, case_id)
+    named = set(marked_names(output_dir, case_id)) - {record_path(output_dir, case_id).name}
+    if marker.exists() and named and named <= set(record["files"]):
+        marker.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A claimed case: the outputs to write now, and the intact record whose files stay (or None)."""
+
+    kinds: tuple[str, ...]
+    earlier: dict[str, Any] | None
+
+
+def _decide(
+    case_id: str,
+    record: dict[str, Any] | None,
+    intact: bool,
+    wanted: Sequence[str],
+    settings: Mapping[str, Any],
+    options: BatchOptions,
+) -> CaseOutcome | _Plan:
+    """Skip, keep, complete or redo a case from its record (see the module docstring).
+
+    ``intact``: the record's files are unchanged and no run of the case was interrupted.
+    """
+    fresh = _Plan(tuple(wanted), None)
+    if options.overwrite or record is None or not intact:
+        return fresh
+    changes = setting_changes(record.get("settings"), settings)
+    if changes and not options.redo_changed:
+        reason = f"made with other settings ({'; '.join(changes)}); kept (--no-redo-changed)"
+        log.warning("case %s: %s", case_id, reason)
+        return CaseOutcome(case_id, "skipped", reason=reason, record=record)
+    if changes:
+        log.info("case %s: redone, its record holds other settings (%s)", case_id, "; ".join(changes))
+        return fresh
+    names = {kind: path.name for kind, path in output_paths(Path(), case_id, wanted).items()}
+    missing = tuple(kind for kind in wanted if names[kind] not in record["files"])
+    if not missing:
+        return CaseOutcome(case_id, "skipped", record=record)
+    return _Plan(missing, record)
+
+
+def _claim(
+    case: Case, output_dir: Path, wanted: Sequence[str], settings: Mapping[str, Any], options: BatchOptions
+) -> CaseOutcome | _Plan:
+    """Decide before reading: ``skipped`` / ``failed`` outcome, or the plan to run (and mark it running)."""
+    case_id = case.case_id
+    record = read_record(output_dir, case_id)
+    changed = changed_files(output_dir, record) if record is not None else []
+    if record is not None and not changed:
+        _settle_marker(output_dir, case_id, record)
+    intact = not changed and not running_marker(output_dir, case_id).exists()
+    decided = _decide(case_id, record, intact, wanted, settings, options)
+    if isinstance(decided, CaseOutcome):
+        return decided
+    owned = owned_files(output_dir, case_id, record, changed)
+    targets = [*output_paths(output_dir, case_id, decided.kinds).values(), record_path(output_dir, case_id)]
+    foreign = [p for p in targets if (p.exists() or p.is_symlink()) and p not in owned]
+    if foreign and not options.overwrite:
+        return CaseOutcome(
+            case_id,
+            "failed",
+            reason=f"{foreign[0]}: exists but is not a finished output of medswin (no record of this case "
+            "vouches for it); pass --overwrite to replace it",
+        )
+    if decided.earlier is None:
+        _remove(sorted(owned))  # outputs of other settings or of an interrupted run
+    mark_running(output_dir, case_id, targets)
+    return decided
+
+
+def recorded_outcomes(output_dir: Path, exclude: set[str]) -> list[CaseOutcome]:
+    """Rows for the cases in ``output_dir`` that have a record but are not in ``exclude`` (this run's).
+
+    Such a case is ``skipped`` (finished by an earlier run) while its files are intact, ``failed``
+    when one of them changed since.
+    """
+    outcomes = []
+    for path in sorted(output_dir.glob("*.json")):
+        case_id = path.name.removesuffix(".json")
+        record = None if case_id in exclude else read_record(output_dir, case_id)
+        if record is None:
+            continue
+        changed = changed_files(output_dir, record)
+        if changed:
+            reason = f"{output_dir / changed[0]}: changed or removed since medswin wrote it"
+            outcomes.append(CaseOutcome(case_id, "failed", reason=reason))
+        else:
+            outcomes.append(
+                CaseOutcome(case_id, "skipped", reason="not among this run's inputs", record=record)
             )
-    _remove_owned(output_dir, case_id, options.formats)
-    marker.touch()
-    return None
+    return outcomes
 
 
 def _reason(error: BaseException) -> str:
@@ -224,44 +333,74 @@ def run_batch(
         cancel: checked between windows; a cancelled case is removed and the batch stops.
 
     Raises:
+        MedSwinError: before any case, when the output folder holds inputs, is in use by another
+            run or cannot be written.
         KeyboardInterrupt / SystemExit (e.g. SIGTERM turned into one by the CLI): after removing
-        the interrupted case's files and writing the summary of the cases that finished.
+            the interrupted case's files and writing the summary of the cases that finished.
     """
     options = options or BatchOptions()
     output_dir = Path(output_dir)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise MedSwinError(f"{output_dir}: cannot create the output folder ({error.strerror})") from error
+    check_output_folder(output_dir, [path for case in cases for path in case.paths])
+    with OutputLock(output_dir, options.shard) as lock:
+        return _run_locked(predictor, cases, output_dir, options, lock.work, on_case, progress, cancel)
+
+
+def _run_locked(
+    predictor: Any,
+    cases: Sequence[Case],
+    output_dir: Path,
+    options: BatchOptions,
+    scratch: Path,
+    on_case: Callable[[CaseOutcome, int, int], None] | None,
+    progress: Callable[[str, int, int, str], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> BatchResult:
+    """:func:`run_batch` once the folder is checked and locked; ``scratch`` is the lock's work folder."""
     mine = shard_cases(cases, *options.shard)
     card = predictor.card
-    model_id = card.id
+    settings = prediction_settings(predictor)
+    wanted = [
+        *options.formats,
+        *(["probabilities"] if getattr(predictor, "save_probabilities", False) else []),
+        *(["preview"] if options.preview else []),
+    ]
     summary = output_dir / options.summary_name
+    # The folder's summary lists every recorded case; a shard's lists its own cases only.
+    earlier = [] if options.shard[1] > 1 else recorded_outcomes(output_dir, {c.case_id for c in mine})
     outcomes: list[CaseOutcome] = []
 
     def finish(outcome: CaseOutcome) -> None:
         outcomes.append(outcome)
         if outcome.status == "failed":
             log.warning("case %s failed: %s", outcome.case_id, outcome.reason)
-        write_summary(summary, outcomes, card.labels)
+        write_summary(summary, sorted([*outcomes, *earlier], key=lambda o: o.case_id), card.labels)
         if on_case is not None:
             on_case(outcome, len(outcomes), len(mine))
 
+    plans: dict[str, _Plan] = {}
     to_run: list[Case] = []
     for case in mine:
-        decided = _claim(case, output_dir, model_id, options)
-        if decided is None:
-            to_run.append(case)
-        else:
+        decided = _claim(case, output_dir, wanted, settings, options)
+        if isinstance(decided, CaseOutcome):
             finish(decided)
+        else:
+            plans[case.case_id] = decided
+            to_run.append(case)
 
     def write(case: Case, image: Any, prediction: Any, started: float) -> CaseOutcome:
+        plan = plans[case.case_id]
         try:
             record = write_case_outputs(
-                case.case_id, image, prediction, output_dir, options.formats, preview=options.preview
+                case.case_id,
+                image,
+                prediction,
+                output_dir,
+                plan.kinds,
+                settings=settings,
+                earlier=plan.earlier,
             )
         except Exception as error:
-            _remove_owned(output_dir, case.case_id, options.formats)
+            _remove_run(output_dir, case.case_id)
             return CaseOutcome(case.case_id, "failed", time.perf_counter() - started, _reason(error))
         running_marker(output_dir, case.case_id).unlink(missing_ok=True)
         return CaseOutcome(case.case_id, "done", time.perf_counter() - started, record=record)
@@ -278,7 +417,9 @@ def run_batch(
             case = next(queue, None)
             if case is None:
                 return
-            reads.append((case, readers.submit(read_case, case, allow_gaps=options.allow_gaps)))
+            reads.append(
+                (case, readers.submit(read_case, case, allow_gaps=options.allow_gaps, scratch=scratch))
+            )
 
     def settle_write() -> None:
         nonlocal pending
@@ -302,7 +443,7 @@ def run_batch(
                 )
             except Exception as error:
                 settle_write()
-                _remove_owned(output_dir, current.case_id, options.formats)
+                _remove_run(output_dir, current.case_id)
                 finish(CaseOutcome(current.case_id, "failed", time.perf_counter() - started, _reason(error)))
                 if cancel is not None and cancel():
                     break
@@ -318,11 +459,11 @@ def run_batch(
             try:
                 finish(pending[1].result())
             except BaseException:
-                _remove_owned(output_dir, pending[0].case_id, options.formats)
+                _remove_run(output_dir, pending[0].case_id)
         done = {o.case_id for o in outcomes}
         for case in [current, *(c for c, _ in reads)]:
             if case is not None and case.case_id not in done:
-                _remove_owned(output_dir, case.case_id, options.formats)
+                _remove_run(output_dir, case.case_id)
         for case in to_run:
             if case.case_id not in done:
                 running_marker(output_dir, case.case_id).unlink(missing_ok=True)
@@ -331,7 +472,7 @@ def run_batch(
         readers.shutdown(wait=False, cancel_futures=True)
         writer.shutdown(wait=True)
     if not outcomes:
-        write_summary(summary, outcomes, card.labels)
+        write_summary(summary, earlier, card.labels)
     return BatchResult(outcomes, summary)
 
 

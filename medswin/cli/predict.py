@@ -38,8 +38,10 @@ Per case, OUT_DIR receives <case>.nii.gz (or .mha / DICOM-SEG <case>.dcm) on the
 <case>.json (label volumes in mL, timings, the model's id, checksums of the outputs) and, on request,
 probabilities and a PNG preview; OUT_DIR/summary.csv lists every case with its status and volumes.
 Every file is written atomically. Re-running skips finished cases (their record and checksums
-match) and redoes interrupted ones; --overwrite redoes everything. A failing case is reported and the
-batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
+match), adds missing outputs, redoes interrupted ones and ones made with other settings (unless
+--no-redo-changed); --overwrite redoes everything. Files medswin did not write are never replaced
+without --overwrite; OUT_DIR must not hold the inputs, and one run at a time holds it (shards of one
+split together). A failing case is reported and the batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
 
 MODEL is a medswin checkpoint (.safetensors, which carries its model card) or the name of a shipped
 model (e.g. demo).
@@ -104,6 +106,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--preview", action="store_true", help="write <case>_preview.png (three slices)")
     parser.add_argument(
         "--overwrite", action="store_true", help="redo finished cases, replace existing files"
+    )
+    parser.add_argument(
+        "--no-redo-changed",
+        dest="redo_changed",
+        action="store_false",
+        help="keep (and report) finished cases made with other settings instead of redoing them",
     )
     parser.add_argument(
         "--jobs",
@@ -221,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from medswin.batch import BatchOptions, discover_cases, write_summary
+    from medswin.batch.runner import recorded_outcomes
     from medswin.distributed import all_gather, setup_distributed
     from medswin.errors import MedSwinError
     from medswin.transforms import Postprocess
@@ -253,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
         options = BatchOptions(
             formats=tuple(dict.fromkeys(args.output_format)),
             overwrite=args.overwrite,
+            redo_changed=args.redo_changed,
             preview=args.preview,
             jobs=args.jobs,
             allow_gaps=args.allow_gaps,
@@ -263,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
             result = _run_with_progress(predictor, cases, args.output, options, quiet)
         outcomes = [o for part in all_gather(result.outcomes, ctx) for o in part]
         if ctx.world > 1 and ctx.main:
-            merged = sorted(outcomes, key=lambda o: o.case_id)
+            earlier = recorded_outcomes(args.output, {c.case_id for c in cases})
+            merged = sorted([*outcomes, *earlier], key=lambda o: o.case_id)
             write_summary(args.output / "summary.csv", merged, predictor.card.labels)
     finally:
         ctx.close()

@@ -126,9 +126,17 @@ def extract_zip(
 
 
 @contextlib.contextmanager
-def extracted_zip(path: str | Path, **limits: float) -> Iterator[Path]:
-    """Extract zip ``path`` into a private temporary folder, yield it, and delete it afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="medswin-zip-"))
+def extracted_zip(path: str | Path, *, scratch: str | Path | None = None, **limits: float) -> Iterator[Path]:
+    """Extract zip ``path`` into a private temporary folder, yield it, and delete it afterwards.
+
+    ``scratch``: the folder to make that temporary folder in (default: the system's). A process
+    killed mid-way cannot delete it; a caller that cleans ``scratch`` on its next run (a batch's
+    work area) keeps extracted patient data from lingering.
+    """
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="medswin-zip-", dir=scratch))
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot extract the zip archive ({error.strerror or error})") from error
     try:
         extract_zip(path, folder, **limits)  # type: ignore[arg-type]
         yield folder

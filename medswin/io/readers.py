@@ -349,8 +349,10 @@ def _read_dicom_folder(
     return read_series(members, str(where), kind=kind, allow_gaps=allow_gaps)
 
 
-def _read_dicom_zip(path: Path, series_uid: str | None, kind: ImageKind, allow_gaps: bool) -> Image:
-    with extracted_zip(path) as folder:
+def _read_dicom_zip(
+    path: Path, series_uid: str | None, kind: ImageKind, allow_gaps: bool, scratch: Path | None
+) -> Image:
+    with extracted_zip(path, scratch=scratch) as folder:
         image = _read_dicom_folder(folder, path, series_uid, kind, allow_gaps)
         # The temporary folder disappears: keep the members' names inside the archive instead.
         image.meta["source_files"] = [
@@ -368,6 +370,7 @@ def read_image(
     kind: ImageKind = "intensity",
     allow_gaps: bool = False,
     spacing: Sequence[float] | None = None,
+    scratch: str | Path | None = None,
 ) -> Image:
     """Read a medical image file, DICOM folder or DICOM zip into an :class:`Image`.
 
@@ -379,6 +382,8 @@ def read_image(
         allow_gaps: accept a DICOM series with missing slices or an uneven slice step by
             interpolating it onto a regular grid (recorded in ``meta["dicom"]``) instead of refusing it.
         spacing: pixel size (mm) of PNG/TIFF/JPEG images, which carry no trustworthy physical size.
+        scratch: folder a DICOM zip is extracted in while it is read (default: the system's temporary
+            folder); removed afterwards either way.
 
     Raises:
         ImageReadError: naming the path and the problem, for every unreadable input.
@@ -399,7 +404,9 @@ def read_image(
     elif fmt == "dicom-folder":
         image = _read_dicom_folder(path, path, series_uid, kind, allow_gaps)
     else:
-        image = _read_dicom_zip(path, series_uid, kind, allow_gaps)
+        image = _read_dicom_zip(
+            path, series_uid, kind, allow_gaps, None if scratch is None else Path(scratch)
+        )
     if image.array.size == 0:
         raise ImageReadError(f"{path}: the image holds no voxels (shape {image.shape})")
     if kind == "label":

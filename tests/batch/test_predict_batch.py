@@ -243,6 +243,28 @@ def test_killed_batch_resumes_without_half_written_cases(
     assert _hidden_leftovers(out) == []
 
 
+def test_a_run_killed_after_its_last_record_is_finished_not_redone(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    data = tmp_path / "data"
+    write_nifti_cases(data, ["case0", "case1"])
+    out = tmp_path / "out"
+    assert _predict([data], out, tiny_checkpoint, "--preview") == 0
+    finished = snapshot(out)
+    # SIGKILL between writing case0's record and removing its running marker leaves this marker:
+    (out / ".case0.running").write_text('["case0.nii.gz", "case0_preview.png", "case0.json"]')
+    # ... while one killed before its record was written names a file the record lacks:
+    (out / ".case1.running").write_text('["case1.mha", "case1.json"]')
+    (out / "case1.mha").write_bytes(b"half of an interrupted run's output")
+
+    assert _predict([data], out, tiny_checkpoint, "--preview") == 0
+    rows = _summary(out / "summary.csv")
+    assert (rows["case0"]["status"], rows["case1"]["status"]) == ("skipped", "done")
+    assert (out / "case0.json").read_bytes() == finished["case0.json"]
+    assert not (out / "case1.mha").exists()  # the interrupted run's file, named by its marker
+    assert _hidden_leftovers(out) == []
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_share_the_cases(tmp_path: Path, tiny_checkpoint: Path) -> None:
     names = [f"case{i}" for i in range(4)]
