@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from medswin.errors import CheckpointError
     from medswin.models import import_checkpoint, load_card, preset_card, save_checkpoint
     from medswin.weights.download import file_checksums
-    from medswin.weights.legacy import decide_legacy_merging
+    from medswin.weights.legacy import check_legacy_choice, decide_legacy_merging
 
     output: Path = args.output
     if output.suffix != ".safetensors":
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.source.is_file():
         raise CheckpointError(f"{args.source}: no such checkpoint file")
     card = preset_card(args.preset) if args.preset else load_card(args.card)
+    check_legacy_choice(args.legacy_merging, card)
     model, report = import_checkpoint(args.source, card, key_map=args.key_map, partial=args.partial)
     print(report.summary())
     # the merging order changes no key or shape, so it is decided after the load report

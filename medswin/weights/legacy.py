@@ -16,7 +16,13 @@ from typing import Any
 
 from medswin.errors import CheckpointError
 
-__all__ = ["LEGACY_CHOICES", "uses_patch_merging", "legacy_from_monai_version", "decide_legacy_merging"]
+__all__ = [
+    "LEGACY_CHOICES",
+    "check_legacy_choice",
+    "uses_patch_merging",
+    "legacy_from_monai_version",
+    "decide_legacy_merging",
+]
 
 LEGACY_CHOICES = ("auto", "yes", "no")
 #: the first MONAI release with the corrected merging order (PR #8285).
@@ -65,6 +71,17 @@ def _known_checksum(sha256: str, md5: str) -> tuple[str, bool] | None:
     return None
 
 
+def check_legacy_choice(choice: str, card: Any) -> None:
+    """Refuse an unknown choice, and yes/no for a model that has no patch merging (before any work)."""
+    if choice not in LEGACY_CHOICES:
+        raise CheckpointError(f"--legacy-merging must be one of {', '.join(LEGACY_CHOICES)}, got {choice!r}")
+    if choice != "auto" and not uses_patch_merging(card):
+        raise CheckpointError(
+            f"--legacy-merging {choice}: model card {card.id!r} is a {card.architecture}, which has no "
+            "MONAI patch merging; leave the option out"
+        )
+
+
 def decide_legacy_merging(
     choice: str,
     card: Any,
@@ -84,14 +101,8 @@ def decide_legacy_merging(
 
     Raises :class:`CheckpointError` when ``auto`` finds nothing to go on, explaining the choice.
     """
-    if choice not in LEGACY_CHOICES:
-        raise CheckpointError(f"--legacy-merging must be one of {', '.join(LEGACY_CHOICES)}, got {choice!r}")
+    check_legacy_choice(choice, card)
     if not uses_patch_merging(card):
-        if choice != "auto":
-            raise CheckpointError(
-                f"--legacy-merging {choice}: model card {card.id!r} is a {card.architecture}, which has no "
-                "MONAI patch merging; leave the option out"
-            )
         return None, ""
     if choice != "auto":
         return choice == "yes", f"--legacy-merging {choice} given when importing {source.name}"
