@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.errors import ModelCardError
-from medswin.models.card import ModelCard, list_presets, load_card, preset_card
+from medswin.models.card import ModelCard, has_preset, list_presets, load_card, preset_card
 
 __all__ = ["resolve_model", "shipped_weights", "list_shipped_weights"]
 
@@ -88,9 +88,9 @@ def resolve_model(
     published = _published(text, device, load_weights)
     if published is not None:
         return published
-    presets = list_presets()
-    if text in presets:
+    if has_preset(text):
         return None, preset_card(text)
+    presets = list_presets()
     from medswin.weights import list_weights
 
     known = sorted(set(presets) | set(list_shipped_weights()) | {e.name for e in list_weights()})

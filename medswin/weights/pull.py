@@ -204,7 +204,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
     pull would; a preset card id converts with that preset's default key map, and SwinUNETR files
     then need ``legacy_merging`` decided (see :func:`medswin.weights.legacy.decide_legacy_merging`).
     """
-    from medswin.models.card import list_presets, preset_card
+    from medswin.models.card import has_preset, preset_card
     from medswin.weights.legacy import decide_legacy_merging
 
     if not source.is_file():
@@ -238,7 +238,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
                         "downloaded": _now(),
                     },
                 )
-        if name not in list_presets():
+        if not has_preset(name):
             raise WeightsError(
                 f"--as {name}: neither a published model (medswin weights list) nor a preset card (medswin models)"
             )
