@@ -239,7 +239,9 @@ def _size_variant(card_id: str, presets: list[str]) -> ModelCard | None:
             base_id = f"{family}_base_" + card_id[len(prefix) :]
             if card_id.startswith(prefix) and base_id in presets:
                 base = preset_card(base_id)
-                description = base.description.replace("-Base", f"-{size.capitalize()}", 1)
+                description = base.description.replace("-Base", f"-{size.capitalize()}", 1).replace(
+                    base_id, card_id
+                )
                 return base.replace(
                     id=card_id,
                     architecture=f"{family}_{size}",
