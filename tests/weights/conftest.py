@@ -15,6 +15,7 @@ from weights_factory import (
     BRATS_FILE,
     BTCV_FILE,
     BUNDLE_FILE,
+    PROXIED_URL,
     RELEASE,
     ZOO,
     Fixtures,
@@ -51,7 +52,13 @@ def fixtures() -> Fixtures:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:  # the published fold zips hold a bare model.pt
         archive.writestr("model.pt", brats_pt)
-    return Fixtures(btcv, state, bundle, buffer.getvalue(), bundle_zip_bytes(bundle))
+    # the self-supervised encoder: swinViT only, DDP prefix, timm MLP names, no swinViT. prefix
+    donor = tiny_net(3, in_channels=1, out_channels=2).swinViT.state_dict()
+    ssl_state = {
+        "module." + k.replace("linear1", "fc1").replace("linear2", "fc2"): v for k, v in donor.items()
+    }
+    ssl = saved({"epoch": 100000, "state_dict": ssl_state})
+    return Fixtures(btcv, state, bundle, buffer.getvalue(), bundle_zip_bytes(bundle), ssl, dict(donor))
 
 
 @pytest.fixture
@@ -65,6 +72,9 @@ def site(tmp_path: Path, fixtures: Fixtures, monkeypatch: pytest.MonkeyPatch) ->
         server.files[ZOO + BUNDLE_FILE] = fixtures.bundle
         server.files[RELEASE + BRATS_FILE] = fixtures.brats_zip
         server.files[RELEASE + "corrupted.pt"] = fixtures.bundle
+        server.files[RELEASE + "model_swinvit.pt"] = fixtures.ssl
+        # reached only through a proxy: the request line then carries the whole URL
+        server.files[PROXIED_URL] = fixtures.bundle
         md5 = hashlib.md5(fixtures.bundle).hexdigest()
         entries = [
             entry("swin_unetr_btcv", btcv_card, BTCV_FILE, server.url(RELEASE + BTCV_FILE)),
@@ -91,6 +101,16 @@ def site(tmp_path: Path, fixtures: Fixtures, monkeypatch: pytest.MonkeyPatch) ->
                 file={"md5": "0" * 32},
             ),
             entry("gone", btcv_card, "gone.pt", server.url(RELEASE + "gone.pt")),
+            entry("behind_proxy", btcv_card, "proxied.pt", PROXIED_URL),
+            entry(
+                "swin_unetr_ssl",
+                btcv_card,
+                "model_swinvit.pt",
+                server.url(RELEASE + "model_swinvit.pt"),
+                kind="pretraining",
+                key_map="swin_unetr_ssl",
+                partial=True,
+            ),
         ]
         registry = folder / "registry.json"
         registry.write_text(json.dumps({"schema_version": 1, "entries": entries}))

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from weights_factory import BRATS_FILE, BTCV_FILE, RELEASE, Site
+from weights_factory import BRATS_FILE, BTCV_FILE, PROXIED_URL, RELEASE, Site
 
 from medswin.cli.main import main
 from medswin.data.phantom import make_ct_phantom
 from medswin.io import read_image, write_image
-from medswin.models import read_checkpoint_card
+from medswin.models import load_checkpoint, read_checkpoint_card
 
 BTCV_PATH = RELEASE + BTCV_FILE
 
@@ -189,3 +189,29 @@ def test_pretraining_weights_are_not_a_predictor(tmp_path: Path, capsys: pytest.
     ct = _ct(tmp_path)
     assert main(["predict", "-i", str(ct), "-o", str(tmp_path / "out"), "-m", "swin_unetr_ssl"]) == 2
     assert "fine-tun" in capsys.readouterr().err.lower()
+
+
+def test_the_standard_proxy_variables_are_used(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", site.server.base)
+    monkeypatch.setenv("NO_PROXY", "")
+    assert main(["weights", "pull", "behind_proxy"]) == 0
+    assert site.server.gets(PROXIED_URL) == [None]  # the proxy (our server) got the absolute URL
+    assert "behind_proxy.safetensors" in capsys.readouterr().out
+
+
+def test_the_self_supervised_encoder_pulls_into_the_encoder_only(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["weights", "pull", "swin_unetr_ssl"]) == 0
+    model, card = load_checkpoint(Path(capsys.readouterr().out.split(": ", 1)[1].strip()))
+    report = card.provenance["load_report"]
+    assert (
+        report.startswith("key map swin_unetr_ssl:") and ", 0 missing" not in report
+    )  # decoder left initial
+    for key, value in site.fixtures.ssl_encoder.items():
+        assert np.array_equal(model.swinViT.state_dict()[key].numpy(), value.numpy()), key
+    ct = _ct(tmp_path)
+    assert main(["predict", "-i", str(ct), "-o", str(tmp_path / "out"), "-m", "swin_unetr_ssl"]) == 2
+    assert "init_from" in capsys.readouterr().err

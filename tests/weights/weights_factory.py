@@ -20,6 +20,7 @@ BRATS_FILE = "fold0_f48_ep300_4gpu_dice0_8854.zip"
 RELEASE = "/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/"
 ZOO = "/assets/Clara/monai/tutorials/model_zoo/"
 ROI = (64, 32, 32)
+PROXIED_URL = "http://weights.medswin-test.invalid/proxied.pt"  # a name no resolver knows
 
 
 def saved(obj: object) -> bytes:
@@ -37,6 +38,8 @@ class Fixtures:
     bundle: bytes
     brats_zip: bytes
     bundle_zip: bytes
+    ssl: bytes
+    ssl_encoder: dict
 
 
 def tiny_net(seed: int, **kwargs: int) -> SwinUNETR:
