@@ -226,10 +226,10 @@ def import_bundle(
     The card is built from the bundle's configs; the patch-merging flag from ``legacy_merging``,
     where ``auto`` reads the bundle's ``monai_version``.
     """
-    from medswin.weights.cache import converted_path, model_lock
+    from medswin.weights.cache import converted_path, model_lock, utc_timestamp
     from medswin.weights.download import file_checksums
     from medswin.weights.legacy import decide_legacy_merging
-    from medswin.weights.pull import _now, cached_weights, convert_file
+    from medswin.weights.pull import cached_weights, convert_file
 
     with _bundle_folder(source) as (folder, bundle_name):
         name = name or _cache_name(bundle_name)
@@ -247,7 +247,7 @@ def import_bundle(
         )
         provenance = {
             "weights_checksum": f"{_WEIGHTS}: sha256 {sha256}, md5 {md5}",
-            "downloaded": f"imported {_now()}",
+            "downloaded": f"imported {utc_timestamp()}",
         }
         if flag is not None:
             card = card.replace(config={**card.config, "legacy_merging": flag})

@@ -33,6 +33,7 @@ __all__ = [
     "model_lock",
     "read_pins",
     "record_pin",
+    "utc_timestamp",
 ]
 
 HOME_ENV = "MEDSWIN_HOME"
@@ -106,6 +107,11 @@ def model_lock(name: str) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
+def utc_timestamp() -> str:
+    """Now, in UTC, to the second (ISO 8601): the date provenance records."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _pins_path() -> Path:
     return weights_home() / "pins.json"
 
@@ -131,7 +137,7 @@ def record_pin(file_name: str, sha256: str, url: str) -> dict[str, Any]:
     """
     from medswin.io.writers import atomic_output
 
-    pin = {"sha256": sha256, "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"), "url": url}
+    pin = {"sha256": sha256, "recorded": utc_timestamp(), "url": url}
     with model_lock(".pins"):
         pins = read_pins()
         pins[file_name] = pin

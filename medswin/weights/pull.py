@@ -13,7 +13,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from medswin.weights.cache import (
     offline,
     read_pins,
     record_pin,
+    utc_timestamp,
 )
 from medswin.weights.download import ProgressFn, console_progress, download_file, file_checksums
 from medswin.weights.registry import WeightsEntry, find_weights, get_weights
@@ -144,10 +144,6 @@ def convert_file(
     return save_checkpoint(model, card.replace(id=name, provenance=provenance), target)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) -> Path:
     """Download, verify and convert registry entry ``name`` into the cache; returns the cached checkpoint.
 
@@ -175,7 +171,7 @@ def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) 
                     provenance={
                         "weights_url": download.url,
                         "weights_checksum": f"{entry.file.name}: {checked}",
-                        "downloaded": _now(),
+                        "downloaded": utc_timestamp(),
                     },
                 )
         finally:
@@ -184,8 +180,11 @@ def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) 
     return path
 
 
-def ensure_weights(name: str, *, show_progress: bool = True) -> Path:
-    """The cached checkpoint of ``name``, pulling it first (with a progress bar) when it is missing."""
+def ensure_weights(name: str, *, show_progress: bool | None = None) -> Path:
+    """The cached checkpoint of ``name``, pulling it first (with a progress bar) when it is missing.
+
+    ``show_progress`` None: show the bar unless logging is quieter than INFO (``medswin -q``).
+    """
     cached = cached_weights(name)
     if cached is not None:
         return cached
@@ -193,6 +192,8 @@ def ensure_weights(name: str, *, show_progress: bool = True) -> Path:
     if offline():
         raise _offline_error(entry)
     log.info("%s is not in the cache; downloading %s", name, entry.file.name)
+    if show_progress is None:
+        show_progress = logging.getLogger().getEffectiveLevel() <= logging.INFO
     with console_progress(f"{name}: {entry.file.name}", enabled=show_progress) as progress:
         return pull(name, progress=progress)
 
@@ -235,7 +236,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
                     provenance={
                         "weights_url": f"imported by hand from {source.name} (published at {entry.file.urls[0]})",
                         "weights_checksum": f"{entry.file.name}: {checked}",
-                        "downloaded": _now(),
+                        "downloaded": utc_timestamp(),
                     },
                 )
         if not has_preset(name):
@@ -246,7 +247,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
         flag, why = decide_legacy_merging(legacy_merging, card, source, checksums=(sha256, md5))
         provenance = {
             "weights_checksum": f"{source.name}: sha256 {sha256}",
-            "downloaded": f"imported {_now()}",
+            "downloaded": f"imported {utc_timestamp()}",
         }
         if flag is not None:
             card = card.replace(config={**card.config, "legacy_merging": flag})
