@@ -109,6 +109,15 @@ def _rows() -> list[dict[str, Any]]:
     return rows
 
 
+def _source_text(row: dict[str, Any]) -> str:
+    """Where the file comes from, short: the host and owner of its first URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(row["url"])
+    owner = parts.path.strip("/").split("/")[0]
+    return f"{parts.hostname}/{owner}" if parts.hostname == "github.com" else str(parts.hostname)
+
+
 def _labels_text(row: dict[str, Any]) -> str:
     if row["kind"] == "pretraining":
         return "none (encoder only)"
@@ -126,12 +135,12 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     score = [f"{r['score']:.4f}" if r["score"] is not None else "-" for r in rows]
     if args.markdown:
-        print("| name | task | labels | size | licence | published score |")
-        print("|---|---|---|---|---|---|")
+        print("| name | task | labels | size | licence | source | published score |")
+        print("|---|---|---|---|---|---|---|")
         for row, value in zip(rows, score):
             print(
                 f"| `{row['name']}` | {row['task']} | {_labels_text(row)} | {row['size']} | {row['license']} | "
-                f"{value}: {row['score_text']} |"
+                f"{row['source']} | {value}: {row['score_text']} |"
             )
         return 0
     table = [
@@ -141,13 +150,14 @@ def run_list(args: argparse.Namespace) -> int:
             r["size"],
             s,
             r["license"],
+            _source_text(r),
             _labels_text(r),
             r["task"],
         ]
         for r, s in zip(rows, score)
     ]
     print(f"Published models (cache: {weights_home()}; 'medswin weights pull NAME', or -m NAME):")
-    print(_table(table, ["name", "cached", "size", "score", "licence", "labels", "task"]))
+    print(_table(table, ["name", "cached", "size", "score", "licence", "source", "labels", "task"]))
     print(
         "\nscore: the published figure for each file (medswin weights list --json gives where it was measured)"
     )

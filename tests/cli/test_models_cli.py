@@ -63,7 +63,8 @@ def test_models_json_has_parameter_counts(capsys: pytest.CaptureFixture[str]) ->
     assert (
         presets["swin_unet_synapse"]["parameters"] == 27_168_900 - 2 * 96 * 4 * 4
     )  # gray input: 1 of 3 patch channels
-    assert presets["swin_unetr_btcv"]["weights"] == "import"
+    assert presets["swin_unetr_btcv"]["weights"] == "pull"  # published: medswin weights pull
+    assert presets["swin_unet_synapse"]["weights"] == "import"
     assert {a["name"] for a in doc["architectures"]} >= {"swin_unetr", "swin_unet", "attention_swin_unet"}
 
 
