@@ -133,7 +133,7 @@ def download_file(published: PublishedFile, *, progress: ProgressFn | None = Non
 
     Tries each candidate URL in turn; a dropped connection resumes up to a few times per URL.
     Raises :class:`WeightsError` naming every URL tried and why it failed. The checksum is not
-    checked here (see :func:`medswin.weights.pull.verify`).
+    checked here: :func:`medswin.weights.pull` checks it against the registry or the first download.
     """
     folder = downloads_folder()
     try:
