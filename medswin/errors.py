@@ -8,6 +8,7 @@ __all__ = [
     "ImageWriteError",
     "GeometryError",
     "CheckpointError",
+    "WeightsError",
     "ModelCardError",
     "ManifestError",
     "MetricInputError",
@@ -33,6 +34,10 @@ class GeometryError(MedSwinError):
 
 class CheckpointError(MedSwinError):
     """A checkpoint is unreadable, unsafe, or does not match its model card."""
+
+
+class WeightsError(CheckpointError):
+    """Published weights could not be fetched, verified or found in the cache."""
 
 
 class ModelCardError(MedSwinError):

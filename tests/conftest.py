@@ -22,3 +22,15 @@ def oblique_phantom() -> PhantomCase:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the internet or the user's weights cache: a private MEDSWIN_HOME, offline.
+
+    Tests of medswin.weights go online against their own loopback server (tests/weights).
+    """
+    monkeypatch.setenv("MEDSWIN_HOME", str(tmp_path_factory.mktemp("medswin_home")))
+    monkeypatch.setenv("MEDSWIN_OFFLINE", "1")
+    for name in ("MEDSWIN_MIRROR", "MEDSWIN_WEIGHTS_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)

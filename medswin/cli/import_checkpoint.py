@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,8 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
+    from medswin.weights.legacy import LEGACY_CHOICES
+
     parser = subparsers.add_parser(
         "import-checkpoint",
         help="convert an official checkpoint (.pt/.pth) into a medswin .safetensors with its model card",
@@ -30,21 +31,23 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="accept missing/unexpected keys (pretraining weights that fill only part of the model)",
     )
+    parser.add_argument(
+        "--legacy-merging",
+        choices=LEGACY_CHOICES,
+        default="auto",
+        help="SwinUNETR only: yes = trained on MONAI <= 1.4 (pre-1.5 patch merging, every published file), "
+        "no = trained on MONAI >= 1.5; auto (default) decides from what the file tells (a known published "
+        "checksum, a stored MONAI version) and otherwise stops and asks",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.set_defaults(run=run)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run(args: argparse.Namespace) -> int:
     from medswin.errors import CheckpointError
     from medswin.models import import_checkpoint, load_card, preset_card, save_checkpoint
+    from medswin.weights.download import file_checksums
+    from medswin.weights.legacy import check_legacy_choice, decide_legacy_merging
 
     output: Path = args.output
     if output.suffix != ".safetensors":
@@ -54,13 +57,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.source.is_file():
         raise CheckpointError(f"{args.source}: no such checkpoint file")
     card = preset_card(args.preset) if args.preset else load_card(args.card)
+    check_legacy_choice(args.legacy_merging, card)
     model, report = import_checkpoint(args.source, card, key_map=args.key_map, partial=args.partial)
     print(report.summary())
+    # the merging order changes no key or shape, so it is decided after the load report
+    sha256, md5 = file_checksums(args.source)
+    flag, why = decide_legacy_merging(args.legacy_merging, card, args.source, checksums=(sha256, md5))
     provenance = {
         **card.provenance,
-        "imported_from": f"{args.source.name} sha256 {_sha256(args.source)} (key map {report.key_map}, "
+        "imported_from": f"{args.source.name} sha256 {sha256} (key map {report.key_map}, "
         f"{len(report.loaded)} loaded, {len(report.missing)} missing, {len(report.unexpected)} unexpected)",
     }
-    save_checkpoint(model, card.replace(provenance=provenance), output)
+    config = card.config
+    if flag is not None:
+        config = {**config, "legacy_merging": flag}
+        provenance["legacy_merging"] = f"{flag}: {why}"
+        print(f"legacy_merging {str(flag).lower()}: {why}")
+    save_checkpoint(model, card.replace(config=config, provenance=provenance), output)
     print(f"wrote {output} (model card {card.id})")
     return 0

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "convert",
     "models",
     "import_checkpoint",
+    "weights",
     "train",
     "manifest",
     "submit",

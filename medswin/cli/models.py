@@ -89,7 +89,14 @@ def run(args: argparse.Namespace) -> int:
                 "description": entry.description,
             }
         )
-    cards = [(card_id, preset_card(card_id), "import") for card_id in list_presets()]
+    from medswin.weights import cached_weights, find_weights
+
+    def status(card_id: str) -> str:  # a preset id that is also a published name is pulled, not imported
+        if find_weights(card_id) is None:
+            return "import"
+        return "cached" if cached_weights(card_id) else "pull"
+
+    cards = [(card_id, preset_card(card_id), status(card_id)) for card_id in list_presets()]
     for name in list_shipped_weights():
         cards.append((name, read_checkpoint_card(shipped_weights(name)), "shipped"))
     presets = [
@@ -134,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
             ["name", "dims", "params", "official", "description"],
         )
     )
-    print("\nModels (-m ID; 'import' = weights not shipped, see 'medswin card ID'):")
+    print(
+        "\nModels (-m ID; 'pull' = published weights, fetched on first use (medswin weights list); "
+        "'import' = weights not shipped, see 'medswin card ID'):"
+    )
     print(
         _table(
             [

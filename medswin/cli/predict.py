@@ -43,8 +43,9 @@ match), adds missing outputs, redoes interrupted ones and ones made with other s
 without --overwrite; OUT_DIR must not hold the inputs, and one run at a time holds it (shards of one
 split together). A failing case is reported and the batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
 
-MODEL is a medswin checkpoint (.safetensors, which carries its model card) or the name of a shipped
-model (e.g. demo).
+MODEL is a medswin checkpoint (.safetensors, which carries its model card), the name of a shipped
+model (e.g. demo) or of a published model (medswin weights list, e.g. swin_unetr_btcv), which is
+downloaded, verified and cached on first use (MEDSWIN_OFFLINE=1: from the cache only).
 
 Scale-out: `torchrun --nproc_per_node N -m medswin predict ...` gives every process its share of
 the cases (one GPU each with --device cuda) and rank 0 writes the merged summary.csv;
@@ -136,7 +137,7 @@ def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bo
         "-m",
         "--model",
         required=model_required,
-        help="medswin checkpoint (.safetensors) or shipped model name",
+        help="medswin checkpoint (.safetensors), shipped model name or published model name (medswin weights list)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(

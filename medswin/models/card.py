@@ -18,7 +18,7 @@ from typing import Any
 
 from medswin.errors import ModelCardError
 
-__all__ = ["ModelCard", "Region", "load_card", "list_presets", "preset_card"]
+__all__ = ["ModelCard", "Region", "load_card", "list_presets", "has_preset", "preset_card"]
 
 CARD_SCHEMA_VERSION = 1
 
@@ -226,12 +226,45 @@ def list_presets() -> list[str]:
     return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
+#: size variants a family's Base preset also describes: ``<family>_<size>_<dataset>`` is the card
+#: ``<family>_base_<dataset>`` with architecture ``<family>_<size>`` (labels and geometry kept in one file).
+SIZE_VARIANTS: dict[str, tuple[str, ...]] = {"swin_x2s": ("tiny", "small", "large")}
+
+
+def _size_variant(card_id: str, presets: list[str]) -> ModelCard | None:
+    """The card of a size variant of a Base preset (e.g. ``swin_x2s_tiny_ctpelvic1k``), or None."""
+    for family, sizes in SIZE_VARIANTS.items():
+        for size in sizes:
+            prefix = f"{family}_{size}_"
+            base_id = f"{family}_base_" + card_id[len(prefix) :]
+            if card_id.startswith(prefix) and base_id in presets:
+                base = preset_card(base_id)
+                description = base.description.replace("-Base", f"-{size.capitalize()}", 1).replace(
+                    base_id, card_id
+                )
+                return base.replace(
+                    id=card_id,
+                    architecture=f"{family}_{size}",
+                    description=f"{description} (size variant of {base_id}; same labels and geometry)",
+                )
+    return None
+
+
+def has_preset(card_id: str) -> bool:
+    """True when :func:`preset_card` knows ``card_id`` (a shipped card or a size variant of one)."""
+    presets = list_presets()
+    return card_id in presets or _size_variant(card_id, presets) is not None
+
+
 def preset_card(card_id: str) -> ModelCard:
-    """A shipped card by id (e.g. ``"swin_unetr_btcv"``)."""
+    """A shipped card by id (e.g. ``"swin_unetr_btcv"``), or a size variant of one (:data:`SIZE_VARIANTS`)."""
     import difflib
 
     presets = list_presets()
     if card_id not in presets:
+        variant = _size_variant(card_id, presets)
+        if variant is not None:
+            return variant
         close = difflib.get_close_matches(card_id, presets, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ModelCardError(f"no shipped model card {card_id!r}.{hint} Shipped cards: {', '.join(presets)}")

@@ -38,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint_card",
     "read_state_dict",
+    "read_checkpoint_fields",
     "load_foreign_weights",
     "import_checkpoint",
     "register_key_map",
@@ -320,8 +321,6 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     ``{"model_weights": ...}`` are unwrapped. Raises :class:`CheckpointError` for unreadable files
     and for pickles referencing anything beyond tensors, containers and numpy scalars.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -332,6 +331,44 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             return load_file(str(path), device="cpu")
         except Exception as error:
             raise CheckpointError(f"{path}: not a readable .safetensors file ({error})") from None
+    return _unwrap(_load_torch_file(path), path)
+
+
+def read_checkpoint_fields(path: str | Path) -> dict[str, Any]:
+    """The plain values stored beside the weights (``epoch``, ``best_acc``, a MONAI version ...), read safely.
+
+    Top-level non-tensor entries of a PyTorch file (nested dicts of plain values kept, tensors
+    dropped), or a ``.safetensors`` file's metadata. Lets callers learn what a file says about
+    itself (e.g. the MONAI version it was trained with) without a second, less careful reader.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                return dict(handle.metadata() or {})
+        except Exception as error:
+            raise CheckpointError(f"{path}: not a readable .safetensors file ({error})") from None
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            kept = {k: plain(v) for k, v in value.items() if not isinstance(v, torch.Tensor)}
+            return {k: v for k, v in kept.items() if v is not None}
+        return value if isinstance(value, (str, int, float, bool)) or hasattr(value, "item") else None
+
+    obj = _load_torch_file(path)
+    return plain(obj) if isinstance(obj, Mapping) else {}
+
+
+def _load_torch_file(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` allowing numpy scalars only; refusals become CheckpointError."""
+    import torch
+
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -348,7 +385,7 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             f"{path}: refused or failed to load safely (weights_only): {detail}. medswin never unpickles "
             "arbitrary objects; if you trust the file, re-save just its tensors as a plain state_dict or safetensors."
         ) from error
-    return _unwrap(obj, path)
+    return obj
 
 
 def load_foreign_weights(

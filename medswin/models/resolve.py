@@ -6,7 +6,10 @@ Accepted forms, tried in order:
 2. a path to a model card (``.json``) -> ``(None, card)`` (weights to be supplied separately);
 3. the name of a checkpoint shipped in ``medswin/models/weights/<name>.safetensors``
    (e.g. ``demo``) -> ``(model, card)``;
-4. a preset card id (``medswin/models/cards/<id>.json``) -> ``(None, card)``: the card is known
+4. the name of published weights (``medswin weights list``) or of a file imported into the weights
+   cache -> ``(model, card)``, pulling the published file into the cache on first use (never with
+   ``load_weights=False``, which returns the card alone);
+5. a preset card id (``medswin/models/cards/<id>.json``) -> ``(None, card)``: the card is known
    but its weights are not shipped (import them with ``medswin import-checkpoint``).
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.errors import ModelCardError
-from medswin.models.card import ModelCard, list_presets, load_card, preset_card
+from medswin.models.card import ModelCard, has_preset, list_presets, load_card, preset_card
 
 __all__ = ["resolve_model", "shipped_weights", "list_shipped_weights"]
 
@@ -37,6 +40,28 @@ def list_shipped_weights() -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name[: -len(".safetensors")] for p in folder.iterdir() if p.name.endswith(".safetensors"))
+
+
+def _published(name: str, device: str, load_weights: bool) -> tuple[Any, ModelCard] | None:
+    """``(model or None, card)`` for a weights-registry name or a name in the weights cache, else None."""
+    from medswin.models.checkpoints import load_checkpoint, read_checkpoint_card
+    from medswin.weights import cached_weights, ensure_weights, find_weights
+
+    if not name.replace("_", "").replace("-", "").replace(".", "").isalnum() or name.startswith("."):
+        return None
+    entry = find_weights(name)
+    cached = cached_weights(name)
+    if entry is None and cached is None:
+        return None
+    if not load_weights:
+        return None, (read_checkpoint_card(cached) if cached is not None else entry.model_card())
+    if entry is not None and not entry.predicts:
+        raise ModelCardError(
+            f"{name} is {entry.task}: it has no trained decoder to predict with. Fine-tune from it: "
+            f"'medswin weights pull {name}', then give the printed file as a training recipe's init_from "
+            "(partial: true)"
+        )
+    return load_checkpoint(cached if cached is not None else ensure_weights(name), device)
 
 
 def resolve_model(
@@ -60,10 +85,15 @@ def resolve_model(
     weights = shipped_weights(text)
     if weights is not None:
         return load_checkpoint(weights, device) if load_weights else (None, read_checkpoint_card(weights))
-    presets = list_presets()
-    if text in presets:
+    published = _published(text, device, load_weights)
+    if published is not None:
+        return published
+    if has_preset(text):
         return None, preset_card(text)
-    known = sorted(set(presets) | set(list_shipped_weights()))
+    presets = list_presets()
+    from medswin.weights import list_weights
+
+    known = sorted(set(presets) | set(list_shipped_weights()) | {e.name for e in list_weights()})
     close = difflib.get_close_matches(text, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ModelCardError(

@@ -231,7 +231,23 @@ def swin_x2s_official_map(state_dict: Mapping[str, Any], model: Any, notes: list
             f"dropped {len(masks)} stored shifted-window masks (attn_mask); medswin computes them at run time"
         )
     sd = drop_keys(sd, _MASKS)
+    _note_variant(sd, model, notes)
     return rename_keys(sd, _MLP_RULES)
+
+
+def _note_variant(state_dict: Mapping[str, Any], model: Any, notes: list[str]) -> None:
+    """Name the Swin-X2S size a file holds when it is not the model's (its first conv gives the feature size)."""
+    key = "encoder1.layer.conv1.conv.weight"
+    theirs, ours = state_dict.get(key), model.state_dict().get(key)
+    if theirs is None or ours is None or theirs.shape[0] == ours.shape[0]:
+        return
+    sizes = {settings["feature_size"]: name for name, settings in SWIN_X2S_VARIANTS.items()}
+    size = sizes.get(int(theirs.shape[0]))
+    if size is not None:
+        notes.append(
+            f"the file holds a Swin-X2S-{size.capitalize()} (feature_size {theirs.shape[0]}), this model has feature_size "
+            f"{ours.shape[0]}: import it with the swin_x2s_{size} card of its dataset (e.g. swin_x2s_{size}_<dataset>)"
+        )
 
 
 def swin_x2s_imagenet_map(state_dict: Mapping[str, Any], model: Any, notes: list[str]) -> dict[str, Any]:

@@ -51,7 +51,14 @@ DEFAULTS: dict[str, Any] = {
         "lambda_ce": 1.0,
         "mutual_weight": 1.0,
     },
-    "optimizer": {"type": "adamw", "lr": 1e-4, "weight_decay": 1e-5, "momentum": 0.9, "nesterov": False},
+    "optimizer": {
+        "type": "adamw",
+        "lr": 1e-4,
+        "weight_decay": 1e-5,
+        "momentum": 0.9,
+        "nesterov": False,
+        "no_weight_decay": [],
+    },
     "scheduler": {"type": "warmup_cosine", "warmup_epochs": 0, "power": 0.9, "min_lr": 0.0},
     "training": {
         "batch_size": 1,

@@ -13,12 +13,12 @@ Schedules are stepped once per optimiser step and written in fractional epochs, 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medswin.models.card import ModelCard
 
-__all__ = ["LRSchedule", "build_loss", "build_optimizer", "build_scheduler"]
+__all__ = ["LRSchedule", "build_loss", "build_optimizer", "build_scheduler", "decay_groups"]
 
 
 def build_loss(settings: Mapping[str, Any], card: ModelCard) -> Any:
@@ -43,11 +43,40 @@ def build_loss(settings: Mapping[str, Any], card: ModelCard) -> Any:
     return DiceCELoss(**common, lambda_dice=lambda_dice, lambda_ce=float(settings["lambda_ce"]))
 
 
+def decay_groups(model: Any, decay: float, exempt: Sequence[str]) -> list[dict[str, Any]]:
+    """Parameter groups of ``model``: ``exempt`` ones get weight decay 0, the rest ``decay``.
+
+    ``exempt`` rules: ``"1d"`` is every parameter with at most one dimension (biases, norm scales and
+    shifts); any other text is a substring of parameter names (e.g. ``relative_position_bias_table``).
+    The official Swin-X2S runs (timm's ``param_groups_weight_decay``) exempt those from decay.
+    """
+    keep, free = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exempted = any(
+            (rule == "1d" and parameter.ndim <= 1) or (rule != "1d" and rule in name) for rule in exempt
+        )
+        (free if exempted else keep).append(parameter)
+    return [{"params": keep, "weight_decay": decay}, {"params": free, "weight_decay": 0.0}]
+
+
 def build_optimizer(settings: Mapping[str, Any], parameters: Any) -> Any:
-    """AdamW, Adam or SGD (with momentum / Nesterov) over ``parameters``."""
+    """AdamW, Adam or SGD (with momentum / Nesterov) over ``parameters`` (a module, or an iterable of tensors).
+
+    ``settings["no_weight_decay"]`` (rules of :func:`decay_groups`) needs the module, whose parameter
+    names the rules match.
+    """
     import torch
 
     kind, lr, decay = settings["type"], float(settings["lr"]), float(settings["weight_decay"])
+    exempt = list(settings.get("no_weight_decay") or [])
+    if isinstance(parameters, torch.nn.Module):
+        parameters = decay_groups(parameters, decay, exempt) if exempt else parameters.parameters()
+    elif exempt:
+        raise TypeError(
+            "build_optimizer: no_weight_decay needs the model (its parameter names), not bare tensors"
+        )
     if kind == "adamw":
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
     if kind == "adam":

@@ -391,7 +391,7 @@ def _train(
         source = Path(init_override) if init_override else pipeline.resolve_path(init_spec["checkpoint"])
         init_note = _initialise_from(model, init_spec, card, source)
     model = model.to(ctx.device)
-    optimizer = build_optimizer(settings["optimizer"], model.parameters())
+    optimizer = build_optimizer(settings["optimizer"], model)
     scheduler = build_scheduler(
         settings["scheduler"],
         optimizer,
@@ -521,7 +521,9 @@ def _train(
             "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
             "training": (
                 f"medswin train: {epoch} of {total_epochs} epochs, {global_step} steps, {ctx.world} process(es), "
-                f"{opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}, {sched['type']} schedule "
+                f"{opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}"
+                + (f" (none for {', '.join(opt['no_weight_decay'])})" if opt.get("no_weight_decay") else "")
+                + f", {sched['type']} schedule "
                 f"(warm-up {sched['warmup_epochs']:g} epochs), loss {loss['type']}, batch {run['batch_size']} x "
                 f"{samples}, precision {precision}"
             ),

@@ -63,7 +63,8 @@ def test_models_json_has_parameter_counts(capsys: pytest.CaptureFixture[str]) ->
     assert (
         presets["swin_unet_synapse"]["parameters"] == 27_168_900 - 2 * 96 * 4 * 4
     )  # gray input: 1 of 3 patch channels
-    assert presets["swin_unetr_btcv"]["weights"] == "import"
+    assert presets["swin_unetr_btcv"]["weights"] == "pull"  # published: medswin weights pull
+    assert presets["swin_unet_synapse"]["weights"] == "import"
     assert {a["name"] for a in doc["architectures"]} >= {"swin_unetr", "swin_unet", "attention_swin_unet"}
 
 
@@ -83,7 +84,18 @@ def test_card_unknown_model_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 def test_import_checkpoint_end_to_end(tmp_path: Path, capsys, tiny_card: Path, research_checkpoint) -> None:
     source, reference = research_checkpoint
     out = tmp_path / "btcv.safetensors"
-    assert main(["import-checkpoint", str(source), "--card", str(tiny_card), "-o", str(out)]) == 0
+    # the file was made with today's MONAI: its patch merging is the new order
+    argv = [
+        "import-checkpoint",
+        str(source),
+        "--card",
+        str(tiny_card),
+        "-o",
+        str(out),
+        "--legacy-merging",
+        "no",
+    ]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert (
         f"loaded      {len(reference.state_dict())}" in printed
@@ -92,12 +104,15 @@ def test_import_checkpoint_end_to_end(tmp_path: Path, capsys, tiny_card: Path, r
     )
     model, card = load_checkpoint(out)
     assert card.id == "btcv_tiny" and "sha256" in card.provenance["imported_from"]
+    assert (
+        card.config["legacy_merging"] is False and "--legacy-merging no" in card.provenance["legacy_merging"]
+    )
     for key, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
     # no silent overwrite
-    assert main(["import-checkpoint", str(source), "--card", str(tiny_card), "-o", str(out)]) == 2
+    assert main(argv) == 2
     assert "--force" in capsys.readouterr().err
-    assert main(["import-checkpoint", str(source), "--card", str(tiny_card), "-o", str(out), "--force"]) == 0
+    assert main([*argv, "--force"]) == 0
 
 
 def test_import_checkpoint_reports_a_wrong_preset(tmp_path: Path, capsys, research_checkpoint) -> None:
@@ -149,6 +164,6 @@ def test_import_partial_pretraining(tmp_path: Path, capsys, tiny_card: Path) -> 
     ]
     assert main(args) == 2
     assert "--partial" in capsys.readouterr().err
-    assert main([*args, "--partial"]) == 0
+    assert main([*args, "--partial", "--legacy-merging", "yes"]) == 0
     assert "note: self-supervised weights cover the Swin encoder" in capsys.readouterr().out
     assert out.exists()

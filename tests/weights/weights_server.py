@@ -1,0 +1,83 @@
+"""A loopback HTTP server for weights tests: serves bytes by path, honours Range, can misbehave on purpose."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FixtureServer"]
+
+
+class FixtureServer:
+    """``files[path] = bytes``; ``truncate_once`` paths send half their body once, then drop the connection;
+    ``hold`` paths stop half-way until ``release`` is set. Every request is logged as ``(path, Range)``."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.truncate_once: set[str] = set()
+        self.hold: set[str] = set()
+        self.release = threading.Event()
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path, wanted = self.path, self.headers.get("Range")
+                server.requests.append((path, wanted))
+                if path not in server.files:
+                    self.send_error(404, "Not Found")
+                    return
+                body = server.files[path]
+                start = int(wanted.split("=")[1].split("-")[0]) if wanted else 0
+                if start:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                half = start + (len(body) - start) // 2
+                if path in server.truncate_once and not start:
+                    server.truncate_once.discard(path)
+                    self.wfile.write(body[start:half])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if path in server.hold:
+                    self.wfile.write(body[start:half])
+                    self.wfile.flush()
+                    server.release.wait(timeout=120)
+                    self.wfile.write(body[half:])
+                    return
+                self.wfile.write(body[start:])
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def gets(self, path: str) -> list[str | None]:
+        """The Range header of every request for ``path`` (None for a whole-file request)."""
+        return [wanted for got, wanted in self.requests if got == path]
+
+    def __enter__(self) -> FixtureServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
