@@ -38,6 +38,8 @@ from medswin.io.image import Image
 __all__ = [
     "MODEL_FRAME",
     "MODEL_DIRECTION",
+    "DRR_VALUES",
+    "frame_direction",
     "DrrGeometry",
     "BiplanarDRR",
     "cube_grid",
@@ -55,7 +57,33 @@ MODEL_DIRECTION = np.diag([1.0, 1.0, -1.0])
 #: linear attenuation coefficient of water (1/mm) at about 70 keV, for ``intensity="attenuation"``.
 MU_WATER_PER_MM = 0.0195
 
+#: how a DRR's values are made: ``"official"`` emulates the official ITK program (native-grid ray
+#: cast, its rotation centre and detector size, sums clamped to 16-bit, 8-bit rescale);
+#: ``"full_precision"`` is medswin's own cube projection scaled by its true range.
+DRR_VALUES = ("official", "full_precision")
+
 View = Literal["ap", "lateral"]
+_LETTER_LPS = {"L": (0, 1.0), "R": (0, -1.0), "P": (1, 1.0), "A": (1, -1.0), "S": (2, 1.0), "I": (2, -1.0)}
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+def frame_direction(frame: str) -> np.ndarray:
+    """LPS direction matrix (columns = axis directions) of a model frame code such as ``"LPI"`` or ``"RAI"``.
+
+    The frame is the handedness a model learnt: X must be L or R, Y P or A, Z I or S.
+    """
+    code = str(frame).upper()
+    if len(code) != 3 or code[0] not in "LR" or code[1] not in "PA" or code[2] not in "IS":
+        raise MedSwinError(
+            f"DRR frame {frame!r}: give three letters, X from L/R, Y from P/A, Z from I/S (e.g. 'LPI')"
+        )
+    direction = np.zeros((3, 3))
+    for column, letter in enumerate(code):
+        axis, sign = _LETTER_LPS[letter]
+        direction[axis, column] = sign
+    return direction
+
+
 _VIEW_AXIS = {"ap": 1, "lateral": 0}  # the volume axis each view projects along
 
 
@@ -79,6 +107,16 @@ class DrrGeometry:
         threshold_hu: threshold for ``"hu_above_threshold"``.
         oversample: rays and planes per cube voxel along each axis (anti-aliasing; 1 = none).
         detector_pixel_mm: detector pixel size; ``None`` = the cube voxel size (official).
+        values: ``"official"`` (default): the official program emulated -- rays cast on the CT's own
+            grid about its rotation centre (voxel index n/2, half a voxel past the middle), a
+            ``cube_size`` x ``cube_size * 0.5 * int(2 * longest / middle extent)`` detector, sums
+            truncated to 16-bit signed (clamped at 32767) and rescaled to 8 bits; the view file is
+            that DRR (``/255``), which :func:`medswin.transforms.radiograph.prepare_view` pads, resizes
+            and crops as the official scripts do. ``"full_precision"``: medswin's cube projection,
+            centred on the field of view, min-max scaled by its true range, already cropped.
+        frame: handedness of the model frame (axis X, Y, Z directions, e.g. ``"LPI"``, ``"RAI"``):
+            the official program discards a CT's direction signs, so its frame is how the files of
+            the training dataset were stored (``"LPI"`` for LPS-stored files, ``"RAI"`` for RAS).
     """
 
     cube_size: int = 160
@@ -92,6 +130,13 @@ class DrrGeometry:
     threshold_hu: float = 0.0
     oversample: int = 2
     detector_pixel_mm: float | None = None
+    values: Literal["official", "full_precision"] = "official"
+    frame: str = MODEL_FRAME
+
+    @property
+    def direction(self) -> np.ndarray:
+        """LPS direction matrix of the model frame (see :func:`frame_direction`)."""
+        return frame_direction(self.frame)
 
     def check(self) -> None:
         """Raise :class:`MedSwinError` naming the first impossible setting."""
@@ -120,6 +165,9 @@ class DrrGeometry:
                 f"DRR geometry: ap_source must be posterior/anterior and lateral_source left/right, got "
                 f"{self.ap_source!r}, {self.lateral_source!r}"
             )
+        if self.values not in DRR_VALUES:
+            raise MedSwinError(f"DRR geometry: values must be one of {DRR_VALUES}, got {self.values!r}")
+        frame_direction(self.frame)
         if self.oversample < 1:
             raise MedSwinError(f"DRR geometry: oversample must be >= 1, got {self.oversample}")
         if self.detector_pixel_mm is not None and not self.detector_pixel_mm > 0:
@@ -253,6 +301,235 @@ def line_integrals(
         )
         total += samples[:, 0].sum(dim=0, dtype=torch.float64)
     return (total * path).to(torch.float32).numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# The official program, emulated (values="official")
+#
+# Facts about liukuan5625/Swin-X2S dataset/DRR/DigitallyReconstructedRadiograph.cpp (ITK), used as
+# run by its dataset scripts (``-size 160 160 -rx -90 -ry 0|90``), after IdentityDirection has set
+# the CT's direction to identity (keeping each axis's stored sense):
+# * the rotation centre is voxel index n/2 on every axis (half a voxel past the middle);
+# * the source is 1800 mm from it, the detector plane 200 mm beyond it on the other side;
+# * the detector has ``size`` columns and ``size * 0.5 * int(2 * longest / middle extent)`` rows of
+#   ``longest extent / rows`` mm (extents as float32, ``voxels x spacing``);
+# * ITK's RayCastInterpolateImageFunction samples one point per voxel plane along the ray's dominant
+#   axis, bilinear within the plane, keeps what exceeds the threshold (0) and scales by the step;
+# * the sums land in a 16-bit signed image (truncated, clamped to [-32768, 32767]) and are then
+#   rescaled min..max -> 0..255 (truncated to 8 bits); the dataset scripts divide by 255.
+
+
+def official_volume(ct: Image, frame: str) -> Image:
+    """``ct`` with its array axes flipped/permuted (no interpolation) as the official program sees a
+    file stored in ``frame``'s handedness: X and Y as the frame, the third axis opposite to Z."""
+    from medswin.io.geometry import reorient
+
+    code = str(frame).upper()
+    frame_direction(code)
+    return reorient(ct, code[0] + code[1] + _OPPOSITE[code[2]])
+
+
+def official_detector(
+    shape: tuple[int, ...], spacing: tuple[float, ...], size: int
+) -> tuple[int, int, float]:
+    """``(columns, rows, pixel mm)`` of the official DRR of a CT with ``shape`` voxels of ``spacing`` mm."""
+    extents = sorted(np.float32(float(s) * float(np.float32(n))) for n, s in zip(shape, spacing, strict=True))
+    ratio = int(float(np.float32(extents[2] / extents[1])) / 0.5)
+    rows = int(size * 0.5 * ratio)
+    return size, rows, float(np.float32(extents[2] / np.float32(rows)))
+
+
+def _rotation_xyz(ax: float, ay: float, az: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(ax), -np.sin(ax)], [0.0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0.0, np.sin(ay)], [0.0, 1.0, 0.0], [-np.sin(ay), 0.0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0.0], [np.sin(az), np.cos(az), 0.0], [0.0, 0.0, 1.0]])
+    return rx, ry, rz
+
+
+def official_rotation(view: View) -> np.ndarray:
+    """The rotation the program really applies for ``-rx -90 -ry 0|90``.
+
+    It builds ``Rx(-90°) · Ry(ry)`` and hands it to an Euler transform, which stores Euler angles
+    (Z·X·Y order) and rebuilds its matrix from them. At X = -90° the angles are degenerate (gimbal
+    lock: Z is set to 0, Y = atan2(m10, m00)), so for the lateral view the rebuilt rotation is
+    ``Rx(-90°) · Ry(-90°)``: the source sits at the -i side, not +i.
+    """
+    to_radians = np.arctan(1.0) * 4.0 / 180.0
+    rx, ry, _ = _rotation_xyz(-90.0 * to_radians, (0.0 if view == "ap" else 90.0) * to_radians, 0.0)
+    built = rx @ ry
+    angle_x = float(np.arcsin(np.clip(built[2, 1], -1.0, 1.0)))
+    cos_x = np.cos(angle_x)
+    if abs(cos_x) > 0.00005:
+        angle_y = float(np.arctan2(-built[2, 0] / cos_x, built[2, 2] / cos_x))
+        angle_z = float(np.arctan2(-built[0, 1] / cos_x, built[1, 1] / cos_x))
+    else:
+        angle_z, angle_y = 0.0, float(np.arctan2(built[1, 0], built[0, 0]))
+    rx, ry, rz = _rotation_xyz(angle_x, angle_y, angle_z)
+    return rz @ rx @ ry
+
+
+def _box_intercepts(point: np.ndarray, ray: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Entry/exit of each ray on the volume box ``[0, box]`` in the ray caster's face order.
+
+    Returns ``(start, end, valid)``: where the traversal starts and ends (mm) and which rays hit.
+    Faces are tried in the order x=0, x=max, y=max, y=0, z=max, z=0; of the faces crossed the two
+    furthest apart are kept, the earlier one in that order being the start.
+    """
+    faces = ((0, 0.0), (0, 1.0), (1, 1.0), (1, 0.0), (2, 1.0), (2, 0.0))
+    hits, crossed = [], []
+    for axis, side in faces:
+        component = ray[:, axis]
+        usable = np.trunc(component * 100) != 0  # the caster ignores faces (almost) parallel to the ray
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(usable, (side * box[axis] - point[:, axis]) / np.where(usable, component, 1.0), 0.0)
+        hit = point + t[:, None] * ray
+        others = [a for a in range(3) if a != axis]
+        inside = usable.copy()
+        for other in others:
+            inside &= (hit[:, other] >= -1e-9) & (hit[:, other] <= box[other] + 1e-9)
+        hits.append(hit)
+        crossed.append(inside)
+    count = len(point)
+    best = np.full(count, -1.0)
+    start, end = np.zeros_like(point), np.zeros_like(point)
+    for j in range(6):
+        for k in range(j + 1, 6):
+            both = crossed[j] & crossed[k]
+            distance = np.where(both, ((hits[j] - hits[k]) ** 2).sum(axis=1), -1.0)
+            better = both & (distance > best)
+            best = np.where(better, distance, best)
+            start[better], end[better] = hits[j][better], hits[k][better]
+    return start, end, best >= 0
+
+
+def _valid_positions(position: np.ndarray, shape: np.ndarray, neighbour: np.ndarray) -> np.ndarray:
+    index = np.floor(position)
+    return np.all((index >= 0) & (index + neighbour < shape), axis=1)
+
+
+def _trace_group(
+    volume: np.ndarray,
+    spacing: np.ndarray,
+    start_mm: np.ndarray,
+    end_mm: np.ndarray,
+    axis: int,
+    threshold: float,
+) -> np.ndarray:
+    """Ray sums (value·mm) of rays whose dominant axis (in voxels) is ``axis``: the caster's algorithm."""
+    shape = np.asarray(volume.shape)
+    start, end = start_mm / spacing, end_mm / spacing
+    step_sign = np.where(start[:, axis] < end[:, axis], 1.0, -1.0)
+    span = start[:, axis] - end[:, axis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        increment = np.where(span[:, None] != 0, (start - end) / span[:, None], 0.0) * step_sign[:, None]
+    increment[:, axis] = step_sign
+    plane = np.trunc(start[:, axis])
+    position = start.copy()
+    for other in (a for a in range(3) if a != axis):  # in-plane coordinates: voxel centres at integers
+        position[:, other] += (plane - start[:, axis]) * increment[:, other] * step_sign
+        position[:, other] += 0.5 * increment[:, other] - 0.5
+    position[:, axis] = plane + 0.5 * step_sign
+    planes = np.trunc(np.abs(span)).astype(np.int64)
+    neighbour = np.ones(3)
+    neighbour[axis] = 0
+    # shorten the ray from both ends until its first and one-past-last points are inside (as the caster does)
+    active = np.ones(len(planes), dtype=bool)
+    ok = np.zeros(len(planes), dtype=bool)
+    while active.any():
+        idx = np.flatnonzero(active)
+        start_ok = _valid_positions(position[idx], shape, neighbour)
+        move = ~start_ok
+        position[idx[move]] += increment[idx[move]]
+        planes[idx[move]] -= 1
+        end_ok = _valid_positions(position[idx] + planes[idx, None] * increment[idx], shape, neighbour)
+        planes[idx[~end_ok]] -= 1
+        both = start_ok & end_ok
+        ok[idx] = both
+        active[idx] = ~both & (planes[idx] > 1)
+    planes = np.where(ok, planes, 0)
+    total = np.zeros(len(planes))
+    plane_axes = [a for a in range(3) if a != axis]
+    flat = volume.astype(np.float64)
+    for k in range(int(planes.max(initial=0))):
+        rays = np.flatnonzero(planes > k)
+        at = position[rays] + k * increment[rays]
+        index = np.trunc(at).astype(np.int64)
+        fraction = at - np.floor(at)
+        corner = index.copy()
+        values = []
+        for du, dv in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            corner[:, plane_axes[0]] = index[:, plane_axes[0]] + du
+            corner[:, plane_axes[1]] = index[:, plane_axes[1]] + dv
+            values.append(flat[corner[:, 0], corner[:, 1], corner[:, 2]])
+        y, z = fraction[:, plane_axes[0]], fraction[:, plane_axes[1]]
+        a, b, c = values[0], values[1] - values[0], values[2] - values[0]
+        d = values[3] - values[0] - b - c
+        intensity = a + b * y + c * z + d * y * z
+        total[rays] += np.where(intensity > threshold, intensity - threshold, 0.0)
+    return total * np.sqrt(((increment * spacing) ** 2).sum(axis=1))
+
+
+def official_ray_sums(
+    volume: np.ndarray,
+    spacing: tuple[float, float, float],
+    view: View,
+    detector: tuple[int, int, float],
+    geometry: DrrGeometry = DrrGeometry(),
+) -> np.ndarray:
+    """The official program's ray sums before its 16-bit cast, ``(columns, rows)`` float64.
+
+    Args:
+        volume: CT in HU as the official program reads it: ``(i, j, k)`` 16-bit integers with the
+            axes of :func:`official_volume` (identity direction).
+        spacing: its voxel size (mm).
+        view: ``"ap"`` (``-ry 0``) or ``"lateral"`` (``-ry 90``).
+        detector: ``(columns, rows, pixel mm)`` from :func:`official_detector`.
+        geometry: source and detector distances, threshold.
+
+    Columns run along +i (AP) or +j (lateral), rows along -k.
+    """
+    spacing_arr = np.asarray(spacing, dtype=np.float64)
+    shape = np.asarray(volume.shape, dtype=np.float64)
+    columns, rows, pixel = detector
+    centre = spacing_arr * shape / 2.0  # index n/2 (voxel i's centre at i * spacing)
+    rotation = official_rotation(view)
+    u = (np.arange(columns) - (columns - 1) / 2.0) * pixel
+    v = (np.arange(rows) - (rows - 1) / 2.0) * pixel
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    behind = geometry.source_to_detector_mm - geometry.source_to_isocentre_mm
+    local = np.stack([uu.ravel(), vv.ravel(), np.full(uu.size, -behind)], axis=1)
+    points = centre + local @ rotation.T
+    focal = centre + rotation @ np.array([0.0, 0.0, geometry.source_to_isocentre_mm])
+    box_origin = -spacing_arr / 2.0  # the caster's box starts at the first voxel's outer face
+    start, end, hit = _box_intercepts(points - box_origin, focal - points, spacing_arr * shape)
+    sums = np.zeros(len(points))
+    span = np.abs(start / spacing_arr - end / spacing_arr)
+    dominant = np.where(
+        (span[:, 0] >= span[:, 1]) & (span[:, 0] >= span[:, 2]), 0, np.where(span[:, 1] >= span[:, 2], 1, 2)
+    )
+    for axis in range(3):
+        rays = np.flatnonzero(hit & (dominant == axis))
+        if rays.size:
+            sums[rays] = _trace_group(
+                volume, spacing_arr, start[rays], end[rays], axis, geometry.threshold_hu
+            )
+    return sums.reshape(columns, rows)
+
+
+def official_8bit(sums: np.ndarray, where: str = "<CT>") -> np.ndarray:
+    """Sums -> the program's 16-bit image -> its 0..255 rescale -> ``/255`` (float32), as the scripts read it."""
+    stored = np.clip(np.trunc(sums), -32768, 32767)
+    low, high = float(stored.min()), float(stored.max())
+    if high <= low:
+        raise MedSwinError(f"{where}: the DRR is blank (every ray sums to {low:g}); is this a CT in HU?")
+    scale = 255.0 / (high - low)
+    grey = np.clip(np.trunc(stored * scale + (0.0 - low * scale)), 0, 255)
+    return (grey / 255.0).astype(np.float32)
+
+
+def _ct_as_int16(image: Image) -> np.ndarray:
+    """HU array as the program's ``short`` reader makes it (truncated, clamped)."""
+    return np.clip(np.trunc(np.asarray(image.array[0], dtype=np.float64)), -32768, 32767).astype(np.int16)
 
 
 def _normalise(image: np.ndarray) -> np.ndarray:
