@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -176,10 +176,12 @@ class DrrGeometry:
             )
 
     def source_side(self, view: View) -> float:
-        """+1 if the view's source lies on the positive side of its projection axis (posterior / left)."""
+        """+1 if the view's source lies on the positive side of its projection axis (frame Y / X)."""
         if view == "ap":
-            return 1.0 if self.ap_source == "posterior" else -1.0
-        return 1.0 if self.lateral_source == "left" else -1.0
+            letter, axis = ("P" if self.ap_source == "posterior" else "A"), 1
+        else:
+            letter, axis = ("L" if self.lateral_source == "left" else "R"), 0
+        return 1.0 if self.frame.upper()[axis] == letter else -1.0
 
 
 @dataclass
@@ -217,8 +219,10 @@ def cube_grid(ct: Image, size: int) -> tuple[np.ndarray, float]:
     return centre[:3], float(extent.max()) / size
 
 
-def _grid_origin(centre: np.ndarray, size: tuple[int, ...], spacing: float) -> np.ndarray:
-    return centre - MODEL_DIRECTION @ ((np.asarray(size, dtype=np.float64) - 1.0) / 2.0 * spacing)
+def _grid_origin(
+    centre: np.ndarray, size: tuple[int, ...], spacing: float, direction: np.ndarray = MODEL_DIRECTION
+) -> np.ndarray:
+    return centre - direction @ ((np.asarray(size, dtype=np.float64) - 1.0) / 2.0 * spacing)
 
 
 def hu_to_attenuation(
@@ -545,10 +549,12 @@ def biplanar_drr(ct: Image, labels: Image | None = None, geometry: DrrGeometry |
     Args:
         ct: CT in Hounsfield units, one channel, any orientation (oblique included).
         labels: label map on the CT's grid (optional).
-        geometry: see :class:`DrrGeometry`; defaults reproduce the official preprocessing.
+        geometry: see :class:`DrrGeometry`; defaults reproduce the official program.
 
     Returns:
-        :class:`BiplanarDRR`; ``ap``/``lateral`` carry their geometry in ``meta["drr"]``.
+        :class:`BiplanarDRR`; ``ap``/``lateral`` carry their geometry in ``meta["drr"]``. With
+        ``values="official"`` they are the official program's DRRs (``(columns, rows)`` of its
+        detector, ``/255``), otherwise medswin's views already cropped to the model's view.
 
     Raises:
         GeometryError: ``ct`` is not one-channel 3D, or ``labels`` is not on ``ct``'s grid.
@@ -565,8 +571,121 @@ def biplanar_drr(ct: Image, labels: Image | None = None, geometry: DrrGeometry |
                 f"{labels.meta.get('path', '<labels>')}: labels are not on the CT's grid ({difference}); "
                 "resample them to the CT first"
             )
+    if geometry.values == "official":
+        views, centre, voxel, label_centre = _official_views(ct, geometry, str(where))
+    else:
+        views, centre, voxel = _full_precision_views(ct, geometry)
+        label_centre = centre
+    direction = geometry.direction
+    size = tuple(int(s) for s in geometry.volume_size)
+    origin = _grid_origin(label_centre, size, voxel, direction)
+    grid_meta = {"modality": "CT", "drr_cube_voxel_mm": voxel}
+    grid = Image(
+        np.zeros((1, *size), dtype=np.uint8), (voxel,) * 3, origin, direction.copy(), "label", grid_meta
+    )
+    model_labels = None
+    if labels is not None:
+        if geometry.values == "official":
+            array = _official_labels(ct, labels, geometry)
+        else:
+            array = resample_to_grid(
+                labels, size, (voxel,) * 3, origin, direction, interpolation="nearest", default_value=0
+            ).array
+        model_labels = grid.with_array(np.ascontiguousarray(array).astype(labels.array.dtype), kind="label")
+        model_labels.meta = dict(labels.meta)
+    log.debug("DRR cube %.2f mm voxels centred at %s", voxel, np.round(centre, 1))
+    return BiplanarDRR(views["ap"], views["lateral"], model_labels, grid)
 
+
+def _view_image(array: np.ndarray, pixel: float, info: dict[str, Any]) -> Image:
+    origin = tuple(
+        -(n - 1) / 2 * pixel for n in array.shape
+    )  # detector mm relative to the isocentre's projection
+    return Image(
+        array[None], (pixel, pixel), origin, np.eye(2), "intensity", {"modality": "DRR", "drr": info}
+    )
+
+
+def _view_info(view: View, geometry: DrrGeometry, source_side: str, pixel: float, centre: np.ndarray) -> dict:
+    names = {"L": "patient right -> left", "R": "patient left -> right", "P": "anterior -> posterior"}
+    names["A"] = "posterior -> anterior"
+    frame = geometry.frame.upper()
+    return {
+        "view": view,
+        "rows": names[frame[0] if view == "ap" else frame[1]],
+        "columns": "head -> feet" if frame[2] == "I" else "feet -> head",
+        "values": geometry.values,
+        "frame": frame,
+        "projection": geometry.projection,
+        "source_to_isocentre_mm": geometry.source_to_isocentre_mm,
+        "source_to_detector_mm": geometry.source_to_detector_mm,
+        "source_side": source_side,
+        "pixel_mm": pixel,
+        "isocentre_lps_mm": [float(c) for c in centre],
+    }
+
+
+def _official_views(
+    ct: Image, geometry: DrrGeometry, where: str
+) -> tuple[dict[str, Image], np.ndarray, float, np.ndarray]:
+    """The official program's two DRRs, its rotation centre (LPS), the cube voxel and the label centre."""
+    volume = official_volume(ct, geometry.frame)
+    hu = _ct_as_int16(volume)
+    detector = official_detector(hu.shape, volume.spacing, geometry.cube_size)
+    columns, rows, pixel = detector
+    shape = np.asarray(hu.shape, dtype=np.float64)
+    centre = (volume.lps_affine @ np.append(shape / 2.0, 1.0))[:3]
+    label_centre = (volume.lps_affine @ np.append(np.floor(shape / 2.0), 1.0))[:3]
+    frame = geometry.frame.upper()
+    sides = {"ap": _SIDE_NAME[frame[1]], "lateral": _SIDE_NAME[_OPPOSITE[frame[0]]]}
+    views = {}
+    for view in ("ap", "lateral"):
+        sums = official_ray_sums(hu, volume.spacing, view, detector, geometry)  # type: ignore[arg-type]
+        info = _view_info(view, geometry, sides[view], pixel, centre)
+        info.update(
+            detector=[columns, rows],
+            raw_max=float(sums.max()),
+            saturated_fraction=float((sums >= 32768).mean()),
+        )
+        views[view] = _view_image(official_8bit(sums, where), pixel, info)
+    return views, centre, rows * pixel / geometry.cube_size, label_centre
+
+
+_SIDE_NAME = {"L": "left", "R": "right", "P": "posterior", "A": "anterior"}
+
+
+def _official_labels(ct: Image, labels: Image, geometry: DrrGeometry) -> np.ndarray:
+    """Labels as the official chain makes them: nearest onto ``size × size × rows`` voxels of
+    ``longest / rows`` mm about voxel n//2, last axis flipped, zero-padded to a cube, nearest-resized
+    to ``cube_size``³ (torch 'nearest': source index ``floor(i · rows / cube)``), centre crop."""
+    volume = official_volume(ct, geometry.frame)
+    on_volume = official_volume(labels, geometry.frame)
+    columns, rows, _ = official_detector(volume.shape, volume.spacing, geometry.cube_size)
+    extents = [
+        np.float32(float(s) * float(np.float32(n))) for n, s in zip(volume.shape, volume.spacing, strict=True)
+    ]
+    voxel = float(np.float32(max(extents) / np.float32(rows)))
+    size = (columns, columns, rows)
+    centre = (volume.lps_affine @ np.append(np.floor(np.asarray(volume.shape) / 2.0), 1.0))[:3]
+    origin = centre - volume.direction @ ((np.asarray(size, dtype=np.float64) - 1.0) / 2.0 * voxel)
+    sampled = resample_to_grid(
+        on_volume, size, (voxel,) * 3, origin, volume.direction, interpolation="nearest", default_value=0
+    ).array[0]
+    sampled = sampled[:, :, ::-1]
+    pad = [((rows - n) // 2, rows - n - (rows - n) // 2) for n in sampled.shape]
+    cube = np.pad(sampled, pad)
+    cube_size = geometry.cube_size
+    pick = np.minimum(np.floor(np.arange(cube_size) * (rows / cube_size)).astype(np.int64), rows - 1)
+    cube = cube[np.ix_(pick, pick, pick)]
+    starts = [(cube_size - n) // 2 for n in geometry.volume_size]
+    x, y, z = geometry.volume_size
+    return cube[None, starts[0] : starts[0] + x, starts[1] : starts[1] + y, starts[2] : starts[2] + z]
+
+
+def _full_precision_views(ct: Image, geometry: DrrGeometry) -> tuple[dict[str, Image], np.ndarray, float]:
+    """medswin's own DRRs: cube over the longest extent about the field of view's middle, true range."""
     centre, voxel = cube_grid(ct, geometry.cube_size)
+    direction = geometry.direction
     fine = geometry.oversample
     fine_size = (geometry.cube_size * fine,) * 3
     fine_voxel = voxel / fine
@@ -574,51 +693,20 @@ def biplanar_drr(ct: Image, labels: Image | None = None, geometry: DrrGeometry |
         ct,
         fine_size,
         (fine_voxel,) * 3,
-        _grid_origin(centre, fine_size, fine_voxel),
-        MODEL_DIRECTION,
+        _grid_origin(centre, fine_size, fine_voxel, direction),
+        direction,
         interpolation="linear",
         default_value=-1024.0,
     )
     values = hu_to_attenuation(cube.array[0], geometry.intensity, geometry.threshold_hu)
-
     pixel = geometry.detector_pixel_mm or voxel
     x, _, z = geometry.volume_size
     views = {}
     for view in ("ap", "lateral"):
         raw = line_integrals(values, fine_voxel, view, (x * fine, z * fine), pixel / fine, geometry)
         raw = raw.reshape(x, fine, z, fine).mean(axis=(1, 3))  # detector sub-pixels -> pixels
-        meta = {
-            "modality": "DRR",
-            "drr": {
-                "view": view,
-                "rows": "patient right -> left" if view == "ap" else "anterior -> posterior",
-                "columns": "head -> feet",
-                "projection": geometry.projection,
-                "source_to_isocentre_mm": geometry.source_to_isocentre_mm,
-                "source_to_detector_mm": geometry.source_to_detector_mm,
-                "source_side": geometry.ap_source if view == "ap" else geometry.lateral_source,
-                "pixel_mm": pixel,
-                "isocentre_lps_mm": [float(c) for c in centre],
-                "raw_min": float(raw.min()),
-                "raw_max": float(raw.max()),
-            },
-        }
-        origin = (
-            -(x - 1) / 2 * pixel,
-            -(z - 1) / 2 * pixel,
-        )  # detector mm relative to the isocentre's projection
-        views[view] = Image(_normalise(raw)[None], (pixel, pixel), origin, np.eye(2), "intensity", meta)
-
-    size = tuple(int(s) for s in geometry.volume_size)
-    origin = _grid_origin(centre, size, voxel)
-    grid_meta = {"modality": "CT", "drr_cube_voxel_mm": voxel}
-    grid = Image(
-        np.zeros((1, *size), dtype=np.uint8), (voxel,) * 3, origin, MODEL_DIRECTION.copy(), "label", grid_meta
-    )
-    model_labels = None
-    if labels is not None:
-        model_labels = resample_to_grid(
-            labels, size, (voxel,) * 3, origin, MODEL_DIRECTION, interpolation="nearest", default_value=0
-        )
-    log.debug("DRR cube %.2f mm voxels centred at %s", voxel, np.round(centre, 1))
-    return BiplanarDRR(views["ap"], views["lateral"], model_labels, grid)
+        side = geometry.ap_source if view == "ap" else geometry.lateral_source
+        info = _view_info(view, geometry, side, pixel, centre)
+        info.update(raw_min=float(raw.min()), raw_max=float(raw.max()))
+        views[view] = _view_image(_normalise(raw), pixel, info)
+    return views, centre, voxel
