@@ -238,6 +238,21 @@ def _add_drr(commands: Any) -> None:
         "--oversample", type=int, default=defaults.oversample, help="rays per pixel per axis (default 2)"
     )
     parser.add_argument(
+        "--values",
+        choices=("official", "full_precision"),
+        default=defaults.values,
+        help="official (default): the official DRR program emulated (its centre and detector, sums clamped to "
+        "16-bit, 8-bit rescale), what the published weights saw; full_precision: medswin's own cube projection "
+        "scaled by its true range",
+    )
+    parser.add_argument(
+        "--frame",
+        default=defaults.frame,
+        metavar="XYZ",
+        help="handedness of the output axes (default LPI: X to the patient's left, Y posterior, Z to the feet; "
+        "RAI for a model trained on RAS-stored files)",
+    )
+    parser.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds of the datalist (default 5)"
     )
     parser.add_argument(
@@ -292,6 +307,8 @@ def run_drr(args: argparse.Namespace) -> int:
             source_to_detector_mm=args.source_to_detector,
             intensity=args.intensity,
             oversample=args.oversample,
+            values=args.values,
+            frame=args.frame.upper(),
         )  # checked by write_drr_dataset before anything is read or written
     cases, labels = _ct_cases(args.input)
 
@@ -307,7 +324,8 @@ def run_drr(args: argparse.Namespace) -> int:
         info={"source": str(args.input)},
     )
     print(
-        f"wrote {len(result.written)} DRR case(s) to {args.output} (cube {geometry.cube_size}, grid {list(geometry.volume_size)})"
+        f"wrote {len(result.written)} DRR case(s) to {args.output} (cube {geometry.cube_size}, grid "
+        f"{list(geometry.volume_size)}, values {geometry.values}, frame {geometry.frame})"
     )
     for case, reason in result.failed.items():
         print(f"  failed {case}: {reason}", file=sys.stderr)

@@ -1,0 +1,164 @@
+"""``medswin x2s drr`` makes the DRRs the official Swin-X2S program makes (issue 21).
+
+How we know: (1) the official program rebuilt from the same ITK classes (``official_drr_itk``) is
+the oracle on a CT with anisotropic spacing; (2) analytic cases: a dense block whose path sum
+exceeds 32767 saturates, a marker at the rotation centre lands on the detector centre, an
+asymmetric marker keeps its side whether the CT is stored LPS- or RAS-style.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from medswin.cli.main import main  # noqa: E402
+from medswin.io.geometry import reorient  # noqa: E402
+from medswin.io.image import Image  # noqa: E402
+from medswin.io.readers import read_image  # noqa: E402
+from medswin.io.writers import write_image  # noqa: E402
+from medswin.transforms.drr import (  # noqa: E402
+    DrrGeometry,
+    biplanar_drr,
+    official_8bit,
+    official_detector,
+    official_ray_sums,
+)
+
+SPACING = (1.2, 1.2, 2.0)
+SHAPE = (48, 56, 40)  # LPS-stored: axes run to the patient's left, posterior, head
+
+
+def _ct(marker_value: float = 1500.0) -> tuple[Image, Image]:
+    """Body cylinder, a spine-like rod, and a bone marker at the patient's left, front, head end."""
+    i, j, k = np.meshgrid(*[np.arange(n) for n in SHAPE], indexing="ij")
+    hu = np.full(SHAPE, -1000, dtype=np.int16)
+    body = ((i - 23.5) / 20) ** 2 + ((j - 27.5) / 24) ** 2 < 1
+    hu[body] = 40
+    hu[body & ((i - 23.5) ** 2 + (j - 40) ** 2 < 16)] = 700
+    labels = np.zeros(SHAPE, dtype=np.uint8)
+    labels[36:42, 8:14, 28:36] = 1  # left (high i), anterior (low j), superior (high k)
+    hu[labels == 1] = int(marker_value)
+    origin = (-28.0, -33.0, -40.0)
+    ct = Image(hu[None].astype(np.float32), SPACING, origin, np.eye(3), "intensity", {})
+    return ct, Image(labels[None], SPACING, origin, np.eye(3), "label", {})
+
+
+def _dataset(folder: Path, ct: Image, labels: Image, case: str = "case_000") -> Path:
+    write_image(ct, folder / "imagesTr" / f"{case}_0000.nii.gz")
+    write_image(labels, folder / "labelsTr" / f"{case}.nii.gz")
+    (folder / "dataset.json").write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "channel_names": {"0": "CT"},
+                "labels": {"background": 0, "marker": 1},
+                "numTraining": 1,
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
+    return folder
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+@pytest.mark.parametrize(("view", "ry"), [("ap", 0.0), ("lateral", 90.0)])
+def test_ray_sums_equal_the_official_program(view: str, ry: float) -> None:
+    itk_ref = pytest.importorskip("official_drr_itk")
+    ct, _ = _ct()
+    volume = ct.array[0].astype(np.int16)
+    reference = itk_ref.itk_official_sums(volume, SPACING, ry)
+    ours = official_ray_sums(volume, SPACING, view, official_detector(SHAPE, SPACING, 160))
+    stored = np.clip(np.trunc(ours), -32768, 32767)
+    assert stored.shape == reference.shape
+    # the same sums in float64 (ITK compensates its sum): a truncation may differ by one unit at most
+    assert np.abs(stored - reference).max() <= 1
+    assert np.abs(official_8bit(ours) - itk_ref.itk_official_8bit(reference)).max() <= 1 / 255 + 1e-6
+
+
+def test_x2s_drr_writes_the_official_dataset_for_lps_and_ras_stored_copies(tmp_path: Path) -> None:
+    itk_ref = pytest.importorskip("official_drr_itk")
+    ct, labels = _ct()
+    outputs = {}
+    for code in ("LPS", "RAS"):
+        source = _dataset(tmp_path / f"in_{code}", reorient(ct, code), reorient(labels, code))
+        out = tmp_path / f"out_{code}"
+        assert main(["x2s", "drr", "-i", str(source), "-o", str(out), "--folds", "0"]) == 0
+        outputs[code] = out
+    info = json.loads((outputs["LPS"] / "dataset.json").read_text())
+    assert info["drr_geometry"]["values"] == "official" and info["drr_geometry"]["frame"] == "LPI"
+    volume = ct.array[0].astype(np.int16)
+    for index, (view, ry) in enumerate((("ap", 0.0), ("lateral", 90.0))):
+        truth = itk_ref.itk_official_8bit(itk_ref.itk_official_sums(volume, SPACING, ry))
+        for code in ("LPS", "RAS"):
+            written = read_image(outputs[code] / "imagesTr" / f"case_000_000{index}.mha").array[0]
+            assert written.shape == truth.shape
+            assert np.abs(written - truth).max() <= 1 / 255 + 1e-6, (view, code)
+            assert _ncc(written, truth) > 0.999
+    lps = read_image(outputs["LPS"] / "labelsTr" / "case_000.nii.gz")
+    ras = read_image(outputs["RAS"] / "labelsTr" / "case_000.nii.gz")
+    assert np.array_equal(lps.array, ras.array) and lps.orientation == "LPI"
+
+
+def test_sums_above_32767_saturate_where_the_official_program_clamps() -> None:
+    """A 3000 HU slab 16 mm thick sums to ~48000 HU·mm (clamped to 32767); a 1000 HU one to ~16000."""
+    hu = np.full(SHAPE, -1000, dtype=np.int16)
+    hu[4:20, 20:34, 10:30] = 3000  # 14 voxels x 1.2 mm = 16.8 mm along the AP rays
+    hu[28:44, 20:34, 10:30] = 1000
+    geometry = DrrGeometry()
+    sums = official_ray_sums(hu, SPACING, "ap", official_detector(SHAPE, SPACING, 160), geometry)
+    view = official_8bit(sums)
+    dense = sums > 40000
+    assert dense.sum() > 100 and np.all(view[dense] == 1.0)  # saturated exactly where the sum passes 32767
+    light = (sums > 15000) & (sums < 20000)
+    # unclamped pixels are scaled by the clamp (32767), not by the true maximum (~50000)
+    expected = np.floor(np.trunc(sums[light]) * 255.0 / 32767.0) / 255.0
+    assert light.sum() > 100 and np.abs(view[light] - expected).max() <= 1 / 255 + 1e-6
+    # full precision would put them at sum / true maximum instead: visibly darker
+    assert np.median(view[light]) > 1.3 * np.median(sums[light] / sums.max())
+
+
+def test_rotation_centre_is_voxel_n_over_2() -> None:
+    """A single voxel at index n/2 projects onto the detector's centre, (columns - 1)/2, (rows - 1)/2."""
+    hu = np.full(SHAPE, -1000, dtype=np.int16)
+    centre = tuple(n // 2 for n in SHAPE)
+    hu[centre] = 2000
+    detector = official_detector(SHAPE, SPACING, 160)
+    columns, rows, pixel = detector
+    for view in ("ap", "lateral"):
+        sums = official_ray_sums(hu, SPACING, view, detector)
+        weights = sums / sums.sum()
+        col = float((weights.sum(axis=1) * np.arange(columns)).sum())
+        row = float((weights.sum(axis=0) * np.arange(rows)).sum())
+        # bilinear spread about the exact projection is symmetric: the centroid is the projection
+        assert col == pytest.approx((columns - 1) / 2, abs=0.02), view
+        assert row == pytest.approx((rows - 1) / 2, abs=0.02), view
+        # half a voxel away (the field of view's middle) would be visibly off: > 0.5 pixel here
+        assert 0.5 * SPACING[0] * 2000 / 1800 / pixel > 0.5
+
+
+def test_handedness_follows_the_frame(tmp_path: Path) -> None:
+    """The left/anterior/superior marker: left of the AP centre in LPI, mirrored in RAI; the labels follow."""
+    ct, labels = _ct()
+    lpi = biplanar_drr(ct, labels, DrrGeometry())
+    rai = biplanar_drr(reorient(ct, "RAS"), reorient(labels, "RAS"), DrrGeometry(frame="RAI"))
+    for drr, left_is_high in ((lpi, True), (rai, False)):
+        ap = drr.ap.array[0]
+        marker_col = float((ap.max(axis=1) >= 0.99 * ap.max()).nonzero()[0].mean())
+        assert (marker_col > (ap.shape[0] - 1) / 2) == left_is_high
+        x = np.nonzero(drr.labels.array[0] == 1)[0].mean()  # type: ignore[union-attr]
+        assert (x > (drr.labels.shape[0] - 1) / 2) == left_is_high  # type: ignore[union-attr]
+        # wherever the axes point, the marker's label sits at the same place in the patient (mm)
+        index = np.argwhere(drr.labels.array[0] == 1).mean(axis=0)  # type: ignore[union-attr]
+        lps = drr.labels.lps_affine @ np.append(index, 1.0)  # type: ignore[union-attr]
+        assert lps[0] > 0 and lps[1] < 0  # left of and in front of the volume's centre
+    assert np.array_equal(lpi.ap.array[0], rai.ap.array[0][::-1])  # RAI is LPI mirrored left-right
+    assert np.array_equal(lpi.lateral.array[0], rai.lateral.array[0][::-1])  # and front-back
