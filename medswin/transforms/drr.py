@@ -100,7 +100,9 @@ class DrrGeometry:
         source_to_detector_mm: source to detector plane distance (cone beam; official 2000).
         ap_source: side of the source for the AP view, ``"posterior"`` (official: a PA exposure)
             or ``"anterior"``.
-        lateral_source: side of the source for the lateral view, ``"left"`` (official) or ``"right"``.
+        lateral_source: side of the source for the lateral view, ``"right"`` (what the official
+            program does: its ``-ry 90`` goes through Euler angles at gimbal lock and comes out as
+            ``-90``, see :func:`official_rotation`) or ``"left"`` (the shipped demo's DRRs).
         intensity: ``"hu_above_threshold"``: integrate ``max(HU - threshold_hu, 0)`` (what the
             official ITK ray caster does, threshold 0); ``"attenuation"``: integrate
             ``mu_water * max(1 + HU / 1000, 0)`` (1/mm), a physical line integral.
@@ -125,7 +127,7 @@ class DrrGeometry:
     source_to_isocentre_mm: float = 1800.0
     source_to_detector_mm: float = 2000.0
     ap_source: Literal["posterior", "anterior"] = "posterior"
-    lateral_source: Literal["left", "right"] = "left"
+    lateral_source: Literal["left", "right"] = "right"
     intensity: Literal["hu_above_threshold", "attenuation"] = "hu_above_threshold"
     threshold_hu: float = 0.0
     oversample: int = 2
@@ -168,6 +170,15 @@ class DrrGeometry:
         if self.values not in DRR_VALUES:
             raise MedSwinError(f"DRR geometry: values must be one of {DRR_VALUES}, got {self.values!r}")
         frame_direction(self.frame)
+        if self.values == "official" and (
+            self.projection != "cone"
+            or self.intensity != "hu_above_threshold"
+            or self.detector_pixel_mm is not None
+        ):
+            raise MedSwinError(
+                "DRR geometry: values 'official' emulate the official program (cone beam, HU above threshold, "
+                "its own detector); use values 'full_precision' for other projections, intensities or pixel sizes"
+            )
         if self.oversample < 1:
             raise MedSwinError(f"DRR geometry: oversample must be >= 1, got {self.oversample}")
         if self.detector_pixel_mm is not None and not self.detector_pixel_mm > 0:

@@ -65,3 +65,66 @@ def itk_official_8bit(sums: np.ndarray) -> np.ndarray:
     rescale.SetOutputMaximum(255)
     rescale.Update()
     return (itk.array_from_image(rescale.GetOutput())[0].T / 255.0).astype(np.float32)
+
+
+def itk_official_labels(
+    labels: np.ndarray, spacing: tuple[float, float, float], size: int = 160
+) -> np.ndarray:
+    """The program's ``-is_seg_ct 1 -ct_size size size size`` label volume, ``(i, j, k)``: nearest neighbour,
+    identity transform, ``size x size x rows`` voxels of ``longest / rows`` mm about voxel index n // 2."""
+    import itk
+
+    image_type = itk.Image[itk.SS, 3]
+    image = itk.image_from_array(np.ascontiguousarray(np.transpose(labels, (2, 1, 0))).astype(np.int16))
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([12.0, -7.0, 100.0])
+    extents = sorted(np.float32(s * np.float32(n)) for n, s in zip(labels.shape, spacing, strict=True))
+    ratio = int(float(extents[2] / extents[1]) / 0.5)
+    rows = int(size * 0.5 * ratio)
+    voxel = float(np.float32(extents[2] / np.float32(rows)))
+    centre = image.TransformIndexToPhysicalPoint([int(n // 2) for n in labels.shape])
+    resample = itk.ResampleImageFilter[image_type, image_type].New()
+    resample.SetInput(image)
+    resample.SetDefaultPixelValue(0)
+    resample.SetInterpolator(itk.NearestNeighborInterpolateImageFunction[image_type, itk.D].New())
+    resample.SetSize([size, size, rows])
+    resample.SetOutputSpacing([voxel] * 3)
+    resample.SetOutputOrigin(
+        [float(centre[a]) - voxel * (n - 1) / 2.0 for a, n in enumerate((size, size, rows))]
+    )
+    resample.Update()
+    return itk.array_from_image(resample.GetOutput()).transpose(2, 1, 0).copy()
+
+
+def monai_official_view(png: np.ndarray, roi: tuple[int, int] = (128, 160), size: int = 160) -> np.ndarray:
+    """The dataset scripts' chain on one DRR ``(columns, rows)`` in [0, 1]: pad square, bicubic resize, centre crop."""
+    from monai import transforms
+
+    chain = transforms.Compose(
+        [
+            transforms.EnsureChannelFirst(channel_dim="no_channel"),
+            transforms.SpatialPad(spatial_size=(png.shape[-1], png.shape[-1])),
+            transforms.Resize([size, size], mode="bicubic"),
+            transforms.CenterSpatialCrop(roi),
+        ]
+    )
+    return np.asarray(chain(np.asarray(png, dtype=np.float32)))[0]
+
+
+def monai_official_labels(
+    volume: np.ndarray, roi: tuple[int, int, int] = (128, 128, 160), size: int = 160
+) -> np.ndarray:
+    """The dataset scripts' label chain: flip the last axis, pad to a cube, nearest resize, centre crop."""
+    from monai import transforms
+
+    flipped = np.ascontiguousarray(np.flip(volume, axis=-1))
+    side = flipped.shape[-1]
+    chain = transforms.Compose(
+        [
+            transforms.EnsureChannelFirst(channel_dim="no_channel"),
+            transforms.SpatialPad(spatial_size=(side, side, side)),
+            transforms.Resize([size, size, size], mode="nearest"),
+            transforms.CenterSpatialCrop(roi),
+        ]
+    )
+    return np.asarray(chain(flipped.astype(np.float32)))[0].astype(np.uint8)

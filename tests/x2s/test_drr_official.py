@@ -166,3 +166,71 @@ def test_handedness_follows_the_frame(tmp_path: Path) -> None:
         ours, mirrored = getattr(lpi, view).array[0], getattr(rai, view).array[0]
         assert _ncc(ours, mirrored[::-1]) > 0.85
         assert _ncc(ours, mirrored[::-1]) > _ncc(ours, mirrored) + 0.05
+
+
+def test_a_long_ct_gives_the_official_non_square_drr_and_network_views(tmp_path: Path) -> None:
+    """A CT three times longer than wide: the program's 160 x 240 DRR, then the scripts' MONAI chain
+    (pad square, bicubic resize without anti-aliasing, centre crop) equals what medswin feeds the network."""
+    itk_ref = pytest.importorskip("official_drr_itk")
+    from medswin.models.card import preset_card
+    from medswin.transforms.radiograph import prepare_view
+
+    shape, spacing = (40, 44, 40), (1.5, 1.5, 2.5)  # extents 60, 66, 100 mm: int(2 * 100 / 66) = 3
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    hu = np.full(shape, -1000, dtype=np.int16)
+    body = ((i - 19.5) / 17) ** 2 + ((j - 21.5) / 19) ** 2 < 1
+    hu[body] = 60
+    hu[body & ((i - 19.5) ** 2 + (j - 30) ** 2 < 9)] = (
+        900 + 10 * k[body & ((i - 19.5) ** 2 + (j - 30) ** 2 < 9)]
+    )
+    lab = np.zeros(shape, dtype=np.uint8)
+    lab[(i - 19.5) ** 2 + (j - 30) ** 2 < 9] = 1
+    lab[25:33, 10:16, 5:12] = 2  # left, anterior, inferior
+    hu[lab == 2] = 1200
+    ct = Image(hu[None].astype(np.float32), spacing, (3.0, -2.0, -60.0), np.eye(3), "intensity", {})
+    labels = Image(lab[None], spacing, (3.0, -2.0, -60.0), np.eye(3), "label", {})
+    source = _dataset(tmp_path / "in", ct, labels)
+    out = tmp_path / "out"
+    card = "swin_x2s_base_totalseg_all"
+    assert main(["x2s", "drr", "-i", str(source), "-o", str(out), "-m", card, "--folds", "0"]) == 0
+    for index, ry in enumerate((0.0, 90.0)):
+        view = ("ap", "lateral")[index]
+        png = itk_ref.itk_official_8bit(itk_ref.itk_official_sums(hu, spacing, ry))
+        written = read_image(out / "imagesTr" / f"case_000_000{index}.mha")
+        assert written.shape == png.shape == (160, 240)
+        assert np.abs(written.array[0] - png).max() <= 1 / 255 + 1e-6
+        ours = prepare_view(written, view, preset_card(card)).array  # type: ignore[arg-type]
+        theirs = itk_ref.monai_official_view(png)
+        assert ours.shape == theirs.shape == (128, 160)
+        assert _ncc(ours, theirs) >= 0.999
+        assert np.abs(ours - theirs).max() <= 3 / 255  # one 8-bit step through the bicubic kernel
+        exact = itk_ref.monai_official_view(written.array[0])
+        np.testing.assert_allclose(ours, exact, atol=1e-5)  # the chain itself is the scripts' exactly
+    truth = itk_ref.monai_official_labels(itk_ref.itk_official_labels(lab, spacing))
+    made = read_image(out / "labelsTr" / "case_000.nii.gz").array[0]
+    assert made.shape == truth.shape == (128, 128, 160)
+    assert (made == truth).mean() >= 0.999 and set(np.unique(made)) == {0, 1, 2}
+
+
+def test_predict_warns_when_view_position_contradicts_the_option(tmp_path: Path, caplog, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A lateral DX (ViewPosition LL) given as --ap and a PA one as --lateral: both named in a warning."""
+    from x2s_factory import phantom_pair, tiny_card, write_dx
+
+    card = tiny_card()
+    pair = phantom_pair(card)
+    ap_view, lateral_view = pair.ap.array[0], pair.lateral.array[0]
+    pa = write_dx(tmp_path / "pa.dcm", ap_view, pair.ap.spacing[0], orientation=("L", "F"))
+    ll = write_dx(tmp_path / "ll.dcm", lateral_view, pair.lateral.spacing[0], orientation=("P", "F"))
+    from x2s_factory import tiny_network
+
+    from medswin.models.checkpoints import save_checkpoint
+
+    model = save_checkpoint(tiny_network(card), card, tmp_path / "tiny.safetensors")
+    right = ["x2s", "predict", "--ap", str(pa), "--lateral", str(ll), "-m", str(model)]
+    assert main([*right, "-o", str(tmp_path / "ok.nii.gz")]) == 0
+    assert "ViewPosition" not in caplog.text
+    swapped = ["x2s", "predict", "--ap", str(ll), "--lateral", str(pa), "-m", str(model)]
+    orientations = ["--ap-orientation", "L\\F", "--lateral-orientation", "P\\F"]  # override the files' own
+    assert main([*swapped, "-o", str(tmp_path / "swapped.nii.gz"), *orientations]) == 0
+    assert "ViewPosition LL" in caplog.text and "ViewPosition PA" in caplog.text
+    assert "swapped" in capsys.readouterr().out
