@@ -234,3 +234,23 @@ def test_predict_warns_when_view_position_contradicts_the_option(tmp_path: Path,
     assert main([*swapped, "-o", str(tmp_path / "swapped.nii.gz"), *orientations]) == 0
     assert "ViewPosition LL" in caplog.text and "ViewPosition PA" in caplog.text
     assert "swapped" in capsys.readouterr().out
+
+
+def test_presets_and_manifests_record_the_same_values_and_handedness() -> None:
+    from medswin.models.card import list_presets, preset_card
+    from medswin.transforms.radiograph import drr_geometry
+
+    manifests = Path(__file__).parents[2] / "data_manifests"
+    presets = [c for c in list_presets() if c.startswith("swin_x2s_base_")]
+    assert len(presets) == 9
+    for card_id in presets:
+        card = preset_card(card_id)
+        geometry = json.loads(
+            (manifests / card_id.replace("swin_x2s_base_", "x2s_") / "dataset.json").read_text()
+        )["geometry"]
+        assert drr_geometry(card).values == geometry["drr_values"] == "official"
+        assert drr_geometry(card).frame == geometry["frame"]
+        assert card.radiographs["antialias"] is False  # type: ignore[index]
+        assert "handedness" in card.provenance and geometry["storage"]
+    demo = drr_geometry(preset_card("demo-x2s"))
+    assert (demo.values, demo.lateral_source) == ("full_precision", "left")  # what the shipped weights saw
