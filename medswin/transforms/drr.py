@@ -1,26 +1,40 @@
 """Digitally reconstructed radiographs (DRRs): the AP and lateral inputs of Swin-X2S made from a CT.
 
-Python replacement for the ITK programs of the Swin-X2S preprocessing (no external executable):
+Python replacement for the ITK programs of the Swin-X2S preprocessing (no external executable),
+in two modes (:attr:`DrrGeometry.values`):
+
+``"official"`` (default; every preset card): the official ``DigitallyReconstructedRadiograph``
+program as its dataset scripts run it, emulated step by step (see the block comment above
+:func:`official_volume`): the CT taken on its own grid in the model frame's handedness, rays sampled
+plane by plane as ITK's ray caster samples them, its rotation centre, detector size and lateral
+rotation, 16-bit clamp, 8-bit rescale. The views are that DRR (``/255``), ``(columns, rows)`` of
+``cube_size × cube_size·0.5·int(2·longest/middle)``; :func:`medswin.transforms.radiograph.prepare_view`
+pads, resizes and crops them as the official scripts do. The labels follow the program's
+nearest-neighbour chain onto the 128 × 128 × 160 grid. ``tests/x2s/test_drr_official.py`` checks
+all of it against the program rebuilt from ITK's own classes.
+
+``"full_precision"`` (medswin's own; the shipped demo model's):
 
 1. The CT is resampled (in physical space, so oblique scans are handled) onto a cube centred on
    the CT's field of view whose side is the CT's longest physical extent; ``cube_size`` voxels
    (160) per side, so the voxel size is ``longest extent / 160`` (about 2.6 mm for whole-body CT).
-2. Its axes follow the model frame (orientation code ``"LPI"``): X from the patient's right to
-   left, Y from anterior to posterior, Z from head to feet.
+2. Its axes follow the model frame (default ``"LPI"``): X from the patient's right to left, Y from
+   anterior to posterior, Z from head to feet.
 3. HU become attenuation and rays are cast plane by plane through the cube, with bilinear
    interpolation in each plane (the method of ITK's ``RayCastInterpolateImageFunction``) for a
-   cone beam (default: source 1800 mm from the cube centre, detector 2000 mm from the source, as
-   in the official program) or parallel rays.
-4. Each view is min-max normalised to [0, 1] and cropped to ``volume_size``: the AP image is
-   ``(X, Z)`` (rows: patient right -> left, columns: head -> feet), the lateral image ``(Y, Z)``
-   (rows: anterior -> posterior). Detector pixels have the cube's voxel size at the detector
-   plane, like the official DRRs.
+   cone beam (source 1800 mm from the cube centre, detector 2000 mm from the source) or parallel rays.
+4. Each view is min-max normalised to [0, 1] by its true range and cropped to ``volume_size``: the
+   AP image is ``(X, Z)`` (rows: patient right -> left, columns: head -> feet), the lateral image
+   ``(Y, Z)`` (rows: anterior -> posterior). Detector pixels have the cube's voxel size at the
+   detector plane.
 5. The label map, if given, is resampled (nearest neighbour) onto the model's output grid: the
    central ``volume_size`` voxels (128 × 128 × 160) of the cube.
 
-Displayed as ``image.T`` (rows head -> feet), the AP DRR looks like a radiograph in the usual
-reading orientation (patient's right on the viewer's left) and the lateral DRR like a lateral
-radiograph with the patient facing the viewer's left.
+In both modes, with frame LPI and displayed as ``image.T`` (rows head -> feet), the AP DRR looks
+like a radiograph in the usual reading orientation (patient's right on the viewer's left) and the
+lateral DRR like a lateral radiograph with the patient facing the viewer's left. The frame is the
+handedness a model learnt: the official program keeps each file's stored axis senses, so a dataset
+stored RAS-style trained its weights in frame ``"RAI"``.
 """
 
 from __future__ import annotations
@@ -464,7 +478,6 @@ def _trace_group(
     planes = np.where(ok, planes, 0)
     total = np.zeros(len(planes))
     plane_axes = [a for a in range(3) if a != axis]
-    flat = volume.astype(np.float64)
     for k in range(int(planes.max(initial=0))):
         rays = np.flatnonzero(planes > k)
         at = position[rays] + k * increment[rays]
@@ -475,7 +488,7 @@ def _trace_group(
         for du, dv in ((0, 0), (1, 0), (0, 1), (1, 1)):
             corner[:, plane_axes[0]] = index[:, plane_axes[0]] + du
             corner[:, plane_axes[1]] = index[:, plane_axes[1]] + dv
-            values.append(flat[corner[:, 0], corner[:, 1], corner[:, 2]])
+            values.append(volume[corner[:, 0], corner[:, 1], corner[:, 2]].astype(np.float64))
         y, z = fraction[:, plane_axes[0]], fraction[:, plane_axes[1]]
         a, b, c = values[0], values[1] - values[0], values[2] - values[0]
         d = values[3] - values[0] - b - c
@@ -544,7 +557,10 @@ def official_8bit(sums: np.ndarray, where: str = "<CT>") -> np.ndarray:
 
 def _ct_as_int16(image: Image) -> np.ndarray:
     """HU array as the program's ``short`` reader makes it (truncated, clamped)."""
-    return np.clip(np.trunc(np.asarray(image.array[0], dtype=np.float64)), -32768, 32767).astype(np.int16)
+    hu = np.asarray(image.array[0])
+    if hu.dtype == np.int16:
+        return hu
+    return np.clip(np.trunc(hu.astype(np.float32, copy=False)), -32768, 32767).astype(np.int16)
 
 
 def _normalise(image: np.ndarray) -> np.ndarray:

@@ -106,6 +106,13 @@ def test_x2s_drr_writes_the_official_dataset_for_lps_and_ras_stored_copies(tmp_p
     lps = read_image(outputs["LPS"] / "labelsTr" / "case_000.nii.gz")
     ras = read_image(outputs["RAS"] / "labelsTr" / "case_000.nii.gz")
     assert np.array_equal(lps.array, ras.array) and lps.orientation == "LPI"
+    centres = [
+        json.loads((outputs[code] / "datalist.json").read_text())["training"][0]["isocentre_lps_mm"]
+        for code in ("LPS", "RAS")
+    ]
+    # the label grid is centred on voxel n // 2 (the program's label centre), the same point for both copies
+    expected = np.asarray(ct.lps_affine @ np.append(np.asarray(SHAPE) // 2, 1.0))[:3]
+    np.testing.assert_allclose(centres, [expected, expected], atol=1e-3)
 
 
 def test_sums_above_32767_saturate_where_the_official_program_clamps() -> None:
