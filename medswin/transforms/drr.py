@@ -625,24 +625,37 @@ def biplanar_drr(ct: Image, labels: Image | None = None, geometry: DrrGeometry |
 
 
 def _view_image(array: np.ndarray, pixel: float, info: dict[str, Any]) -> Image:
+    """A view made in the model frame, stored as a radiograph in the standard display.
+
+    Files and returned views always read like films (AP: x to the patient's left, lateral: x to
+    posterior, y to the feet), whatever the frame; :func:`medswin.transforms.radiograph.prepare_view`
+    turns them into the frame of the card that reads them, exactly undoing this flip.
+    """
+    frame = str(info["frame"])
+    flips = [frame[0] != "L" if info["view"] == "ap" else frame[1] != "P", frame[2] != "I"]
+    for axis, flip in enumerate(flips):
+        if flip:
+            array = np.flip(array, axis=axis)
     origin = tuple(
         -(n - 1) / 2 * pixel for n in array.shape
     )  # detector mm relative to the isocentre's projection
+    info = {**info, "rows": "patient right -> left" if info["view"] == "ap" else "anterior -> posterior"}
+    info["columns"] = "head -> feet"
     return Image(
-        array[None], (pixel, pixel), origin, np.eye(2), "intensity", {"modality": "DRR", "drr": info}
+        np.ascontiguousarray(array)[None],
+        (pixel, pixel),
+        origin,
+        np.eye(2),
+        "intensity",
+        {"modality": "DRR", "drr": info},
     )
 
 
 def _view_info(view: View, geometry: DrrGeometry, source_side: str, pixel: float, centre: np.ndarray) -> dict:
-    names = {"L": "patient right -> left", "R": "patient left -> right", "P": "anterior -> posterior"}
-    names["A"] = "posterior -> anterior"
-    frame = geometry.frame.upper()
     return {
         "view": view,
-        "rows": names[frame[0] if view == "ap" else frame[1]],
-        "columns": "head -> feet" if frame[2] == "I" else "feet -> head",
         "values": geometry.values,
-        "frame": frame,
+        "frame": geometry.frame.upper(),
         "projection": geometry.projection,
         "source_to_isocentre_mm": geometry.source_to_isocentre_mm,
         "source_to_detector_mm": geometry.source_to_detector_mm,

@@ -10,8 +10,11 @@ axes match the DRRs':
   ``PatientOrientation`` ``L\\F``, the usual reading display of a PA/AP chest or pelvis film;
 * lateral view: x towards posterior, y towards the feet -- ``P\\F`` (patient facing the viewer's left).
 
-A DICOM file's ``PatientOrientation`` decides the flips and transposes; other files are taken to
-be displayed that way unless an orientation is given.
+A DICOM file's ``PatientOrientation`` decides the flips and transposes; other files (DRRs written
+by :mod:`medswin.transforms.drr` included) are taken to be displayed that way unless an orientation
+is given. Those are the orientations of a card in frame ``"LPI"``; a card trained in another frame
+(handedness, ``radiographs.frame``, e.g. ``"RAI"``) gets its views mirrored to match
+(:func:`view_orientation`), and its output grid's axes follow that frame.
 
 Physical size. The DRRs have the cube's voxel size as detector pixel, with the source
 ``source_to_isocentre_mm`` (1800) and the detector ``source_to_detector_mm`` (2000) from the centre
@@ -273,7 +276,7 @@ def prepare_view(
         notes.append(f"orientation {found[0]}\\{found[1]} given")
     else:
         stated = _dicom_orientation(image)
-        found = stated or view_orientation(view, card_frame(card))
+        found = stated or VIEW_ORIENTATION[view]
         how = "from PatientOrientation" if stated else "assumed (standard display)"
         notes.append(f"orientation {found[0]}\\{found[1]} {how}")
     array, spacing = _orient(array, spacing, found, view, where, card_frame(card))

@@ -72,7 +72,9 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize(("view", "ry"), [("ap", 0.0), ("lateral", 90.0)])
 def test_ray_sums_equal_the_official_program(view: str, ry: float) -> None:
-    itk_ref = pytest.importorskip("official_drr_itk")
+    pytest.importorskip("itk")  # a dev dependency: the oracle is built from its classes
+    import official_drr_itk as itk_ref
+
     ct, _ = _ct()
     volume = ct.array[0].astype(np.int16)
     reference = itk_ref.itk_official_sums(volume, SPACING, ry)
@@ -85,7 +87,9 @@ def test_ray_sums_equal_the_official_program(view: str, ry: float) -> None:
 
 
 def test_x2s_drr_writes_the_official_dataset_for_lps_and_ras_stored_copies(tmp_path: Path) -> None:
-    itk_ref = pytest.importorskip("official_drr_itk")
+    pytest.importorskip("itk")  # a dev dependency: the oracle is built from its classes
+    import official_drr_itk as itk_ref
+
     ct, labels = _ct()
     outputs = {}
     for code in ("LPS", "RAS"):
@@ -153,14 +157,20 @@ def test_rotation_centre_is_voxel_n_over_2() -> None:
 
 
 def test_handedness_follows_the_frame(tmp_path: Path) -> None:
-    """The left/anterior/superior marker: left of the AP centre in LPI, mirrored in RAI; the labels follow."""
+    """The left/anterior/superior marker: its label sits at X above the grid's middle in LPI, below in
+    RAI; the views are written as films (patient's left at high x) in both, and a card's frame mirrors
+    them back into its own handedness when they are prepared for the network."""
+    from x2s_factory import tiny_card
+
+    from medswin.transforms.radiograph import prepare_view
+
     ct, labels = _ct()
     lpi = biplanar_drr(ct, labels, DrrGeometry())
     rai = biplanar_drr(reorient(ct, "RAS"), reorient(labels, "RAS"), DrrGeometry(frame="RAI"))
     for drr, left_is_high in ((lpi, True), (rai, False)):
         ap = drr.ap.array[0]
         marker_col = float((ap.max(axis=1) >= 0.99 * ap.max()).nonzero()[0].mean())
-        assert (marker_col > (ap.shape[0] - 1) / 2) == left_is_high
+        assert marker_col > (ap.shape[0] - 1) / 2  # a film: the patient's left at high x
         x = np.nonzero(drr.labels.array[0] == 1)[0].mean()  # type: ignore[union-attr]
         assert (x > (drr.labels.shape[0] - 1) / 2) == left_is_high  # type: ignore[union-attr]
         # wherever the axes point, the marker's label sits at the same place in the patient (mm)
@@ -168,17 +178,26 @@ def test_handedness_follows_the_frame(tmp_path: Path) -> None:
         lps = drr.labels.lps_affine @ np.append(index, 1.0)  # type: ignore[union-attr]
         assert lps[0] > 0 and lps[1] < 0  # left of and in front of the volume's centre
     # RAI is LPI turned 180 degrees about the long axis (source on the other side, centre half a
-    # voxel the other way): the AP mirrored left-right, the lateral front-back, up to magnification
+    # voxel the other way): as films the two agree up to that magnification
     for view in ("ap", "lateral"):
-        ours, mirrored = getattr(lpi, view).array[0], getattr(rai, view).array[0]
-        assert _ncc(ours, mirrored[::-1]) > 0.85
-        assert _ncc(ours, mirrored[::-1]) > _ncc(ours, mirrored) + 0.05
+        ours, theirs = getattr(lpi, view).array[0], getattr(rai, view).array[0]
+        assert _ncc(ours, theirs) > 0.85
+        assert _ncc(ours, theirs) > _ncc(ours, theirs[::-1]) + 0.05
+    # prepared for an RAI card, the film is mirrored back: the network sees the program's RAI DRR
+    card = tiny_card(160, radiographs={**tiny_card().radiographs, "frame": "RAI", "cube_size": 160})  # type: ignore[dict-item]
+    sums = official_ray_sums(
+        reorient(ct, "RAS").array[0].astype(np.int16), SPACING, "ap", official_detector(SHAPE, SPACING, 160)
+    )
+    prepared = prepare_view(rai.ap, "ap", card).array
+    np.testing.assert_allclose(prepared, official_8bit(sums), atol=1e-6)  # a 160-voxel view: no crop
 
 
 def test_a_long_ct_gives_the_official_non_square_drr_and_network_views(tmp_path: Path) -> None:
     """A CT three times longer than wide: the program's 160 x 240 DRR, then the scripts' MONAI chain
     (pad square, bicubic resize without anti-aliasing, centre crop) equals what medswin feeds the network."""
-    itk_ref = pytest.importorskip("official_drr_itk")
+    pytest.importorskip("itk")  # a dev dependency: the oracle is built from its classes
+    import official_drr_itk as itk_ref
+
     from medswin.models.card import preset_card
     from medswin.transforms.radiograph import prepare_view
 
@@ -261,3 +280,24 @@ def test_presets_and_manifests_record_the_same_values_and_handedness() -> None:
         assert "handedness" in card.provenance and geometry["storage"]
     demo = drr_geometry(preset_card("demo-x2s"))
     assert (demo.values, demo.lateral_source) == ("full_precision", "left")  # what the shipped weights saw
+
+
+def test_a_card_in_another_frame_mirrors_the_radiographs_and_the_output_grid() -> None:
+    """Frame RAI (a model trained on RAS-stored files): a film in the standard display is mirrored
+    left-right (AP) or front-back (lateral), and the predicted volume's axes point R, A, I."""
+    from x2s_factory import tiny_card
+
+    from medswin.transforms.radiograph import output_grid, prepare_view
+
+    lpi = tiny_card()
+    rai = tiny_card(radiographs={**lpi.radiographs, "frame": "RAI"})  # type: ignore[dict-item]
+    rng = np.random.default_rng(0)
+    film = Image(
+        rng.random((1, 64, 64)).astype(np.float32), (4.5, 4.5), (0.0, 0.0), np.eye(2), "intensity", {}
+    )
+    for view in ("ap", "lateral"):
+        ours = prepare_view(film, view, lpi).array  # type: ignore[arg-type]
+        theirs = prepare_view(film, view, rai).array  # type: ignore[arg-type]
+        np.testing.assert_array_equal(theirs, ours[::-1])
+    assert output_grid(lpi, (4.5,) * 3).orientation == "LPI"
+    assert output_grid(rai, (4.5,) * 3).orientation == "RAI"
