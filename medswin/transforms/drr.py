@@ -346,6 +346,10 @@ def line_integrals(
 #   axis, bilinear within the plane, keeps what exceeds the threshold (0) and scales by the step;
 # * the sums land in a 16-bit signed image (truncated, clamped to [-32768, 32767]) and are then
 #   rescaled min..max -> 0..255 (truncated to 8 bits); the dataset scripts divide by 255.
+# Known limit: whether a ray's first voxel plane on the volume's boundary is sampled depends on the
+# last bit of ITK's entry-point arithmetic (it varies from ray to ray) and is not reproduced bit for
+# bit here. Where the outermost voxels are not air (a table at the field-of-view edge) a sum can
+# differ by that one voxel's value x step (about 200 HU·mm); elsewhere the sums agree to the unit.
 
 
 def official_volume(ct: Image, frame: str) -> Image:

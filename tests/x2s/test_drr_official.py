@@ -128,7 +128,8 @@ def test_sums_above_32767_saturate_where_the_official_program_clamps() -> None:
     sums = official_ray_sums(hu, SPACING, "ap", official_detector(SHAPE, SPACING, 160), geometry)
     view = official_8bit(sums)
     dense = sums > 40000
-    assert dense.sum() > 100 and np.all(view[dense] == 1.0)  # saturated exactly where the sum passes 32767
+    assert dense.sum() > 100 and np.all(view[dense] == 1.0)
+    np.testing.assert_array_equal(view == 1.0, np.trunc(sums) >= 32767)  # white exactly where it clamps
     light = (sums > 15000) & (sums < 20000)
     # unclamped pixels are scaled by the clamp (32767), not by the true maximum (~50000)
     expected = np.floor(np.trunc(sums[light]) * 255.0 / 32767.0) / 255.0
