@@ -240,14 +240,12 @@ def _add_drr(commands: Any) -> None:
     parser.add_argument(
         "--values",
         choices=("official", "full_precision"),
-        default=defaults.values,
         help="official (default): the official DRR program emulated (its centre and detector, sums clamped to "
         "16-bit, 8-bit rescale), what the published weights saw; full_precision: medswin's own cube projection "
         "scaled by its true range",
     )
     parser.add_argument(
         "--frame",
-        default=defaults.frame,
         metavar="XYZ",
         help="handedness of the output axes (default LPI: X to the patient's left, Y posterior, Z to the feet; "
         "RAI for a model trained on RAS-stored files)",
@@ -298,6 +296,14 @@ def run_drr(args: argparse.Namespace) -> int:
 
         _, card = resolve_model(args.model, load_weights=False)
         geometry = drr_geometry(card)
+        asked = {"values": args.values, "frame": args.frame and args.frame.upper()}
+        clash = {k: v for k, v in asked.items() if v is not None and v != getattr(geometry, k)}
+        if clash:
+            raise MedSwinError(
+                f"model {card.id!r} was trained on DRRs with values {geometry.values!r} and frame "
+                f"{geometry.frame!r}; --{' --'.join(clash)} would make data it never saw. Leave them out, "
+                "or drop -m and give the geometry yourself"
+            )
     else:
         geometry = DrrGeometry(
             cube_size=args.cube_size,
@@ -307,8 +313,8 @@ def run_drr(args: argparse.Namespace) -> int:
             source_to_detector_mm=args.source_to_detector,
             intensity=args.intensity,
             oversample=args.oversample,
-            values=args.values,
-            frame=args.frame.upper(),
+            values=args.values or "official",
+            frame=(args.frame or "LPI").upper(),
         )  # checked by write_drr_dataset before anything is read or written
     cases, labels = _ct_cases(args.input)
 

@@ -302,3 +302,22 @@ def test_a_card_in_another_frame_mirrors_the_radiographs_and_the_output_grid() -
         np.testing.assert_array_equal(theirs, ours[::-1])
     assert output_grid(lpi, (4.5,) * 3).orientation == "LPI"
     assert output_grid(rai, (4.5,) * 3).orientation == "RAI"
+
+
+def test_x2s_drr_refuses_values_a_card_was_not_trained_on(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ct, labels = _ct()
+    source = _dataset(tmp_path / "in", ct, labels)
+    argv = [
+        "x2s",
+        "drr",
+        "-i",
+        str(source),
+        "-o",
+        str(tmp_path / "out"),
+        "-m",
+        "swin_x2s_base_totalseg_femur",
+    ]
+    assert main([*argv, "--values", "full_precision"]) != 0
+    assert "never saw" in capsys.readouterr().err
+    assert main([*argv, "--frame", "rai"]) != 0
+    assert not (tmp_path / "out").exists()
