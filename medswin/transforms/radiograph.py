@@ -58,6 +58,9 @@ View = Literal["ap", "lateral"]
 #: the DRRs' orientation as DICOM PatientOrientation: (direction of image x, direction of image y).
 VIEW_ORIENTATION: dict[str, tuple[str, str]] = {"ap": ("L", "F"), "lateral": ("P", "F")}
 _VIEW_LETTER = {"I": "F", "S": "H"}
+#: the official scripts resize their DRRs (``cube/2 * int(2 * longest / middle)`` pixels) to the cube
+#: without anti-aliasing; a view more than this many times the cube cannot be one of them.
+OFFICIAL_MAX_SHRINK = 8
 
 
 def view_orientation(view: View, frame: str = "LPI") -> tuple[str, str]:
@@ -297,7 +300,13 @@ def prepare_view(
     padded[r0 : r0 + array.shape[0], c0 : c0 + array.shape[1]] = array
     cube = geometry.cube_size
     settings = card.radiographs or {}
-    square = _resize(padded, (cube, cube), settings.get("resize", "bicubic"), settings.get("antialias", True))
+    antialias = bool(settings.get("antialias", True))
+    if not antialias and side > OFFICIAL_MAX_SHRINK * cube:
+        # far larger than any official DRR (cube x cube/2 * int(2 * longest / middle) pixels): a film,
+        # whose fine detail and noise the official DRRs never had; anti-aliasing makes it look like one
+        antialias = True
+        notes.append(f"anti-aliased: {side} pixels is more than {OFFICIAL_MAX_SHRINK}x the model's {cube}")
+    square = _resize(padded, (cube, cube), settings.get("resize", "bicubic"), antialias)
     rows = geometry.volume_size[0 if view == "ap" else 1]
     cols = geometry.volume_size[2]
     top, left = (cube - rows) // 2, (cube - cols) // 2

@@ -321,3 +321,16 @@ def test_x2s_drr_refuses_values_a_card_was_not_trained_on(tmp_path: Path, capsys
     assert "never saw" in capsys.readouterr().err
     assert main([*argv, "--frame", "rai"]) != 0
     assert not (tmp_path / "out").exists()
+
+
+def test_a_film_far_larger_than_any_official_drr_is_anti_aliased() -> None:
+    """A 2000-pixel film of fine stripes: resized without anti-aliasing it would keep their noise; the
+    official presets anti-alias it (an official DRR is never more than a few times the cube)."""
+    from medswin.models.card import preset_card
+    from medswin.transforms.radiograph import prepare_view
+
+    stripes = np.indices((2000, 2000)).sum(axis=0) % 2  # one-pixel checkerboard: pure high frequency
+    film = Image(stripes[None].astype(np.float32), (0.2, 0.2), (0.0, 0.0), np.eye(2), "intensity", {})
+    view = prepare_view(film, "ap", preset_card("swin_x2s_base_totalseg_all"))
+    assert view.array.std() < 0.05  # averaged to grey, not aliased into a pattern
+    assert any("anti-aliased" in note for note in view.notes)
