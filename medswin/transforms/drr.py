@@ -227,7 +227,16 @@ class BiplanarDRR:
     grid: Image
 
     def model_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ap, lateral)`` as ``(1, 1, X, Z)`` / ``(1, 1, Y, Z)`` float32 arrays for ``SwinX2SNet``."""
+        """``(ap, lateral)`` as ``(1, 1, X, Z)`` / ``(1, 1, Y, Z)`` float32 arrays for ``SwinX2SNet``.
+
+        Only for ``values="full_precision"`` views, which are already the network's; official DRRs are
+        the program's whole image and go through :func:`medswin.transforms.radiograph.prepare_view`.
+        """
+        if self.ap.meta.get("drr", {}).get("values") == "official":
+            raise MedSwinError(
+                "official DRRs are the program's whole image; prepare them for a model with "
+                "medswin.transforms.radiograph.prepare_view (or X2SPredictor.predict)"
+            )
         return self.ap.array[None].astype(np.float32), self.lateral.array[None].astype(np.float32)
 
 

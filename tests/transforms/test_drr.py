@@ -184,6 +184,8 @@ def test_default_sizes() -> None:
     assert official.ap.spacing == pytest.approx((1.25, 1.25))
     assert official.labels.shape == (128, 128, 160)
     assert official.ap.array.min() == 0.0 and official.ap.array.max() == 1.0
+    with pytest.raises(MedSwinError, match="prepare_view"):
+        official.model_inputs()
 
 
 def test_intensity_conversions() -> None:
