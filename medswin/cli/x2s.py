@@ -48,7 +48,9 @@ def _add_predict(commands: Any) -> None:
             "PatientOrientation, else the standard display: AP x to the patient's left, lateral x to "
             "posterior, y to the feet), min-max scale, pad square, resize and crop them as the model's "
             "card says, and write the label volume (axes LPI, physical voxel size, centred on the "
-            "isocentre: radiographs carry no patient coordinates). The output is written atomically."
+            "isocentre: radiographs carry no patient coordinates). A card trained in another handedness "
+            "(radiographs.frame, e.g. RAI) gets the views mirrored and the output axes to match. A DICOM whose "
+            "ViewPosition contradicts --ap/--lateral (LL/RL vs AP/PA) is reported. The output is written atomically."
         ),
     )
     parser.add_argument("--ap", type=Path, help="AP / PA radiograph (DICOM, MHA, NIfTI, PNG ...)")
@@ -224,7 +226,12 @@ def _add_drr(commands: Any) -> None:
         default=list(defaults.volume_size),
         help="output grid (default 128 128 160)",
     )
-    parser.add_argument("--projection", choices=("cone", "parallel"), default=defaults.projection)
+    parser.add_argument(
+        "--projection",
+        choices=("cone", "parallel"),
+        default=defaults.projection,
+        help="parallel needs --values full_precision",
+    )
     parser.add_argument(
         "--source-to-isocentre", type=float, default=defaults.source_to_isocentre_mm, metavar="MM"
     )
@@ -232,10 +239,16 @@ def _add_drr(commands: Any) -> None:
         "--source-to-detector", type=float, default=defaults.source_to_detector_mm, metavar="MM"
     )
     parser.add_argument(
-        "--intensity", choices=("hu_above_threshold", "attenuation"), default=defaults.intensity
+        "--intensity",
+        choices=("hu_above_threshold", "attenuation"),
+        default=defaults.intensity,
+        help="attenuation needs --values full_precision",
     )
     parser.add_argument(
-        "--oversample", type=int, default=defaults.oversample, help="rays per pixel per axis (default 2)"
+        "--oversample",
+        type=int,
+        default=defaults.oversample,
+        help="rays per pixel per axis (default 2; --values full_precision only, the official program casts one)",
     )
     parser.add_argument(
         "--values",
