@@ -335,3 +335,40 @@ def test_a_film_far_larger_than_any_official_drr_is_anti_aliased() -> None:
     view = prepare_view(film, "ap", preset_card("swin_x2s_base_totalseg_all"))
     assert view.array.std() < 0.05  # averaged to grey, not aliased into a pattern
     assert any("anti-aliased" in note for note in view.notes)
+
+
+def test_training_reads_an_official_drr_dataset_as_the_official_scripts_did(tmp_path: Path) -> None:
+    """``x2s drr -m CARD`` with an official card, then the trainer's loader: each view it hands the
+    network is the scripts' chain (pad, resize without anti-aliasing, crop) of the program's DRR."""
+    pytest.importorskip("itk")
+    import official_drr_itk as itk_ref
+    from x2s_factory import tiny_card
+
+    from medswin.data.manifest import load_datalist
+    from medswin.training.biplanar import LoadViewsd
+
+    settings = {"values": "official", "lateral_source": "right", "antialias": False}
+    card = tiny_card(id="tiny_official", radiographs={**tiny_card().radiographs, **settings})
+    card = card.replace(labels={0: "background", 1: "marker"}, config={**card.config, "out_channels": 2})
+    card_file = tmp_path / "tiny_official.json"
+    card_file.write_text(card.to_json())
+    spacing = (1.5, 1.5, 2.5)  # 40 x 44 x 40 voxels: a 64 cube gives a 64 x 96 DRR, resized to 64
+    ct, labels = _ct()
+    ct = Image(ct.array[:, :40, :44, :40], spacing, (0.0, 0.0, 0.0), np.eye(3), "intensity", {})
+    labels = Image(labels.array[:, :40, :44, :40], spacing, (0.0, 0.0, 0.0), np.eye(3), "label", {})
+    source = _dataset(tmp_path / "in", ct, labels)
+    out = tmp_path / "out"
+    assert main(["x2s", "drr", "-i", str(source), "-o", str(out), "-m", str(card_file), "--folds", "0"]) == 0
+    entry = load_datalist(out / "datalist.json").training[0]
+    sample = LoadViewsd(card, {})({"case": entry})
+    volume = ct.array[0].astype(np.int16)
+    for key, ry in (("ap", 0.0), ("lateral", 90.0)):
+        png = itk_ref.itk_official_8bit(itk_ref.itk_official_sums(volume, spacing, ry, size=64))
+        assert png.shape == (64, 96)
+        theirs = itk_ref.monai_official_view(png, roi=(64, 64), size=64)
+        assert _ncc(sample[key][0], theirs) >= 0.999
+        assert np.abs(sample[key][0] - theirs).max() <= 3 / 255
+        written = read_image(out / "imagesTr" / f"case_000_000{int(key == 'lateral')}.mha").array[0]
+        exact = itk_ref.monai_official_view(written, roi=(64, 64), size=64)
+        np.testing.assert_allclose(sample[key][0], exact, atol=1e-5)  # the scripts' chain itself, exactly
+    assert sample["label"].shape == (1, 64, 64, 64) and set(np.unique(sample["label"])) == {0, 1}
