@@ -372,3 +372,16 @@ def test_training_reads_an_official_drr_dataset_as_the_official_scripts_did(tmp_
         exact = itk_ref.monai_official_view(written, roi=(64, 64), size=64)
         np.testing.assert_allclose(sample[key][0], exact, atol=1e-5)  # the scripts' chain itself, exactly
     assert sample["label"].shape == (1, 64, 64, 64) and set(np.unique(sample["label"])) == {0, 1}
+
+
+def test_the_programs_lateral_source_is_on_the_minus_i_side() -> None:
+    """``-rx -90 -ry 90`` built as Rx·Ry would put the source at +i; the Euler transform rebuilds the
+    matrix from gimbal-locked angles, so the program's source is at -i (the ITK oracle tests agree)."""
+    from medswin.transforms.drr import official_rotation
+
+    beam = np.array([0.0, 0.0, 1.0])  # towards the focal point before the rotation
+    np.testing.assert_allclose(official_rotation("ap") @ beam, [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(official_rotation("lateral") @ beam, [-1.0, 0.0, 0.0], atol=1e-12)
+    # detector columns still run along +i (AP) and +j (lateral), rows along -k
+    np.testing.assert_allclose(official_rotation("lateral") @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(official_rotation("lateral") @ [0.0, 1.0, 0.0], [0.0, 0.0, -1.0], atol=1e-12)
