@@ -48,7 +48,9 @@ def _add_predict(commands: Any) -> None:
             "PatientOrientation, else the standard display: AP x to the patient's left, lateral x to "
             "posterior, y to the feet), min-max scale, pad square, resize and crop them as the model's "
             "card says, and write the label volume (axes LPI, physical voxel size, centred on the "
-            "isocentre: radiographs carry no patient coordinates). The output is written atomically."
+            "isocentre: radiographs carry no patient coordinates). A card trained in another handedness "
+            "(radiographs.frame, e.g. RAI) gets the views mirrored and the output axes to match. A DICOM whose "
+            "ViewPosition contradicts --ap/--lateral (LL/RL vs AP/PA) is reported. The output is written atomically."
         ),
     )
     parser.add_argument("--ap", type=Path, help="AP / PA radiograph (DICOM, MHA, NIfTI, PNG ...)")
@@ -224,7 +226,12 @@ def _add_drr(commands: Any) -> None:
         default=list(defaults.volume_size),
         help="output grid (default 128 128 160)",
     )
-    parser.add_argument("--projection", choices=("cone", "parallel"), default=defaults.projection)
+    parser.add_argument(
+        "--projection",
+        choices=("cone", "parallel"),
+        default=defaults.projection,
+        help="parallel needs --values full_precision",
+    )
     parser.add_argument(
         "--source-to-isocentre", type=float, default=defaults.source_to_isocentre_mm, metavar="MM"
     )
@@ -232,10 +239,29 @@ def _add_drr(commands: Any) -> None:
         "--source-to-detector", type=float, default=defaults.source_to_detector_mm, metavar="MM"
     )
     parser.add_argument(
-        "--intensity", choices=("hu_above_threshold", "attenuation"), default=defaults.intensity
+        "--intensity",
+        choices=("hu_above_threshold", "attenuation"),
+        default=defaults.intensity,
+        help="attenuation needs --values full_precision",
     )
     parser.add_argument(
-        "--oversample", type=int, default=defaults.oversample, help="rays per pixel per axis (default 2)"
+        "--oversample",
+        type=int,
+        default=defaults.oversample,
+        help="rays per pixel per axis (default 2; --values full_precision only, the official program casts one)",
+    )
+    parser.add_argument(
+        "--values",
+        choices=("official", "full_precision"),
+        help="official (default): the official DRR program emulated (its centre and detector, sums clamped to "
+        "16-bit, 8-bit rescale), what the published weights saw; full_precision: medswin's own cube projection "
+        "scaled by its true range",
+    )
+    parser.add_argument(
+        "--frame",
+        metavar="XYZ",
+        help="handedness of the output axes (default LPI: X to the patient's left, Y posterior, Z to the feet; "
+        "RAI for a model trained on RAS-stored files)",
     )
     parser.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds of the datalist (default 5)"
@@ -283,6 +309,14 @@ def run_drr(args: argparse.Namespace) -> int:
 
         _, card = resolve_model(args.model, load_weights=False)
         geometry = drr_geometry(card)
+        asked = {"values": args.values, "frame": args.frame and args.frame.upper()}
+        clash = {k: v for k, v in asked.items() if v is not None and v != getattr(geometry, k)}
+        if clash:
+            raise MedSwinError(
+                f"model {card.id!r} was trained on DRRs with values {geometry.values!r} and frame "
+                f"{geometry.frame!r}; --{' --'.join(clash)} would make data it never saw. Leave them out, "
+                "or drop -m and give the geometry yourself"
+            )
     else:
         geometry = DrrGeometry(
             cube_size=args.cube_size,
@@ -292,6 +326,8 @@ def run_drr(args: argparse.Namespace) -> int:
             source_to_detector_mm=args.source_to_detector,
             intensity=args.intensity,
             oversample=args.oversample,
+            values=args.values or "official",
+            frame=(args.frame or "LPI").upper(),
         )  # checked by write_drr_dataset before anything is read or written
     cases, labels = _ct_cases(args.input)
 
@@ -307,7 +343,8 @@ def run_drr(args: argparse.Namespace) -> int:
         info={"source": str(args.input)},
     )
     print(
-        f"wrote {len(result.written)} DRR case(s) to {args.output} (cube {geometry.cube_size}, grid {list(geometry.volume_size)})"
+        f"wrote {len(result.written)} DRR case(s) to {args.output} (cube {geometry.cube_size}, grid "
+        f"{list(geometry.volume_size)}, values {geometry.values}, frame {geometry.frame})"
     )
     for case, reason in result.failed.items():
         print(f"  failed {case}: {reason}", file=sys.stderr)

@@ -3,12 +3,15 @@
 What the Swin-X2S preprocessing does with its ITK programs, written as a dataset folder that
 ``medswin train`` reads directly::
 
-    OUT/imagesTr/<case>_0000.mha   AP DRR, 2D (X, Z), values 0..1, detector pixel size as spacing
+    OUT/imagesTr/<case>_0000.mha   AP DRR, 2D (X, Z), values 0..1, detector pixel size as spacing: with
+                                   the official values the program's whole DRR (k/255, columns x rows),
+                                   else medswin's view already cropped to the model's (X, Z)
     OUT/imagesTr/<case>_0001.mha   lateral DRR, 2D (Y, Z)
     OUT/labelsTr/<case>.nii.gz     labels on the output grid (roi voxels, axes LPI), centred on the
                                    isocentre like a prediction from radiographs (the CT position of
                                    that centre is the case's ``isocentre_lps_mm`` in datalist.json)
-    OUT/dataset.json               channels AP / lateral, the label map, the DRR geometry
+    OUT/dataset.json               channels AP / lateral, the label map, the DRR geometry (with
+                                   ``values``: official or full_precision, and ``frame``: handedness)
     OUT/datalist.json              the cases with cross-validation folds
 
 A case that cannot be made (unreadable CT, label off the CT's grid) is reported and skipped; the
@@ -44,6 +47,12 @@ class DrrDatasetResult:
     folder: Path
     written: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+
+
+def _grid_centre(grid: Image) -> list[float]:
+    """LPS position (mm) of the model grid's centre: where a radiograph-frame label's (0, 0, 0) lies in the CT."""
+    middle = (np.asarray(grid.shape, dtype=np.float64) - 1.0) / 2.0
+    return [round(float(c), 4) for c in (grid.lps_affine @ np.append(middle, 1.0))[:3]]
 
 
 def drr_case_files(folder: Path, case: str) -> tuple[Path, Path, Path]:
@@ -100,7 +109,7 @@ def write_drr_dataset(
         write_image(drr.ap, ap_path)
         write_image(drr.lateral, lateral_path)
         write_image(in_radiograph_frame(drr.labels), label_path)  # type: ignore[arg-type]
-        isocentres[case] = [round(float(c), 4) for c in drr.ap.meta["drr"]["isocentre_lps_mm"]]
+        isocentres[case] = _grid_centre(drr.grid)
         found.update(int(v) for v in np.unique(drr.labels.array))  # type: ignore[union-attr]
         result.written.append(case)
     if not result.written:

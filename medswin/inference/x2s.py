@@ -21,7 +21,7 @@ from medswin.errors import MedSwinError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 
-__all__ = ["X2SPrediction", "X2SPredictor"]
+__all__ = ["X2SPrediction", "X2SPredictor", "view_position_conflict"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,28 @@ class X2SPrediction:
     views: tuple[np.ndarray, np.ndarray]
     notes: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+_FRONTAL = {"AP", "PA"}
+_LATERAL = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
+
+
+def view_position_conflict(image: Image, view: str) -> str | None:
+    """A warning when a DICOM's ViewPosition says the image is the other view (AP/PA vs LL/RL).
+
+    The two inputs are otherwise accepted in either order, and a lateral fed as the AP silently
+    gives a wrong volume.
+    """
+    stated = str((image.meta.get("dicom") or {}).get("ViewPosition") or "").strip().upper()
+    other = _LATERAL if view == "ap" else _FRONTAL
+    if stated not in other:
+        return None
+    where = image.meta.get("path", f"<{view} image>")
+    given = "--ap" if view == "ap" else "--lateral"
+    return (
+        f"{where}: DICOM ViewPosition {stated} is a {'lateral' if view == 'ap' else 'frontal (AP/PA)'} view, "
+        f"but it was given as {given}; are --ap and --lateral swapped?"
+    )
 
 
 class X2SPredictor:
@@ -111,6 +133,12 @@ class X2SPredictor:
         start = time.perf_counter()
         ap_image = ap if isinstance(ap, Image) else read_image(ap)
         lateral_image = lateral if isinstance(lateral, Image) else read_image(lateral)
+        warnings = {}
+        for view, image in (("ap", ap_image), ("lateral", lateral_image)):
+            conflict = view_position_conflict(image, view)
+            if conflict:
+                log.warning("%s", conflict)
+                warnings[view] = conflict
         front, side, spacing = prepare_views(
             ap_image, lateral_image, self.card, orientations=orientations, pixel_spacing=pixel_spacing
         )
@@ -134,6 +162,9 @@ class X2SPredictor:
             labels=grid.with_array(labels[None], kind="label"),
             probabilities=probabilities,
             views=(front.array, side.array),
-            notes={"ap": front.notes, "lateral": side.notes},
+            notes={
+                "ap": front.notes + ([warnings["ap"]] if "ap" in warnings else []),
+                "lateral": side.notes + ([warnings["lateral"]] if "lateral" in warnings else []),
+            },
             timings={"prepare": prepared - start, "inference": done - prepared, "total": done - start},
         )

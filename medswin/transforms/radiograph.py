@@ -10,8 +10,11 @@ axes match the DRRs':
   ``PatientOrientation`` ``L\\F``, the usual reading display of a PA/AP chest or pelvis film;
 * lateral view: x towards posterior, y towards the feet -- ``P\\F`` (patient facing the viewer's left).
 
-A DICOM file's ``PatientOrientation`` decides the flips and transposes; other files are taken to
-be displayed that way unless an orientation is given.
+A DICOM file's ``PatientOrientation`` decides the flips and transposes; other files (DRRs written
+by :mod:`medswin.transforms.drr` included) are taken to be displayed that way unless an orientation
+is given. Those are the orientations of a card in frame ``"LPI"``; a card trained in another frame
+(handedness, ``radiographs.frame``, e.g. ``"RAI"``) gets its views mirrored to match
+(:func:`view_orientation`), and its output grid's axes follow that frame.
 
 Physical size. The DRRs have the cube's voxel size as detector pixel, with the source
 ``source_to_isocentre_mm`` (1800) and the detector ``source_to_detector_mm`` (2000) from the centre
@@ -34,7 +37,7 @@ import numpy as np
 from medswin.errors import MedSwinError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
-from medswin.transforms.drr import MODEL_DIRECTION, DrrGeometry
+from medswin.transforms.drr import MODEL_DIRECTION, DrrGeometry, frame_direction
 
 __all__ = [
     "VIEW_ORIENTATION",
@@ -45,6 +48,8 @@ __all__ = [
     "prepare_views",
     "output_grid",
     "in_radiograph_frame",
+    "view_orientation",
+    "card_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,28 @@ log = logging.getLogger(__name__)
 View = Literal["ap", "lateral"]
 #: the DRRs' orientation as DICOM PatientOrientation: (direction of image x, direction of image y).
 VIEW_ORIENTATION: dict[str, tuple[str, str]] = {"ap": ("L", "F"), "lateral": ("P", "F")}
+_VIEW_LETTER = {"I": "F", "S": "H"}
+#: the official scripts resize their DRRs (``cube/2 * int(2 * longest / middle)`` pixels) to the cube
+#: without anti-aliasing; a view more than this many times the cube cannot be one of them.
+OFFICIAL_MAX_SHRINK = 8
+
+
+def view_orientation(view: View, frame: str = "LPI") -> tuple[str, str]:
+    """DICOM-style orientation ``(image x, image y)`` of a model's view for its frame (handedness).
+
+    The AP view's x follows the frame's X axis, the lateral view's x its Y axis, y its Z axis:
+    ``"LPI"`` gives ``L\\F`` / ``P\\F`` (:data:`VIEW_ORIENTATION`), ``"RAI"`` gives ``R\\F`` / ``A\\F``.
+    """
+    code = str(frame).upper()
+    frame_direction(code)
+    return (code[0] if view == "ap" else code[1]), _VIEW_LETTER[code[2]]
+
+
+def card_frame(card: ModelCard) -> str:
+    """The handedness (model frame) a biplanar card was trained in (``"LPI"`` when it does not say)."""
+    return str((card.radiographs or {}).get("frame", "LPI")).upper()
+
+
 _AXIS_OF = {"L": "LR", "R": "LR", "A": "AP", "P": "AP", "H": "HF", "F": "HF"}
 _DRR_KEYS = (
     "projection",
@@ -62,7 +89,11 @@ _DRR_KEYS = (
     "intensity",
     "threshold_hu",
     "oversample",
+    "values",
+    "frame",
 )
+#: what a card without the key was made with: medswin's own DRRs (cards before the official emulation).
+_CARD_DEFAULTS = {"values": "full_precision"}
 
 
 def drr_geometry(card: ModelCard) -> DrrGeometry:
@@ -72,7 +103,8 @@ def drr_geometry(card: ModelCard) -> DrrGeometry:
             f"model {card.id!r} ({card.architecture}) is not a biplanar X-ray model (its card has no "
             "'radiographs' section); use medswin predict for volumes"
         )
-    settings = {k: card.radiographs[k] for k in _DRR_KEYS if k in card.radiographs}
+    settings = {k: card.radiographs.get(k, _CARD_DEFAULTS.get(k)) for k in _DRR_KEYS}
+    settings = {k: v for k, v in settings.items() if v is not None}
     roi = tuple(int(s) for s in card.roi_size)
     geometry = DrrGeometry(cube_size=int(card.radiographs["cube_size"]), volume_size=roi, **settings)  # type: ignore[arg-type]
     geometry.check()
@@ -127,9 +159,14 @@ def _dicom_orientation(image: Image) -> tuple[str, str] | None:
 
 
 def _orient(
-    array: np.ndarray, spacing: tuple[float, float], found: tuple[str, str], view: View, where: str
+    array: np.ndarray,
+    spacing: tuple[float, float],
+    found: tuple[str, str],
+    view: View,
+    where: str,
+    frame: str = "LPI",
 ) -> tuple[np.ndarray, tuple[float, float]]:
-    wanted = VIEW_ORIENTATION[view]
+    wanted = view_orientation(view, frame)
     axes = (_AXIS_OF[found[0]], _AXIS_OF[found[1]])
     target = (_AXIS_OF[wanted[0]], _AXIS_OF[wanted[1]])
     if axes == target[::-1]:
@@ -196,13 +233,17 @@ def _pixel_mm(
     return spacing, f"{source}, exposure assumed at the model's magnification {model:.3f}"
 
 
-def _resize(array: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+def _resize(array: np.ndarray, size: tuple[int, int], mode: str, antialias: bool = True) -> np.ndarray:
+    """Resample to ``size``; ``antialias=False`` is the official scripts' MONAI ``Resize`` exactly
+    (torch interpolate, ``align_corners=False``, no anti-aliasing, no clamp)."""
     import torch
     import torch.nn.functional as F
 
     if tuple(array.shape) == tuple(size):
         return array
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    if not antialias:
+        return F.interpolate(tensor, size=size, mode=mode, align_corners=False)[0, 0].numpy()
     shrinking = size[0] < array.shape[0] or size[1] < array.shape[1]
     out = F.interpolate(tensor, size=size, mode=mode, align_corners=False, antialias=shrinking)
     return out[0, 0].clamp_(0.0, 1.0).numpy()
@@ -241,7 +282,7 @@ def prepare_view(
         found = stated or VIEW_ORIENTATION[view]
         how = "from PatientOrientation" if stated else "assumed (standard display)"
         notes.append(f"orientation {found[0]}\\{found[1]} {how}")
-    array, spacing = _orient(array, spacing, found, view, where)
+    array, spacing = _orient(array, spacing, found, view, where, card_frame(card))
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
     low, high = float(array.min()), float(array.max())
@@ -258,7 +299,14 @@ def prepare_view(
     r0, c0 = (side - array.shape[0]) // 2, (side - array.shape[1]) // 2
     padded[r0 : r0 + array.shape[0], c0 : c0 + array.shape[1]] = array
     cube = geometry.cube_size
-    square = _resize(padded, (cube, cube), card.radiographs.get("resize", "bicubic"))  # type: ignore[union-attr]
+    settings = card.radiographs or {}
+    antialias = bool(settings.get("antialias", True))
+    if not antialias and side > OFFICIAL_MAX_SHRINK * cube:
+        # far larger than any official DRR (cube x cube/2 * int(2 * longest / middle) pixels): a film,
+        # whose fine detail and noise the official DRRs never had; anti-aliasing makes it look like one
+        antialias = True
+        notes.append(f"anti-aliased: {side} pixels is more than {OFFICIAL_MAX_SHRINK}x the model's {cube}")
+    square = _resize(padded, (cube, cube), settings.get("resize", "bicubic"), antialias)
     rows = geometry.volume_size[0 if view == "ap" else 1]
     cols = geometry.volume_size[2]
     top, left = (cube - rows) // 2, (cube - cols) // 2
@@ -290,9 +338,11 @@ def prepare_views(
     return front, side, (front.voxel_mm, side.voxel_mm, (front.voxel_mm + side.voxel_mm) / 2)
 
 
-def _centred_origin(shape: tuple[int, ...], spacing: tuple[float, ...]) -> tuple[float, ...]:
+def _centred_origin(
+    shape: tuple[int, ...], spacing: tuple[float, ...], direction: np.ndarray = MODEL_DIRECTION
+) -> tuple[float, ...]:
     size = np.asarray(shape, dtype=np.float64)
-    return tuple(float(o) for o in -MODEL_DIRECTION @ ((size - 1.0) / 2.0 * np.asarray(spacing)))
+    return tuple(float(o) for o in -direction @ ((size - 1.0) / 2.0 * np.asarray(spacing)))
 
 
 def in_radiograph_frame(labels: Image) -> Image:
@@ -301,25 +351,30 @@ def in_radiograph_frame(labels: Image) -> Image:
     Predictions from radiographs live in this frame (radiographs carry no patient coordinates), so
     references written in it compare with them voxel for voxel; the change is a pure translation.
     """
-    if not np.allclose(labels.direction, MODEL_DIRECTION):
-        raise MedSwinError(f"{labels.meta.get('path', '<labels>')}: not on a Swin-X2S model grid (axes LPI)")
+    direction = np.asarray(labels.direction)
+    axis_aligned = np.allclose(np.abs(direction), np.abs(MODEL_DIRECTION))
+    if not axis_aligned or labels.orientation[0] not in "LR" or labels.orientation[1] not in "PA":
+        raise MedSwinError(
+            f"{labels.meta.get('path', '<labels>')}: not on a Swin-X2S model grid (axes X: L/R, Y: P/A, Z: I/S)"
+        )
     moved = labels.with_array(labels.array)
-    moved.origin = _centred_origin(labels.shape, labels.spacing)
+    moved.origin = _centred_origin(labels.shape, labels.spacing, direction)
     return moved
 
 
 def output_grid(
     card: ModelCard, spacing: tuple[float, float, float], meta: dict[str, Any] | None = None
 ) -> Image:
-    """An empty label image of the model's output grid: ``roi_size`` voxels, axes LPI, centred on (0, 0, 0).
+    """An empty label image of the model's output grid: ``roi_size`` voxels, axes as the card's frame
+    (LPI unless it says otherwise), centred on (0, 0, 0).
 
     Radiographs carry no patient coordinate system, so the volume is placed about the isocentre.
     """
     return Image(
         np.zeros((1, *card.roi_size), dtype=np.uint8),
         tuple(float(s) for s in spacing),
-        _centred_origin(tuple(card.roi_size), spacing),
-        MODEL_DIRECTION.copy(),
+        _centred_origin(tuple(card.roi_size), spacing, frame_direction(card_frame(card))),
+        frame_direction(card_frame(card)),
         "label",
         dict(meta or {}),
     )

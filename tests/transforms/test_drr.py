@@ -17,7 +17,7 @@ from medswin.transforms.drr import (
     line_integrals,
 )
 
-SMALL = DrrGeometry(cube_size=64, volume_size=(48, 48, 64), oversample=1)
+SMALL = DrrGeometry(cube_size=64, volume_size=(48, 48, 64), oversample=1, values="full_precision")
 
 
 def _box_volume(n: int, half: int) -> np.ndarray:
@@ -57,12 +57,12 @@ def test_parallel_projection_of_a_uniform_cube_is_its_side() -> None:
 @pytest.mark.parametrize("view", ["ap", "lateral"])
 def test_cone_beam_path_lengths_match_ray_box_intersection(view: str) -> None:
     """Strong magnification (source 200 mm, detector 400 mm): every ray's integral is its chord through the cube."""
-    geometry = DrrGeometry(source_to_isocentre_mm=200.0, source_to_detector_mm=400.0)
+    geometry = DrrGeometry(source_to_isocentre_mm=200.0, source_to_detector_mm=400.0, lateral_source="left")
     volume = _box_volume(40, 10)  # cube of half-side 20 mm on a 2 mm grid (voxel centres at +-1, ..., +-39)
     image = line_integrals(volume, 2.0, view, (60, 60), 2.0, geometry)
     axis = 1 if view == "ap" else 0
     source = np.zeros(3)
-    source[axis] = 200.0  # posterior (AP) / left (lateral), the defaults
+    source[axis] = 200.0  # posterior (AP) / left (lateral)
     errors = []
     for i in range(0, 60, 3):
         for j in range(0, 60, 3):
@@ -90,7 +90,12 @@ def test_biplanar_drr_of_a_uniform_cube_has_the_analytic_line_integral() -> None
     hu[(np.abs(xx) < 20) & (np.abs(yy) < 20) & (np.abs(zz) < 20)] = 1000.0
     ct = Image(hu[None], spacing, (10.0, -5.0, 30.0), np.eye(3))
     geometry = DrrGeometry(
-        cube_size=64, volume_size=(40, 40, 64), projection="parallel", intensity="attenuation", oversample=2
+        cube_size=64,
+        volume_size=(40, 40, 64),
+        projection="parallel",
+        intensity="attenuation",
+        oversample=2,
+        values="full_precision",
     )
     drr = biplanar_drr(ct, geometry=geometry)
     mu = hu_to_attenuation(np.array([1000.0]), "attenuation")[0]
@@ -166,13 +171,21 @@ def test_label_volume_keeps_world_positions(orientation: str) -> None:
     assert ap.shape == lateral.shape == (1, 1, 48, 64) and ap.dtype == np.float32
 
 
-def test_official_default_sizes() -> None:
+def test_default_sizes() -> None:
     case = make_ct_phantom(shape=(40, 40, 30), spacing=(5.0, 5.0, 6.0), seed=1)
-    drr = biplanar_drr(case.image, case.labels, DrrGeometry(oversample=1))
+    drr = biplanar_drr(case.image, case.labels, DrrGeometry(oversample=1, values="full_precision"))
     assert drr.ap.shape == drr.lateral.shape == (128, 160)
     assert drr.labels.shape == (128, 128, 160)
     assert drr.ap.meta["drr"]["source_to_isocentre_mm"] == 1800.0
     assert drr.ap.array.min() >= 0.0 and drr.ap.array.max() <= 1.0
+    # the official program's DRR: 160 columns x 160 * 0.5 * int(2 * 200 / 200) rows of 200 / 160 mm
+    official = biplanar_drr(case.image, case.labels)
+    assert official.ap.shape == official.lateral.shape == (160, 160)
+    assert official.ap.spacing == pytest.approx((1.25, 1.25))
+    assert official.labels.shape == (128, 128, 160)
+    assert official.ap.array.min() == 0.0 and official.ap.array.max() == 1.0
+    with pytest.raises(MedSwinError, match="prepare_view"):
+        official.model_inputs()
 
 
 def test_intensity_conversions() -> None:
@@ -197,3 +210,7 @@ def test_bad_inputs_are_refused() -> None:
         biplanar_drr(case.image, geometry=DrrGeometry(cube_size=64, volume_size=(48, 40, 64)))
     with pytest.raises(MedSwinError, match="source_to_isocentre_mm"):
         biplanar_drr(case.image, geometry=DrrGeometry(source_to_isocentre_mm=2500.0))
+    with pytest.raises(MedSwinError, match="full_precision"):
+        biplanar_drr(case.image, geometry=DrrGeometry(projection="parallel"))
+    with pytest.raises(MedSwinError, match="frame"):
+        biplanar_drr(case.image, geometry=DrrGeometry(frame="LSI"))

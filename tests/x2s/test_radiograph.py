@@ -164,5 +164,6 @@ def test_references_move_into_the_frame_of_predictions(pair) -> None:  # type: i
     assert moved.spacing == pair.labels.spacing and np.allclose(moved.direction, pair.labels.direction)
     assert moved.same_grid(output_grid(CARD, moved.spacing))
     assert not pair.labels.same_grid(moved)  # the phantom's centre is not the isocentre
-    with pytest.raises(MedSwinError, match="LPI"):
-        in_radiograph_frame(Image(np.zeros((1, 4, 4, 4)), (1.0,) * 3, (0.0,) * 3, np.eye(3), "label"))
+    permuted = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])  # X along P: not a model frame
+    with pytest.raises(MedSwinError, match="model grid"):
+        in_radiograph_frame(Image(np.zeros((1, 4, 4, 4)), (1.0,) * 3, (0.0,) * 3, permuted, "label"))
