@@ -73,6 +73,20 @@ def _done(result: Any) -> list[str]:
     return [o.case_id for o in result.outcomes if o.status in ("done", "skipped")]
 
 
+def _archive_target(target: Path, done: list[str], cases: list[Any]) -> Path:
+    """``target`` when every case is done; otherwise ``<name>.incomplete.zip`` and a loud warning, so
+    the file named for upload only ever holds a whole submission."""
+    if len(done) == len(cases):
+        return target
+    incomplete = target.with_name(target.name.removesuffix(".zip") + ".incomplete.zip")
+    print(
+        f"medswin: WARNING: {len(cases) - len(done)} of {len(cases)} case(s) failed; writing {incomplete.name}, "
+        f"not {target.name}: do not upload it, fix the failed cases and rerun (finished cases are kept)",
+        file=sys.stderr,
+    )
+    return incomplete
+
+
 def _brats(args: argparse.Namespace) -> int:
     from medswin.batch import BatchOptions, run_batch
     from medswin.challenges.brats import (
@@ -94,7 +108,7 @@ def _brats(args: argparse.Namespace) -> int:
     predictions = args.output / "predictions"
     options = BatchOptions(formats=("nifti",), overwrite=args.overwrite, jobs=args.jobs)
     done = _done(run_batch(predictor, cases, predictions, options))
-    archive = pack_submission(predictions, done, args.output / "submission.zip")
+    archive = pack_submission(predictions, done, _archive_target(args.output / "submission.zip", done, cases))
     report = validate_brats(archive, edition, images=args.input)
     code = _print_report(report)
     print(f"wrote {archive} ({len(done)} of {len(cases)} case(s))")
@@ -153,7 +167,9 @@ def _msd(args: argparse.Namespace) -> int:
     predictions = args.output / "predictions"
     options = BatchOptions(formats=("nifti",), overwrite=args.overwrite, jobs=args.jobs)
     done = _done(run_batch(predictor, cases, predictions, options))
-    archive = pack_submission(predictions, task, done, args.output / f"{task.name}.zip")
+    archive = pack_submission(
+        predictions, task, done, _archive_target(args.output / f"{task.name}.zip", done, cases)
+    )
     code = _print_report(validate_msd(archive, task))
     print(f"wrote {archive} ({len(done)} of {len(cases)} case(s))")
     return 1 if code or len(done) < len(cases) else 0

@@ -56,8 +56,10 @@ def test_submit_packs_uint8_labels_on_each_case_grid_and_reports_a_missing_seque
     err = capsys.readouterr().err
     assert "BraTS-GLI-00003-000-t2w.nii.gz: no such file" in err
     assert "BraTS-GLI-00003-000: missing: an input case has no prediction" in err
+    assert "writing submission.incomplete.zip, not submission.zip" in err
+    assert not (out / "submission.zip").exists()
 
-    with zipfile.ZipFile(out / "submission.zip") as archive:
+    with zipfile.ZipFile(out / "submission.incomplete.zip") as archive:
         assert sorted(archive.namelist()) == ["BraTS-GLI-00001-000.nii.gz", "BraTS-GLI-00002-000.nii.gz"]
     for case in ("BraTS-GLI-00001-000", "BraTS-GLI-00002-000"):
         written = out / "predictions" / f"{case}.nii.gz"

@@ -43,7 +43,9 @@ def test_decathlon_4d_task_is_predicted_on_each_grid_and_zipped(
     assert main(["submit", "msd", "-i", str(task), "-o", str(out), "-m", str(msd_brain_checkpoint)]) == 1
     err = capsys.readouterr().err
     assert "case BRATS_487 failed" in err and "BRATS_487.nii.gz: no such file" in err
-    with zipfile.ZipFile(out / "BrainTumour.zip") as archive:
+    assert "1 of 3 case(s) failed; writing BrainTumour.incomplete.zip, not BrainTumour.zip" in err
+    assert not (out / "BrainTumour.zip").exists()  # the name a user uploads holds only whole submissions
+    with zipfile.ZipFile(out / "BrainTumour.incomplete.zip") as archive:
         assert sorted(archive.namelist()) == ["BrainTumour/BRATS_485.nii.gz", "BrainTumour/BRATS_486.nii.gz"]
     for case in ("BRATS_485", "BRATS_486"):
         labels = read_image(out / "predictions" / f"{case}.nii.gz", kind="label")
