@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,9 @@ from medswin.errors import ModelCardError
 __all__ = ["ModelCard", "Region", "load_card", "list_presets", "has_preset", "preset_card"]
 
 CARD_SCHEMA_VERSION = 1
+#: the largest sliding window a card may ask for: beyond it every case fails allocating the window
+#: (100000^3 asked for 4e15 bytes), so the card is refused when it loads instead.
+MAX_ROI_VOXELS = 512**3
 
 
 def _schema() -> dict[str, Any]:
@@ -123,7 +127,10 @@ class ModelCard:
             jsonschema.validate(data, _schema())
         except jsonschema.ValidationError as error:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-            raise ModelCardError(f"{source}: invalid model card at {where}: {error.message}") from None
+            problem = error.message
+            if error.validator == "pattern" and "description" in error.schema:
+                problem = f"{error.instance!r} is not allowed: {error.schema['description']}"
+            raise ModelCardError(f"{source}: invalid model card at {where}: {problem}") from None
         pre = data.get("preprocessing", {})
         inf = data.get("inference", {})
         card = cls(
@@ -187,6 +194,11 @@ class ModelCard:
                 raise ModelCardError(
                     f"{source}: roi_size {list(roi)} does not fit radiographs.cube_size {self.radiographs['cube_size']}"
                 )
+        if math.prod(self.roi_size) > MAX_ROI_VOXELS:
+            raise ModelCardError(
+                f"{source}: roi_size {list(self.roi_size)} is {math.prod(self.roi_size):,} voxels per window; "
+                f"at most {MAX_ROI_VOXELS:,} (512^3) are accepted"
+            )
         if self.spacing is not None and len(self.spacing) != len(self.roi_size) and self.slice_axis is None:
             raise ModelCardError(
                 f"{source}: spacing {self.spacing} and roi_size {self.roi_size} differ in length"

@@ -44,6 +44,19 @@ def _fewer_labels(card: dict) -> dict:
     return card
 
 
+def _label_named(name: str):
+    def change(card: dict) -> dict:
+        card["labels"]["1"] = name
+        return card
+
+    return change
+
+
+def _huge_window(card: dict) -> dict:
+    card.setdefault("inference", {})["roi_size"] = [1000, 1000, 1000]
+    return card
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     (tmp_path / "inbox").mkdir()
@@ -104,8 +117,18 @@ def test_import_checkpoint_refuses_a_pickle_that_would_run_code(workspace: Path,
         (_wider, r"weights do not match the model card 'tiny_robust' .*mismatched shape"),
         (_fewer_labels, r"weights do not match the model card 'tiny_robust' .*mismatched shape: out\.conv"),
         ("{ this is not json", r"\(embedded card\): not valid JSON"),
+        # a newline in a label name would forge a line in stdout and in summary.csv's header
+        (
+            _label_named("liver\nforged,row"),
+            r"labels/1: 'liver\\nforged,row' is not allowed: .*no control characters",
+        ),
+        (_label_named("../../etc"), r"labels/1: '\.\./\.\./etc' is not allowed: .*no path separators"),
+        (
+            _huge_window,
+            r"roi_size \[1000, 1000, 1000\] is 1,000,000,000 voxels per window; at most 134,217,728",
+        ),
     ],
-    ids=["wider-network", "fewer-labels", "not-json"],
+    ids=["wider-network", "fewer-labels", "not-json", "newline-in-label", "path-in-label", "huge-window"],
 )
 def test_a_card_that_does_not_match_its_weights_stops_the_run(
     workspace: Path, tiny_checkpoint: Path, change: object, problem: str
