@@ -18,6 +18,10 @@ written before a case writes anything and lists the files the run is about to wr
 or owned when the run claimed the case); it is removed when the record is written. Everything
 else (a user's ``<id>.json``, an edited label map, probabilities from elsewhere) is kept, and a
 case that would need to write over it fails unless ``overwrite``.
+
+**One failed output** (e.g. DICOM-SEG refused for a source highdicom cannot reference) does not take
+the others with it: the files that were written are recorded, the record lists the failure under
+``failed_outputs``, the case is reported failed, and a rerun writes only what is still missing.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from medswin.errors import ImageWriteError
+from medswin.errors import ImageWriteError, MedSwinError
 from medswin.io.formats import OUTPUT_FORMATS
 from medswin.io.image import Image
 
@@ -56,6 +60,7 @@ __all__ = [
     "label_volumes",
     "write_case_outputs",
     "write_preview",
+    "IncompleteOutputsError",
 ]
 
 log = logging.getLogger(__name__)
@@ -333,6 +338,14 @@ def _write_output(kind: str, target: Path, image: Image, prediction: Any, case_i
     return write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
 
 
+class IncompleteOutputsError(ImageWriteError):
+    """Some of a case's outputs failed; the others are written and listed in ``record``."""
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record = record
+
+
 def write_case_outputs(
     case_id: str,
     image: Image,
@@ -351,17 +364,24 @@ def write_case_outputs(
         earlier: an intact record of the same settings whose files stay and are listed again (a rerun
             that adds outputs, e.g. another format, to a finished case).
 
-    Raises :class:`ImageWriteError` naming the file; files already written for the case stay
-    owned by the ``running`` marker, so the next run replaces them.
+    Raises :class:`ImageWriteError` naming the file when nothing could be written (files left
+    behind stay owned by the ``running`` marker, so the next run replaces them), and
+    :class:`IncompleteOutputsError` after writing the record when only some outputs failed.
     """
     from medswin import __version__
     from medswin.metrics.report import write_atomic
 
     card = prediction.card
-    written = [
-        _write_output(kind, target, image, prediction, case_id)
-        for kind, target in output_paths(output_dir, case_id, kinds).items()
-    ]
+    written: list[Path] = []
+    failures: dict[str, MedSwinError] = {}
+    for kind, target in output_paths(output_dir, case_id, kinds).items():
+        try:
+            written.append(_write_output(kind, target, image, prediction, case_id))
+        except MedSwinError as error:
+            log.debug("case output %s failed: %s", kind, error)
+            failures[kind] = error
+    if failures and not written and not earlier:
+        raise next(iter(failures.values()))
     files = dict(earlier["files"]) if earlier else {}
     files.update({p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in written})
     formats = [
@@ -382,6 +402,11 @@ def write_case_outputs(
         "windows": int(prediction.windows),
         "files": files,
     }
+    if failures:
+        record["failed_outputs"] = {kind: str(error) for kind, error in failures.items()}
     write_atomic(record_path(output_dir, case_id), json.dumps(record, indent=2) + "\n")
     log.debug("wrote %s", ", ".join(p.name for p in written))
+    if failures:
+        kind, error = next(iter(failures.items()))
+        raise IncompleteOutputsError(f"{kind} not written ({error}); the other outputs are kept", record)
     return record

@@ -39,6 +39,7 @@ from medswin.batch.cases import Case, read_case
 from medswin.batch.folder import OutputLock, check_output_folder
 from medswin.batch.outputs import (
     OUTPUT_FORMATS,
+    IncompleteOutputsError,
     changed_files,
     mark_running,
     marked_names,
@@ -239,7 +240,7 @@ def recorded_outcomes(output_dir: Path, exclude: set[str]) -> list[CaseOutcome]:
     """Rows for the cases in ``output_dir`` that have a record but are not in ``exclude`` (this run's).
 
     Such a case is ``skipped`` (finished by an earlier run) while its files are intact, ``failed``
-    when one of them changed since.
+    when one of them changed since or one of its outputs could not be written.
     """
     outcomes = []
     for path in sorted(output_dir.glob("*.json")):
@@ -248,9 +249,15 @@ def recorded_outcomes(output_dir: Path, exclude: set[str]) -> list[CaseOutcome]:
         if record is None:
             continue
         changed = changed_files(output_dir, record)
+        failed_outputs = record.get("failed_outputs") or {}
         if changed:
             reason = f"{output_dir / changed[0]}: changed or removed since medswin wrote it"
             outcomes.append(CaseOutcome(case_id, "failed", reason=reason))
+        elif failed_outputs:
+            kind, reason = next(iter(failed_outputs.items()))
+            outcomes.append(
+                CaseOutcome(case_id, "failed", reason=f"{kind} not written ({reason})", record=record)
+            )
         else:
             outcomes.append(
                 CaseOutcome(case_id, "skipped", reason="not among this run's inputs", record=record)
@@ -398,6 +405,11 @@ def _run_locked(
                 plan.kinds,
                 settings=settings,
                 earlier=plan.earlier,
+            )
+        except IncompleteOutputsError as error:  # the record vouches for what was written
+            _remove_run(output_dir, case.case_id)
+            return CaseOutcome(
+                case.case_id, "failed", time.perf_counter() - started, _reason(error), record=error.record
             )
         except Exception as error:
             _remove_run(output_dir, case.case_id)

@@ -94,6 +94,22 @@ def _segment_numbers(values: np.ndarray, label_names: Mapping[int, str], where: 
     return {value: number for number, value in enumerate(named, start=1)}
 
 
+def _pixel_measures(datasets: list[Any], source: Image) -> Any:
+    """The SEG's pixel measures when highdicom cannot copy them: a single-frame series without
+    SliceThickness (type 2, often empty) gets the slice spacing measured from its positions."""
+    import highdicom as hd
+
+    first = datasets[0]
+    if "PerFrameFunctionalGroupsSequence" in first or first.get("SliceThickness") not in (None, ""):
+        return None
+    row, column = np.asarray(first.ImageOrientationPatient, dtype=float).reshape(2, 3)
+    slice_axis = int(np.argmax(np.abs(source.direction.T @ np.cross(row, column))))
+    return hd.PixelMeasuresSequence(
+        pixel_spacing=[float(v) for v in first.PixelSpacing],
+        slice_thickness=float(source.spacing[slice_axis]),
+    )
+
+
 def write_dicom_seg(
     labels: Image,
     source: Image,
@@ -182,6 +198,7 @@ def write_dicom_seg(
             pixel_array=pixel_array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
+            pixel_measures=_pixel_measures(datasets, source),
             series_instance_uid=generate_uid(),
             series_number=series_number,
             sop_instance_uid=generate_uid(),

@@ -126,6 +126,42 @@ def test_dicom_seg_for_a_nifti_input_fails_that_case_clearly(tmp_path: Path, tin
     assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
 
 
+def test_a_failed_extra_format_keeps_the_finished_one(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    write_nifti_cases(tmp_path / "data", ["ct"])
+    out = tmp_path / "out"
+    both = ("--output-format", "nifti", "dicom-seg")
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, *both) == 1
+    assert "dicom-seg not written" in _summary(out / "summary.csv")["ct"]["reason"]
+    record = json.loads((out / "ct.json").read_text())
+    assert (
+        set(record["files"]) == {"ct.nii.gz"}
+        and "DICOM-SEG needs a DICOM input" in record["failed_outputs"]["dicom-seg"]
+    )
+    finished = (out / "ct.nii.gz").stat()
+
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, *both) == 1  # retries only the SEG
+    assert (out / "ct.nii.gz").stat().st_mtime_ns == finished.st_mtime_ns
+    assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--output-format", "nifti") == 0
+    assert _summary(out / "summary.csv")["ct"]["status"] == "skipped"  # the NIfTI is finished
+    assert (out / "ct.nii.gz").stat().st_mtime_ns == finished.st_mtime_ns
+    assert sorted(p.name for p in out.iterdir()) == ["ct.json", "ct.nii.gz", "summary.csv"]
+
+
+def test_dicom_seg_of_a_series_without_slice_thickness(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    series = write_series(tmp_path / "study", ct_case(4, "oblique"))
+    for path in series.files:  # type 2 in CT, and left out by some exporters
+        ds = pydicom.dcmread(path)
+        del ds.SliceThickness
+        ds.save_as(path)
+    out = tmp_path / "out"
+    assert _predict([tmp_path / "study"], out, tiny_checkpoint, "--output-format", "nifti", "dicom-seg") == 0
+    seg = pydicom.dcmread(out / "study.dcm")
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    source = read_image(tmp_path / "study")
+    assert float(measures.SliceThickness) == pytest.approx(source.spacing[2])
+    assert [float(v) for v in measures.PixelSpacing] == pytest.approx([source.spacing[1], source.spacing[0]])
+
+
 def test_zip_case_with_preview_probabilities_and_label_subset(tmp_path: Path, tiny_checkpoint: Path) -> None:
     write_series(tmp_path / "export", ct_case(3))
     archive = zip_folder(tmp_path / "export", tmp_path / "anon_study.zip")
