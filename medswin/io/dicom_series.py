@@ -431,6 +431,19 @@ def _vector(values: list[float] | None) -> np.ndarray | None:
     return np.asarray(values, dtype=np.float64) if values else None
 
 
+def _known_pixel_spacing(path: Path, ds: Any) -> list[float] | None:
+    """PixelSpacing, else ImagerPixelSpacing; ``0\\0`` means "not calibrated" (real CR films carry it)
+    and counts as absent, so such a file is read with the usual assumption instead of refused."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        values = _floats(ds.get(keyword))
+        if values and not any(values):
+            log.warning("%s: %s is %s (unknown); ignored", path, keyword, "\\".join(f"{v:g}" for v in values))
+            continue
+        if values:
+            return values
+    return None
+
+
 def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
     """Every frame of one DICOM object with its geometry and rescale (pixel data not decoded)."""
     rows, columns = _pixel_count(path, ds, "Rows"), _pixel_count(path, ds, "Columns")
@@ -438,7 +451,7 @@ def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
     _check_pixel_budget(path, ds, rows, columns, count)
     position = _vector(_floats(ds.get("ImagePositionPatient")))
     orientation = _vector(_floats(ds.get("ImageOrientationPatient")))
-    spacing = _floats(ds.get("PixelSpacing")) or _floats(ds.get("ImagerPixelSpacing"))
+    spacing = _known_pixel_spacing(path, ds)
     slope, intercept = _rescale_of(ds)
 
     def frame(index: int | None, **changes: Any) -> DicomFrame:

@@ -204,6 +204,17 @@ def _grey(image: Image, where: str) -> tuple[np.ndarray, tuple[float, float]]:
     return array[0], (spacing[0], spacing[1])
 
 
+#: longest side of a body radiograph in mm (a hand film to a long-leg film); outside it the pixel
+#: size is almost surely wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm).
+PLAUSIBLE_FIELD_MM = (100.0, 1500.0)
+
+
+def _calibration(values: Any) -> list[float] | None:
+    """A spacing attribute's values; ``None`` when absent or ``0\\0`` (uncalibrated, e.g. CR films)."""
+    numbers = [float(v) for v in values] if values else []
+    return numbers if any(numbers) else None
+
+
 def _pixel_mm(
     image: Image, spacing: tuple[float, float], geometry: DrrGeometry, given: float | None, where: str
 ) -> tuple[tuple[float, float], str]:
@@ -219,9 +230,9 @@ def _pixel_mm(
         )
     dicom = image.meta.get("dicom") or {}
     model = _magnification(geometry)
-    imager, calibrated = dicom.get("ImagerPixelSpacing"), dicom.get("PixelSpacing")
+    imager, calibrated = (_calibration(dicom.get(k)) for k in ("ImagerPixelSpacing", "PixelSpacing"))
     sid, sod = dicom.get("DistanceSourceToDetector"), dicom.get("DistanceSourceToPatient")
-    if calibrated and imager and [float(v) for v in calibrated] != [float(v) for v in imager]:
+    if calibrated and imager and calibrated != imager:
         return (spacing[0] * model, spacing[1] * model), "calibrated PixelSpacing (at the patient)"
     if imager and sid and sod and float(sod) > 0 and float(sid) > float(sod):
         factor = model / (float(sid) / float(sod))
@@ -285,6 +296,15 @@ def prepare_view(
     array, spacing = _orient(array, spacing, found, view, where, card_frame(card))
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
+    field_mm = max(array.shape[0] * sx, array.shape[1] * sy)
+    if not PLAUSIBLE_FIELD_MM[0] <= field_mm <= PLAUSIBLE_FIELD_MM[1]:
+        warning = (
+            f"a {array.shape[0]}x{array.shape[1]} film of these pixels spans {field_mm:.0f} mm, outside the "
+            f"{PLAUSIBLE_FIELD_MM[0]:.0f}-{PLAUSIBLE_FIELD_MM[1]:.0f} mm of body radiographs: check the pixel "
+            "size (--pixel-spacing MM)"
+        )
+        log.warning("%s: %s", where, warning)
+        notes.append(warning)
     low, high = float(array.min()), float(array.max())
     if high <= low:
         raise MedSwinError(f"{where}: the radiograph is blank (every pixel {low:g})")

@@ -75,3 +75,39 @@ def test_png_radiographs_need_and_use_the_pixel_size(tmp_path: Path, capsys) -> 
     assert np.mean([dice(predicted == v, truth == v) for v in PHANTOM_LABELS]) > MIN_DICE
     assert main(command + ["--pixel-spacing", "4.5"]) == 2  # an existing output is kept
     assert "already exists" in capsys.readouterr().err
+
+
+def _uncalibrated_cr(path: Path, view: np.ndarray, orientation: tuple[str, str]) -> Path:
+    """A CR film whose PixelSpacing is ``0\\0`` and has no ImagerPixelSpacing (as pydicom-data's RG1_UNCR)."""
+    import pydicom
+
+    write_dx(path, view, 1.0, orientation=orientation)
+    ds = pydicom.dcmread(path)
+    ds.Modality = "CR"
+    del ds.ImagerPixelSpacing
+    ds.PixelSpacing = [0, 0]
+    ds.save_as(path)
+    return path
+
+
+def test_an_uncalibrated_cr_pair_is_usable_and_its_size_checked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    card = resolve_model("demo-x2s", load_weights=False)[1]
+    pair = phantom_pair(card, seed=7203, orientation="LPS")
+    ap = _uncalibrated_cr(tmp_path / "ap.dcm", pair.ap.array[0].T, ("F", "L"))
+    lateral = _uncalibrated_cr(tmp_path / "lat.dcm", pair.lateral.array[0].T, ("F", "P"))
+    assert main(["info", str(ap)]) == 0
+    assert main(["convert", str(ap), "-o", str(tmp_path / "ap.nii.gz")]) == 0
+    capsys.readouterr()
+
+    out = tmp_path / "labels.nii.gz"
+    command = ["x2s", "predict", "--ap", str(ap), "--lateral", str(lateral), "-m", "demo-x2s", "-o", str(out)]
+    assert main(command) == 0  # 1 mm assumed, like a missing tag, and the implausible size is said
+    printed = capsys.readouterr().out
+    side = max(pair.ap.shape)
+    assert f"film of these pixels spans {side:.0f} mm, outside the 100-1500 mm" in printed, printed
+    out.unlink()
+    assert main([*command, "--pixel-spacing", str(pair.ap.spacing[0])]) == 0  # a given size wins
+    assert "outside the" not in capsys.readouterr().out
+    truth = pair.labels.array[0]
+    predicted = read_image(out, kind="label").array[0]
+    assert np.mean([dice(predicted == v, truth == v) for v in PHANTOM_LABELS]) > MIN_DICE
