@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from medswin.metrics import CaseResult, summarize
+    from medswin.metrics import CaseResult, summarize, with_every_label
     from medswin.metrics.report import summary_path_for, write_metrics_csv, write_summary_json
 
     quiet = bool(getattr(args, "quiet", False))
@@ -231,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.advance(task)
     for case in pairing.missing_predictions:
         results.append(CaseResult.failed(case, "no prediction file for this reference", None, None))
+    results = with_every_label(results, args.nsd_tolerance)
 
     summary = summarize(results)
     summary["unpaired_predictions"] = pairing.missing_references

@@ -29,7 +29,13 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "lesion_wise_metrics",
             "region_mask",
         ),
-        "medswin.metrics.evaluate": ("BRATS_COLUMNS", "CaseResult", "evaluate_case", "summarize"),
+        "medswin.metrics.evaluate": (
+            "BRATS_COLUMNS",
+            "CaseResult",
+            "evaluate_case",
+            "summarize",
+            "with_every_label",
+        ),
         "medswin.metrics.multilabel": ("METRIC_COLUMNS", "LabelMetrics", "binary_metrics", "label_metrics"),
         "medswin.metrics.overlap": (
             "OverlapCounts",

@@ -4,11 +4,13 @@
 the declared set) and raises :class:`~medswin.errors.MetricInputError` naming both files;
 :func:`summarize` aggregates per label without dropping anything: failed cases are listed, the
 empty-mask values (see :mod:`medswin.metrics.surface`) enter the means, and every label reports how
-many of its cases were empty.
+many of its cases were empty. :func:`with_every_label` makes the label set one rule: every label
+any case reported is reported for every evaluated case.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from medswin.metrics.brats import BratsRegionMetrics, LesionWiseSettings, brats_
 from medswin.metrics.multilabel import METRIC_COLUMNS, LabelMetrics, label_metrics
 from medswin.metrics.statistics import describe
 
-__all__ = ["BRATS_COLUMNS", "CaseRecord", "CaseResult", "evaluate_case", "summarize"]
+__all__ = ["BRATS_COLUMNS", "CaseRecord", "CaseResult", "evaluate_case", "summarize", "with_every_label"]
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,28 @@ def evaluate_case(
         pred_array, ref_array, spacing, labels, nsd_tolerance_mm, empty_distance_mm, jobs
     )
     return CaseResult(case, pred_name, ref_name, rows=[m.as_dict() for m in results])
+
+
+def with_every_label(results: Sequence[CaseResult], nsd_tolerance_mm: float = 2.0) -> list[CaseResult]:
+    """Give every evaluated case a row for every label any case reported (both-empty values where it
+    has none), so a label's mean is over the same cases with and without ``--labels``.
+
+    Without it a case empty in both images simply had no row for that label, and the label's mean
+    covered only the cases where it appeared (Dice 0.0 over 1 case instead of 0.8 over 5).
+    BraTS results already hold their fixed regions and are returned unchanged.
+    """
+    labels = sorted({int(row["label"]) for r in results if r.ok and not r.brats for row in r.rows})
+    nothing = np.zeros((1, 1, 1), dtype=np.uint8)
+    completed = []
+    for result in results:
+        present = set() if result.brats else {int(row["label"]) for row in result.rows}
+        absent = [label for label in labels if label not in present]
+        if result.ok and not result.brats and absent:
+            empty = label_metrics(nothing, nothing, 1.0, absent, nsd_tolerance_mm)  # both-empty policy
+            rows = sorted([*result.rows, *(m.as_dict() for m in empty)], key=lambda row: int(row["label"]))
+            result = dataclasses.replace(result, rows=rows)
+        completed.append(result)
+    return completed
 
 
 def summarize(results: Iterable[CaseResult]) -> dict[str, Any]:

@@ -148,6 +148,30 @@ def test_end_to_end_writes_csv_and_summary(folders, tmp_path, capsys):
     assert capsys.readouterr().out == ""  # -q: no table
 
 
+def test_a_label_is_averaged_over_the_same_cases_with_and_without_labels(folders, tmp_path):
+    pred, gt = folders
+    tumour = organs()
+    tumour[18:22, 3:7, 6:9] = 3  # label 3 in one case only; the other case is empty in both images
+    write_labels(gt / "case_c.nii.gz", tumour)
+    write_labels(pred / "case_c.nii.gz", tumour)
+    summaries = []
+    for extra in ([], ["--labels", "1,2,3"]):
+        out = tmp_path / f"run{len(extra)}" / "metrics.csv"
+        assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "-q", *extra]) == 0
+        rows = read_rows(out)
+        assert [(r["case"], r["label"]) for r in rows if r["label"] == "3"] == [
+            ("case_a", "3"),
+            ("case_b", "3"),
+            ("case_c", "3"),
+        ]
+        case_a = next(r for r in rows if r["label"] == "3" and r["case"] == "case_a")
+        assert (float(case_a["dice"]), case_a["empty"]) == (1.0, "both")
+        summaries.append(json.loads((out.parent / "metrics_summary.json").read_text())["labels"])
+    without, given = summaries
+    assert without == given
+    assert without["3"]["n"] == 3 and without["3"]["empty"]["both"] == 2
+
+
 def test_unpaired_and_broken_cases_are_reported_and_fail_the_run(folders, tmp_path, capsys):
     pred, gt = folders
     write_labels(gt / "case_missing.nii.gz", organs())  # no prediction
