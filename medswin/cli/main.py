@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-phi",
         action="store_true",
-        help="let log messages show patient names and ids found in DICOM headers (default: [PHI])",
+        help="let output and logs show patient names and ids found in DICOM headers (default: [PHI])",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -110,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     unmask = _configure_logging(args.verbose, args.quiet, args.log_phi)
-    # stderr carries diagnostics beside the log (failed cases, errors): masked like the log records.
-    diagnostics = (
-        contextlib.nullcontext() if args.log_phi else contextlib.redirect_stderr(_MaskedStream(sys.stderr))
-    )
-    with diagnostics:
+    # One rule for everything medswin prints: stdout (tables, info) and stderr (failed cases,
+    # errors) are masked like the log records, unless --log-phi.
+    streams = contextlib.ExitStack()
+    if not args.log_phi:
+        streams.enter_context(contextlib.redirect_stdout(_MaskedStream(sys.stdout)))
+        streams.enter_context(contextlib.redirect_stderr(_MaskedStream(sys.stderr)))
+    with streams:
         try:
             return int(args.run(args) or 0)
         except MedSwinError as error:

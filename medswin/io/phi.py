@@ -6,9 +6,12 @@ patient attributes itself. The DICOM reader therefore hands every header it read
 :func:`remember_identifiers`; :class:`PHIFilter`, which the CLI installs on its log handlers
 unless ``--log-phi`` is given, replaces those values in every formatted record with ``[PHI]``.
 
-Only values actually present in headers read by this process are masked: nothing is guessed, and
-values of fewer than three characters (``"1"``, ``"O"``) are ignored because they identify nobody
-and masking them would destroy every log line.
+Only values actually present in headers read by this process are masked, each as a whole word
+(``_``, ``/``, spaces and punctuation end a word; letters and digits do not): a name in the forms
+folders and descriptions spell it (``Doe^John``, ``DOE_JOHN``, ``John Doe``), an id, a birth date.
+Nothing is guessed: a single part of a name (``Test`` of ``Phantom^Test``) is not masked on its own,
+because it is an ordinary word as often as a name ("the intended person" stays readable, a
+``test_...`` folder keeps its name). Values of fewer than three characters are ignored.
 """
 
 from __future__ import annotations
@@ -49,22 +52,18 @@ _MIN_LENGTH = 3
 
 _lock = threading.Lock()
 _values: set[str] = set()
-_words: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 
-def _name_forms(name: str) -> tuple[set[str], set[str]]:
-    """A DICOM person name (``Family^Given^Middle^Prefix^Suffix``) as written in paths and text.
-
-    Returns ``(whole forms, single name parts)``: the parts are masked as whole words only.
-    """
+def _name_forms(name: str) -> set[str]:
+    """A DICOM person name (``Family^Given^Middle^Prefix^Suffix``) as written in paths and text."""
     parts = [p.strip() for p in name.split("^") if p.strip()]
     forms = {name.strip(" ^")}
     for chosen in (parts, parts[:2]):  # every component, and family + given name alone
         for joiner in (" ", "_", "-", ".", ", ", ","):
             forms.add(joiner.join(chosen))
             forms.add(joiner.join(reversed(chosen)))
-    return forms, {word for part in parts for word in re.split(r"[\s,._-]+", part) if word}
+    return forms
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -82,34 +81,26 @@ def _strings(value: Any) -> Iterable[str]:
 def remember_identifiers(ds: Any) -> None:
     """Add the patient identifiers of DICOM header ``ds`` to the values :class:`PHIFilter` masks."""
     global _pattern
-    found_values: set[str] = set()
-    found_words: set[str] = set()
+    found: set[str] = set()
     for keyword in PHI_ATTRIBUTES:
         try:
             value = ds.get(keyword)
         except Exception:  # an unparsable value is skipped, never fatal to reading
             continue
         for text in _strings(value):
-            if "Name" in keyword:
-                forms, words = _name_forms(text)
-                found_values |= forms
-                found_words |= words
-            else:
-                found_values.add(text)
-    found_values = {v for v in found_values if len(v) >= _MIN_LENGTH}
-    found_words = {w for w in found_words if len(w) >= _MIN_LENGTH}
+            found |= _name_forms(text) if "Name" in keyword else {text}
+    found = {v for v in found if len(v) >= _MIN_LENGTH}
     with _lock:
-        if found_values <= _values and found_words <= _words:
+        if found <= _values:
             return
-        _values.update(found_values)
-        _words.update(found_words)
+        _values.update(found)
         _pattern = None
 
 
 def identifiers() -> frozenset[str]:
-    """Every value currently masked (whole values and name parts)."""
+    """Every value currently masked."""
     with _lock:
-        return frozenset(_values | _words)
+        return frozenset(_values)
 
 
 def forget_identifiers() -> None:
@@ -117,19 +108,17 @@ def forget_identifiers() -> None:
     global _pattern
     with _lock:
         _values.clear()
-        _words.clear()
         _pattern = None
 
 
 def _compiled() -> re.Pattern[str] | None:
     global _pattern
     with _lock:
-        if _pattern is None and (_values or _words):
-            # Longest first so "Doe^John" wins over "Doe"; name parts only as whole words
-            # (not inside other words), whole values anywhere (inside paths and ids).
-            whole = [re.escape(v) for v in sorted(_values, key=len, reverse=True)]
-            parts = [rf"(?<![^\W_]){re.escape(w)}(?![^\W_])" for w in sorted(_words, key=len, reverse=True)]
-            _pattern = re.compile("|".join(whole + parts), re.IGNORECASE)
+        if _pattern is None and _values:
+            # Longest first so "Doe^John^Q" wins over "Doe^John"; never inside a longer run of
+            # letters and digits ("12345" stays in "A123456"), but "_" and "/" end a word.
+            whole = "|".join(re.escape(v) for v in sorted(_values, key=len, reverse=True))
+            _pattern = re.compile(rf"(?<![^\W_])(?:{whole})(?![^\W_])", re.IGNORECASE)
         return _pattern
 
 

@@ -102,6 +102,16 @@ def test_info_logs_mask_patient_identifiers(
         assert f"medswin: error: {named_study.parent}/{MASK}_{MASK}: no series" in run.stderr
 
 
+@pytest.mark.parametrize("log_phi", [False, True], ids=["masked", "log-phi"])
+def test_stdout_follows_the_same_rule(named_study: Path, tmp_path: Path, registry, log_phi: bool) -> None:
+    """``info`` prints the series descriptions (which repeat the patient's name and id) on stdout."""
+    flags = ["--log-phi"] if log_phi else []
+    run = run_sandboxed([*flags, "info", str(named_study)], tmp_path, [named_study])
+    assert run.code == 0 and "axial" in run.stdout
+    assert bool(_leaks(run.stdout)) == log_phi, run.stdout
+    assert (f"'{MASK} {MASK} axial'" in run.stdout) != log_phi
+
+
 def test_a_real_process_writes_no_identifier_to_stderr(named_study: Path, tmp_path: Path) -> None:
     """The same through the console script's own logging set-up (no pytest handlers in between)."""
     command = [sys.executable, "-m", "medswin", "-vv", "info", str(named_study)]
@@ -126,6 +136,11 @@ def test_mask_covers_name_forms_and_leaves_other_words(registry) -> None:
     assert (
         mask_phi(text) == f"/data/{MASK}_{MASK}/CT: {MASK} ({MASK}), born {MASK}; Johnson, Doerr, AB, medswin"
     )
+
+    # a single part of a name is an ordinary word as often as a name: it is not masked on its own
+    ordinary = "John asked: is the doe in test_john/ a Q?"
+    assert mask_phi(ordinary) == ordinary
+    assert mask_phi("A12345678B, 12345678x") == "A12345678B, 12345678x"  # not inside longer ids
 
     record = logging.LogRecord(
         "medswin", logging.WARNING, __file__, 1, "case %s failed: %s", ("DOE_JOHN", "Q"), None
