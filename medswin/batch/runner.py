@@ -82,6 +82,8 @@ class BatchOptions:
         jobs: background reader threads (cases read ahead of the network).
         allow_gaps: read DICOM series with missing slices by interpolation.
         shard: ``(index, count)``: this process's part of the cases.
+        record_inputs: list the input file names in each case's record; off when the case names
+            hide their source (``--case-names index|hash``), whose names would undo that.
     """
 
     formats: tuple[str, ...] = ("nifti",)
@@ -91,6 +93,7 @@ class BatchOptions:
     jobs: int = 1
     allow_gaps: bool = False
     shard: tuple[int, int] = (0, 1)
+    record_inputs: bool = True
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -447,7 +450,7 @@ def _run_locked(
             started = time.perf_counter()
             try:
                 image = future.result()
-                image.meta["inputs"] = [str(p) for p in current.paths]
+                image.meta["inputs"] = [str(p) for p in current.paths] if options.record_inputs else []
                 prediction = predictor.predict(
                     image,
                     progress=None if progress is None else _bind(progress, current.case_id),

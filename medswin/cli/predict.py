@@ -126,6 +126,13 @@ def add_parser(subparsers: Any) -> None:
         "--allow-gaps", action="store_true", help="interpolate DICOM series with missing slices"
     )
     parser.add_argument("--case", help="output name for a single case instead of the input's file name")
+    parser.add_argument(
+        "--case-names",
+        choices=("source", "index", "hash"),
+        default="source",
+        help="output names: from the input's name (default), or case-0001... / case-<hash>, so a patient's "
+        "name in a folder name reaches no output file, record, summary or preview",
+    )
     parser.set_defaults(run=run)
 
 
@@ -229,7 +236,8 @@ def _sigterm_as_exit() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from medswin.batch import BatchOptions, discover_cases, write_summary
+    from medswin.batch import BatchOptions, check_output_folder, discover_cases, write_summary
+    from medswin.batch.case_names import rename_cases
     from medswin.batch.runner import recorded_outcomes
     from medswin.distributed import all_gather, setup_distributed
     from medswin.errors import MedSwinError
@@ -245,6 +253,11 @@ def run(args: argparse.Namespace) -> int:
         if len(cases) != 1:
             raise MedSwinError(f"--case names one output, but the input holds {len(cases)} cases")
         cases = [replace(cases[0], case_id=args.case)]
+    if args.case_names != "source":
+        if args.case:
+            raise MedSwinError("--case and --case-names exclude each other: --case names the output itself")
+        check_output_folder(args.output, args.input)  # before anything is made in OUT
+        cases = rename_cases(cases, args.case_names, args.output)
     # Collectives wait for the slowest rank's share of an overnight batch.
     ctx = setup_distributed(args.device, backend="gloo", timeout=timedelta(days=7))
     try:
@@ -268,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             allow_gaps=args.allow_gaps,
             shard=shard or (ctx.rank, ctx.world),
+            record_inputs=args.case_names == "source",
         )
         quiet = bool(getattr(args, "quiet", False)) or not ctx.main
         with _sigterm_as_exit():

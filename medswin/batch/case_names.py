@@ -1,0 +1,101 @@
+"""Case names that do not carry the patient's name into the output folder (``--case-names``).
+
+Case ids come from file and folder names, which PACS exports often name after the patient; the id
+then appears in every output file name, the record, ``summary.csv`` and the preview's title.
+
+* ``source``: the id from the input's name (the default).
+* ``hash``: ``case-<12 hex>``, an HMAC-SHA-256 of the source id under a random key kept in the
+  output folder (``OUT/.medswin/case-names.key``): the same case gets the same name on every run
+  into that folder, and nobody without the key can test a guessed name against it.
+* ``index``: ``case-0001``, ``case-0002`` ... in the order cases are first seen by the folder: the
+  folder keeps ``OUT/.medswin/case-names.json`` (keyed digests only, no names), so a rerun with
+  more inputs gives the new cases new numbers and never reuses a number for another patient.
+
+Both files live in the output folder's work area, so the mapping from a name back to its source
+needs the folder *and* the inputs; ``summary.csv`` and the records hold only the new names.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from medswin.batch.cases import Case
+from medswin.batch.folder import WORK_AREA
+from medswin.errors import MedSwinError
+
+__all__ = ["CASE_NAMES", "rename_cases"]
+
+#: the ``--case-names`` choices.
+CASE_NAMES = ("source", "index", "hash")
+
+
+def _key(area: Path) -> bytes:
+    """The folder's HMAC key, made once (0600) and read on every later run."""
+    path = area / "case-names.key"
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise MedSwinError(
+                f"{path}: not a medswin case-name key (32 bytes); remove it to start over"
+            ) from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(key)
+    return key
+
+
+def _digest(key: bytes, case_id: str) -> str:
+    return hmac.new(key, case_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _numbers(area: Path, digests: Sequence[str]) -> dict[str, int]:
+    """Digest -> number, adding the new digests after the known ones (under a lock: shards share it)."""
+    path = area / "case-names.json"
+    with open(area / "case-names.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            raise MedSwinError(f"{path}: unreadable case-name table; remove it to start over") from None
+        new = [d for d in dict.fromkeys(digests) if d not in known]
+        if new:
+            start = max(known.values(), default=0) + 1
+            known.update({digest: start + i for i, digest in enumerate(new)})
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(known, indent=1) + "\n")
+            os.replace(temporary, path)
+    return known
+
+
+def rename_cases(cases: Sequence[Case], scheme: str, output_dir: Path) -> list[Case]:
+    """``cases`` with ids given by ``scheme`` (see the module docstring); ``source`` changes nothing."""
+    if scheme not in CASE_NAMES:
+        raise MedSwinError(f"--case-names must be one of {', '.join(CASE_NAMES)}, got {scheme!r}")
+    if scheme == "source" or not cases:
+        return list(cases)
+    area = Path(output_dir) / WORK_AREA
+    try:
+        area.mkdir(parents=True, exist_ok=True)
+        key = _key(area)
+        digests = [_digest(key, case.case_id) for case in sorted(cases, key=lambda c: c.case_id)]
+        numbers = _numbers(area, digests) if scheme == "index" else {}
+    except OSError as error:
+        raise MedSwinError(f"{area}: cannot keep the case-name key ({error.strerror or error})") from error
+    width = max(4, len(str(max(numbers.values(), default=0))))
+    renamed = []
+    for case in cases:
+        digest = _digest(key, case.case_id)
+        name = f"case-{numbers[digest]:0{width}d}" if scheme == "index" else f"case-{digest[:12]}"
+        renamed.append(replace(case, case_id=name))
+    return renamed
