@@ -4,9 +4,9 @@ Case ids come from file and folder names, which PACS exports often name after th
 then appears in every output file name, the record, ``summary.csv`` and the preview's title.
 
 * ``source``: the id from the input's name (the default).
-* ``hash``: ``case-<12 hex>``, an HMAC-SHA-256 of the source id under a random key kept in the
-  output folder (``OUT/.medswin/case-names.key``): the same case gets the same name on every run
-  into that folder, and nobody without the key can test a guessed name against it.
+* ``hash``: ``case-<12 hex>``, an HMAC-SHA-256 of the source id under the output folder's key
+  (:func:`~medswin.batch.folder.folder_key`): the same case gets the same name on every run into
+  that folder, and nobody without the key can test a guessed name against it.
 * ``index``: ``case-0001``, ``case-0002`` ... in the order cases are first seen by the folder: the
   folder keeps ``OUT/.medswin/case-names.json`` (keyed digests only, no names), so a rerun with
   more inputs gives the new cases new numbers and never reuses a number for another patient.
@@ -22,37 +22,18 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from medswin.batch.cases import Case
-from medswin.batch.folder import WORK_AREA
+from medswin.batch.folder import WORK_AREA, folder_key
 from medswin.errors import MedSwinError
 
 __all__ = ["CASE_NAMES", "rename_cases"]
 
 #: the ``--case-names`` choices.
 CASE_NAMES = ("source", "index", "hash")
-
-
-def _key(area: Path) -> bytes:
-    """The folder's HMAC key, made once (0600) and read on every later run."""
-    path = area / "case-names.key"
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) != 32:
-            raise MedSwinError(
-                f"{path}: not a medswin case-name key (32 bytes); remove it to start over"
-            ) from None
-        return key
-    key = secrets.token_bytes(32)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(key)
-    return key
 
 
 def _digest(key: bytes, case_id: str) -> str:
@@ -86,8 +67,7 @@ def rename_cases(cases: Sequence[Case], scheme: str, output_dir: Path) -> list[C
         return list(cases)
     area = Path(output_dir) / WORK_AREA
     try:
-        area.mkdir(parents=True, exist_ok=True)
-        key = _key(area)
+        key = folder_key(output_dir)
         digests = [_digest(key, case.case_id) for case in sorted(cases, key=lambda c: c.case_id)]
         numbers = _numbers(area, digests) if scheme == "index" else {}
     except OSError as error:

@@ -14,6 +14,9 @@
 * ``OUT/.medswin/work-<i>of<n>/`` is the run's scratch folder (e.g. extracted DICOM zips, which
   hold patient data): emptied when the lock is taken, removed when it is released, and removed by
   a later run when its holder died.
+* :func:`folder_key` is a random key kept in ``OUT/.medswin/key`` (0600): pseudonyms (hashed case
+  names, de-identified UIDs) are HMACs under it, the same on every run into the folder and not
+  computable from a guessed name without it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 from collections.abc import Iterable
@@ -30,12 +34,32 @@ from types import TracebackType
 
 from medswin.errors import MedSwinError
 
-__all__ = ["WORK_AREA", "check_output_folder", "OutputLock"]
+__all__ = ["WORK_AREA", "check_output_folder", "folder_key", "OutputLock"]
 
 log = logging.getLogger(__name__)
 
 #: the hidden folder inside an output folder that belongs to medswin runs.
 WORK_AREA = ".medswin"
+
+
+def folder_key(output_dir: Path) -> bytes:
+    """The output folder's pseudonym key (32 random bytes), made on first use and kept."""
+    area = Path(output_dir) / WORK_AREA
+    path = area / "key"
+    area.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise MedSwinError(
+                f"{path}: not a medswin folder key (32 bytes); remove it to start over"
+            ) from None
+        return key
+    key = secrets.token_bytes(32)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(key)
+    return key
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -219,6 +219,10 @@ def setting_changes(recorded: Any, settings: Mapping[str, Any]) -> list[str]:
         f"{name} {recorded.get(name)!r} -> {value!r}"
         for name, value in settings.items()
         if recorded.get(name) != value
+    ] + [
+        f"{name} {recorded[name]!r} -> off"
+        for name in ("deidentify",)
+        if recorded.get(name) and name not in settings
     ]
 
 
@@ -302,8 +306,10 @@ def write_preview(
     return path
 
 
-def _write_labels_as(fmt: str, target: Path, image: Image, prediction: Any, case_id: str) -> Path:
-    """One label map in output format ``fmt``."""
+def _write_labels_as(
+    fmt: str, target: Path, image: Image, prediction: Any, case_id: str, deidentify_key: bytes | None
+) -> Path:
+    """One label map in output format ``fmt`` (DICOM-SEG de-identified under ``deidentify_key``)."""
     from medswin.io import write_labels
     from medswin.io.dicom_seg import write_dicom_seg
 
@@ -317,17 +323,21 @@ def _write_labels_as(fmt: str, target: Path, image: Image, prediction: Any, case
         )
     names = {v: n for v, n in card.labels.items() if v != 0}
     colors = {v: tuple(c) for v, c in card.colors.items()} if card.colors else None
-    write_dicom_seg(prediction.labels, image, target, names, colors, algorithm_name=card.id)
+    write_dicom_seg(
+        prediction.labels, image, target, names, colors, algorithm_name=card.id, deidentify_key=deidentify_key
+    )
     return target
 
 
-def _write_output(kind: str, target: Path, image: Image, prediction: Any, case_id: str) -> Path:
+def _write_output(
+    kind: str, target: Path, image: Image, prediction: Any, case_id: str, deidentify_key: bytes | None
+) -> Path:
     """One output file of kind ``kind`` (a label format, ``probabilities`` or ``preview``)."""
     from medswin.io import write_image
 
     card = prediction.card
     if kind in OUTPUT_FORMATS:
-        return _write_labels_as(kind, target, image, prediction, case_id)
+        return _write_labels_as(kind, target, image, prediction, case_id, deidentify_key)
     if kind == "probabilities":
         if prediction.probabilities is None:
             raise ImageWriteError(f"{target}: the predictor was not asked to keep probabilities")
@@ -355,6 +365,7 @@ def write_case_outputs(
     *,
     settings: Mapping[str, Any] | None = None,
     earlier: Mapping[str, Any] | None = None,
+    deidentify_key: bytes | None = None,
 ) -> dict[str, Any]:
     """Write one case's files (see the module docstring), the record last; returns the record.
 
@@ -363,6 +374,7 @@ def write_case_outputs(
         settings: :func:`prediction_settings` of the run, stored in the record.
         earlier: an intact record of the same settings whose files stay and are listed again (a rerun
             that adds outputs, e.g. another format, to a finished case).
+        deidentify_key: write DICOM-SEG de-identified, pseudonyms under this key (the folder's).
 
     Raises :class:`ImageWriteError` naming the file when nothing could be written (files left
     behind stay owned by the ``running`` marker, so the next run replaces them), and
@@ -376,7 +388,7 @@ def write_case_outputs(
     failures: dict[str, MedSwinError] = {}
     for kind, target in output_paths(output_dir, case_id, kinds).items():
         try:
-            written.append(_write_output(kind, target, image, prediction, case_id))
+            written.append(_write_output(kind, target, image, prediction, case_id, deidentify_key))
         except MedSwinError as error:
             log.debug("case output %s failed: %s", kind, error)
             failures[kind] = error

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medswin.batch.cases import Case, read_case
-from medswin.batch.folder import OutputLock, check_output_folder
+from medswin.batch.folder import OutputLock, check_output_folder, folder_key
 from medswin.batch.outputs import (
     OUTPUT_FORMATS,
     IncompleteOutputsError,
@@ -84,6 +84,8 @@ class BatchOptions:
         shard: ``(index, count)``: this process's part of the cases.
         record_inputs: list the input file names in each case's record; off when the case names
             hide their source (``--case-names index|hash``), whose names would undo that.
+        deidentify: write DICOM-SEG de-identified (:mod:`medswin.io.deidentify`), pseudonyms under
+            the folder's key (:func:`~medswin.batch.folder.folder_key`).
     """
 
     formats: tuple[str, ...] = ("nifti",)
@@ -94,6 +96,7 @@ class BatchOptions:
     allow_gaps: bool = False
     shard: tuple[int, int] = (0, 1)
     record_inputs: bool = True
+    deidentify: bool = False
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -369,6 +372,9 @@ def _run_locked(
     mine = shard_cases(cases, *options.shard)
     card = predictor.card
     settings = prediction_settings(predictor)
+    deidentify_key = folder_key(output_dir) if options.deidentify else None
+    if options.deidentify:
+        settings["deidentify"] = True  # recorded only when on: older records need no redo
     wanted = [
         *options.formats,
         *(["probabilities"] if getattr(predictor, "save_probabilities", False) else []),
@@ -408,6 +414,7 @@ def _run_locked(
                 plan.kinds,
                 settings=settings,
                 earlier=plan.earlier,
+                deidentify_key=deidentify_key,
             )
         except IncompleteOutputsError as error:  # the record vouches for what was written
             _remove_run(output_dir, case.case_id)

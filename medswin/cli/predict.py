@@ -127,6 +127,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--case", help="output name for a single case instead of the input's file name")
     parser.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="write DICOM-SEG de-identified (DICOM PS3.15 basic profile: pseudonymous patient, new UIDs kept "
+        "consistent within the output folder, PatientIdentityRemoved YES)",
+    )
+    parser.add_argument(
         "--case-names",
         choices=("source", "index", "hash"),
         default="source",
@@ -282,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
             allow_gaps=args.allow_gaps,
             shard=shard or (ctx.rank, ctx.world),
             record_inputs=args.case_names == "source",
+            deidentify=args.deidentify,
         )
         quiet = bool(getattr(args, "quiet", False)) or not ctx.main
         with _sigterm_as_exit():

@@ -124,6 +124,7 @@ def write_dicom_seg(
     series_number: int = 901,
     manufacturer: str = "medswin",
     content_label: str = "SEGMENTATION",
+    deidentify_key: bytes | None = None,
 ) -> Path:
     """Write ``labels`` as a BINARY DICOM-SEG referencing the DICOM series ``source`` was read from.
 
@@ -137,6 +138,7 @@ def write_dicom_seg(
         property_codes: label value -> (category, type) codes (pydicom ``Code``) when known;
             default category SCT "Tissue" and type SCT "Organ".
         series_description, series_number, manufacturer, content_label: the new series' attributes.
+        deidentify_key: de-identify the SEG (:mod:`medswin.io.deidentify`) with pseudonyms under this key.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -212,6 +214,10 @@ def write_dicom_seg(
         )
     except (ValueError, TypeError, AttributeError) as error:
         raise ImageWriteError(f"{where}: highdicom refused the segmentation ({error})") from error
+    if deidentify_key is not None:
+        from medswin.io.deidentify import deidentify_dataset
+
+        deidentify_dataset(seg, deidentify_key)
     with atomic_output(path) as temporary:
         seg.save_as(temporary)
     log.info("wrote DICOM-SEG %s with %d segment(s)", path, len(descriptions))
