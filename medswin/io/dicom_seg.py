@@ -94,20 +94,18 @@ def _segment_numbers(values: np.ndarray, label_names: Mapping[int, str], where: 
     return {value: number for number, value in enumerate(named, start=1)}
 
 
-def _pixel_measures(datasets: list[Any], source: Image) -> Any:
-    """The SEG's pixel measures when highdicom cannot copy them: a single-frame series without
-    SliceThickness (type 2, often empty) gets the slice spacing measured from its positions."""
-    import highdicom as hd
-
+def _fill_slice_thickness(datasets: list[Any], source: Image) -> None:
+    """Give the in-memory source headers the slice spacing medswin measured when SliceThickness is
+    missing or empty (type 2 in CT, left out by some exporters): highdicom copies it into the SEG's
+    pixel measures and fails without it. The files are not touched."""
     first = datasets[0]
-    if "PerFrameFunctionalGroupsSequence" in first or first.get("SliceThickness") not in (None, ""):
-        return None
+    if "PerFrameFunctionalGroupsSequence" in first:
+        return
     row, column = np.asarray(first.ImageOrientationPatient, dtype=float).reshape(2, 3)
     slice_axis = int(np.argmax(np.abs(source.direction.T @ np.cross(row, column))))
-    return hd.PixelMeasuresSequence(
-        pixel_spacing=[float(v) for v in first.PixelSpacing],
-        slice_thickness=float(source.spacing[slice_axis]),
-    )
+    for ds in datasets:
+        if ds.get("SliceThickness") in (None, ""):
+            ds.SliceThickness = f"{float(source.spacing[slice_axis]):.6g}"
 
 
 def write_dicom_seg(
@@ -158,6 +156,7 @@ def write_dicom_seg(
             "longer match the DICOM frames; DICOM-SEG cannot reference them"
         )
     datasets = source_datasets(source)
+    _fill_slice_thickness(datasets, source)
     if labels.kind != "label":
         labels = labels.with_array(labels.array, kind="label")
     if not labels.same_grid(source, atol_mm=1e-4):
@@ -200,7 +199,6 @@ def write_dicom_seg(
             pixel_array=pixel_array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
-            pixel_measures=_pixel_measures(datasets, source),
             series_instance_uid=generate_uid(),
             series_number=series_number,
             sop_instance_uid=generate_uid(),

@@ -432,11 +432,13 @@ def _vector(values: list[float] | None) -> np.ndarray | None:
 
 
 def _known_pixel_spacing(path: Path, ds: Any) -> list[float] | None:
-    """PixelSpacing, else ImagerPixelSpacing; ``0\\0`` means "not calibrated" (real CR films carry it)
-    and counts as absent, so such a file is read with the usual assumption instead of refused."""
+    """PixelSpacing, else ImagerPixelSpacing. In a projection radiograph (no ImageOrientationPatient)
+    ``0\\0`` means "not calibrated" (real CR films carry it) and counts as absent, so the film is read
+    with the usual assumption; in a cross-section it stays an error (the geometry would be wrong)."""
+    projection = ds.get("ImageOrientationPatient") is None
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         values = _floats(ds.get(keyword))
-        if values and not any(values):
+        if values and not any(values) and projection:
             log.warning("%s: %s is %s (unknown); ignored", path, keyword, "\\".join(f"{v:g}" for v in values))
             continue
         if values:
