@@ -62,22 +62,11 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def validate_document(data: Any, schema: str, source: str) -> None:
     """Raise :class:`ManifestError` naming ``source`` and the offending field unless ``data`` fits ``schema``."""
-    import jsonschema
+    from medswin._schema import schema_problem
 
-    validator = jsonschema.Draft202012Validator(load_schema(schema))
-    errors = sorted(
-        validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
-    )
-    if errors:
-        error = jsonschema.exceptions.best_match(errors) or errors[0]
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        message = error.message
-        alternatives = error.schema.get("anyOf", []) if error.validator == "anyOf" else []
-        if alternatives and all(set(option) == {"required"} for option in alternatives):
-            names = [name for option in alternatives for name in option["required"]]
-            message = f"needs one of the fields {', '.join(repr(n) for n in names)}"
-        raise ManifestError(f"{source}: invalid {schema} document at {where}: {message}{more}")
+    problem = schema_problem(data, load_schema(schema))
+    if problem is not None:
+        raise ManifestError(f"{source}: invalid {schema} document {problem}")
 
 
 def load_json(path: str | Path) -> Any:
@@ -243,13 +232,6 @@ class CaseEntry:
 
     def files(self) -> list[Path]:
         return [*self.images, *([self.label] if self.label is not None else [])]
-
-    def to_monai(self) -> dict[str, Any]:
-        """``{"image": [paths], "label": path, "case": id}`` for MONAI datasets (strings)."""
-        item: dict[str, Any] = {"case": self.case_id, "image": [str(p) for p in self.images]}
-        if self.label is not None:
-            item["label"] = str(self.label)
-        return item
 
 
 @dataclass

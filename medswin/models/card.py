@@ -121,16 +121,11 @@ class ModelCard:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<card>") -> ModelCard:
         """Validate against the schema and build; ``source`` names the file in error messages."""
-        import jsonschema
+        from medswin._schema import schema_problem
 
-        try:
-            jsonschema.validate(data, _schema())
-        except jsonschema.ValidationError as error:
-            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-            problem = error.message
-            if error.validator == "pattern" and "description" in error.schema:
-                problem = f"{error.instance!r} is not allowed: {error.schema['description']}"
-            raise ModelCardError(f"{source}: invalid model card at {where}: {problem}") from None
+        problem = schema_problem(data, _schema())
+        if problem is not None:
+            raise ModelCardError(f"{source}: invalid model card {problem}")
         pre = data.get("preprocessing", {})
         inf = data.get("inference", {})
         card = cls(
