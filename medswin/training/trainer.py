@@ -302,41 +302,34 @@ def train(
         ctx.close()
 
 
-def _train(
-    pipeline: Pipeline,
-    output: Path,
-    ctx: DistContext,
-    *,
-    data_root: str | Path | None,
-    datalist_path: str | Path | None,
-    resume: bool,
-    init_override: str | Path | None,
-) -> TrainResult:
+@dataclass
+class _TrainingData:
+    """The cases of a run and the loader over its training cases."""
+
+    datalist: Datalist
+    train_cases: list[CaseEntry]
+    val_cases: list[CaseEntry]
+    card: ModelCard
+    structures: dict[str, Any]
+    biplanar: bool  # Swin-X2S: two views in, a label volume out
+    dataset: Any
+    sampler: Any
+    loader: Any
+
+
+def _training_data(
+    pipeline: Pipeline, ctx: DistContext, datalist_path: str | Path | None, data_root: str | Path | None
+) -> _TrainingData:
+    """Split the datalist, build the card's transforms, cache the training cases, shard them by rank."""
     import torch
     from monai.data import CacheDataset, DataLoader, list_data_collate
     from monai.transforms import Compose
 
-    from medswin import __version__
-    from medswin.inference.runtime import autocast
-    from medswin.models.checkpoints import load_checkpoint, save_checkpoint
     from medswin.training.data import build_train_transforms
-    from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
 
     settings = pipeline.settings
     run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
-    if ctx.device.type == "cpu":
-        from medswin.inference.runtime import configure_cpu_runtime
-
-        configure_cpu_runtime()
-    precision = _precision(run["precision"], ctx.device)
-    total_epochs = int(run["epochs"])
     seed = int(run["seed"])
-    if not resume and (output / STATE_JSON).exists():
-        raise MedSwinError(
-            f"{output}: already holds a training run; pass --resume to continue it or choose another --output"
-        )
-
-    # ---- data
     datalist = _datalist(pipeline, datalist_path, data_root)
     train_cases, val_cases = datalist.split(data_settings["fold"])
     if not train_cases:
@@ -344,10 +337,9 @@ def _train(
     if val_settings["max_cases"] is not None:
         val_cases = val_cases[: val_settings["max_cases"]]
     card = pipeline.base_card()
-    regions = data_settings["regions"]
-    structures = structure_names(card, regions)
+    structures = structure_names(card, data_settings["regions"])
     region_sets = list(structures.values()) if card.activation == "sigmoid" else None
-    biplanar = card.radiographs is not None  # Swin-X2S: two views in, a label volume out
+    biplanar = card.radiographs is not None
     if biplanar:
         from medswin.training.biplanar import build_biplanar_transforms
 
@@ -368,7 +360,6 @@ def _train(
         from torch.utils.data.distributed import DistributedSampler
 
         sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(
         dataset,
         batch_size=int(run["batch_size"]),
@@ -376,9 +367,168 @@ def _train(
         sampler=sampler,
         num_workers=int(data_settings["num_workers"]),
         collate_fn=list_data_collate,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed),
     )
-    steps_per_epoch = len(loader)
+    return _TrainingData(
+        datalist, train_cases, val_cases, card, structures, biplanar, dataset, sampler, loader
+    )
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: restored from ``last_state`` on resume, advanced every epoch."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_scores: dict[str, float] = field(default_factory=dict)
+
+
+def _restore(
+    output: Path, pipeline: Pipeline, model: Any, optimizer: Any, scheduler: Any, scaler: Any
+) -> _Progress:
+    """Load the last state of the run in ``output`` into the model, optimiser, schedule and scaler."""
+    from medswin.models.checkpoints import load_checkpoint, read_checkpoint_card
+
+    state = load_training_state(output)
+    resumed, _ = load_checkpoint(output / LAST)
+    model.load_state_dict(resumed.state_dict(), strict=True)
+    optimizer.load_state_dict(state.optimizer)
+    # the schedule's shape follows this run's epochs (which --epochs may have changed); only its position is restored
+    scheduler.load_state_dict({**state.scheduler, "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
+    if scaler is not None and state.scaler:
+        scaler.load_state_dict(state.scaler)
+    progress = _Progress(state.epoch, state.global_step, state.best_metric, state.best_epoch)
+    if state.pipeline_sha256 and state.pipeline_sha256 != pipeline.text_sha256:
+        log.warning(
+            "%s: the pipeline file changed since this run started; continuing with the new settings",
+            pipeline.path,
+        )
+    if progress.best_metric is not None and (output / BEST).is_file():
+        scores = read_checkpoint_card(output / BEST).provenance.get("validation_dice_json", "{}")
+        progress.best_scores = json.loads(scores)
+    log.info("resuming %s after epoch %d (step %d)", output, progress.epoch, progress.global_step)
+    return progress
+
+
+def _provenance(
+    pipeline: Pipeline,
+    data: _TrainingData,
+    precision: str,
+    world: int,
+    progress: _Progress,
+    scores: Mapping[str, float],
+    scored_epoch: int | None,
+    init_note: str,
+) -> dict[str, str]:
+    """The card provenance of a checkpoint saved after ``progress.epoch``: how it was made."""
+    from medswin import __version__
+
+    settings = pipeline.settings
+    run, data_settings = settings["training"], settings["data"]
+    opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
+    crop = settings["augmentation"]["crop"]
+    samples = (
+        f"an AP + lateral pair -> {list(data.card.roi_size)} labels, loss weight of the mutual KL "
+        f"{loss['mutual_weight']:g}"
+        if data.biplanar
+        else f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or data.card.roi_size)}"
+    )
+    info = {
+        **data.card.provenance,
+        "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
+        "training": (
+            f"medswin train: {progress.epoch} of {int(run['epochs'])} epochs, {progress.global_step} steps, "
+            f"{world} process(es), {opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}"
+            + (f" (none for {', '.join(opt['no_weight_decay'])})" if opt.get("no_weight_decay") else "")
+            + f", {sched['type']} schedule "
+            f"(warm-up {sched['warmup_epochs']:g} epochs), loss {loss['type']}, batch {run['batch_size']} x "
+            f"{samples}, precision {precision}"
+        ),
+        "epochs": str(progress.epoch),
+        "datalist": f"{data.datalist.path.name if data.datalist.path else 'in memory'}"
+        + (f", fold {data_settings['fold']}" if data_settings["fold"] is not None else "")
+        + f": {len(data.train_cases)} training / {len(data.val_cases)} validation case(s)",
+        "seed": str(int(run["seed"])),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "medswin_version": __version__,
+    }
+    if scores:
+        info["validation_dice"] = f"epoch {scored_epoch}: " + _describe_scores(scores, len(data.val_cases))
+        info["validation_dice_json"] = json.dumps({k: round(v, 6) for k, v in scores.items()})
+    else:
+        info["validation_dice"] = "not measured (no validation cases)"
+    if init_note:
+        info["init_from"] = init_note
+    info["sources"] = "; ".join(f"{k}: {v}" for k, v in settings["sources"].items())
+    return info
+
+
+def _optimise(
+    model: Any,
+    loader: Any,
+    batch_loss: Any,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    max_grad_norm: float | None,
+) -> list[float]:
+    """One pass over ``loader``: a step of the optimiser and the schedule per batch; the batch losses."""
+    import torch
+
+    losses = []
+    for batch in _batches(loader):
+        loss = batch_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), float(max_grad_norm))
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _train(
+    pipeline: Pipeline,
+    output: Path,
+    ctx: DistContext,
+    *,
+    data_root: str | Path | None,
+    datalist_path: str | Path | None,
+    resume: bool,
+    init_override: str | Path | None,
+) -> TrainResult:
+    import torch
+
+    from medswin.inference.runtime import autocast
+    from medswin.models.checkpoints import save_checkpoint
+    from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
+
+    settings = pipeline.settings
+    run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
+    if ctx.device.type == "cpu":
+        from medswin.inference.runtime import configure_cpu_runtime
+
+        configure_cpu_runtime()
+    precision = _precision(run["precision"], ctx.device)
+    total_epochs = int(run["epochs"])
+    seed = int(run["seed"])
+    if not resume and (output / STATE_JSON).exists():
+        raise MedSwinError(
+            f"{output}: already holds a training run; pass --resume to continue it or choose another --output"
+        )
+    data = _training_data(pipeline, ctx, datalist_path, data_root)
+    card, structures, val_cases = data.card, data.structures, data.val_cases
 
     # ---- model, optimiser, schedule
     model = card.create_model(use_checkpoint=True) if run["gradient_checkpointing"] else card.create_model()
@@ -395,7 +545,7 @@ def _train(
     scheduler = build_scheduler(
         settings["scheduler"],
         optimizer,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=len(data.loader),
         epochs=total_epochs,
         base_lr=float(settings["optimizer"]["lr"]),
     )
@@ -403,7 +553,7 @@ def _train(
     loss_fn = build_loss(settings["loss"], card)
 
     def batch_loss(batch: Mapping[str, Any]) -> Any:
-        if biplanar:
+        if data.biplanar:
             from medswin.training.biplanar import biplanar_loss
 
             mutual = float(settings["loss"]["mutual_weight"])
@@ -415,62 +565,28 @@ def _train(
         return loss_fn(logits.float(), y)
 
     def validate(shard: Sequence[CaseEntry], precision_used: str) -> list[tuple[str, dict[str, float]]]:
-        if biplanar:
+        common = {
+            "label_remap": data_settings["label_remap"],
+            "device": ctx.device,
+            "precision": precision_used,
+        }
+        if data.biplanar:
             from medswin.training.biplanar import validate_biplanar_cases
 
-            return validate_biplanar_cases(
-                model,
-                card,
-                shard,
-                structures,
-                label_remap=data_settings["label_remap"],
-                device=ctx.device,
-                precision=precision_used,
-            )
+            return validate_biplanar_cases(model, card, shard, structures, **common)
         return validate_cases(
             model,
             card,
             shard,
             structures,
-            label_remap=data_settings["label_remap"],
-            device=ctx.device,
             overlap=val_settings["overlap"],
             sw_batch_size=int(val_settings["sw_batch_size"]),
             mode=val_settings["mode"],
-            precision=precision_used,
+            **common,
         )
 
-    start_epoch, global_step, best_metric, best_epoch = 0, 0, None, None
-    best_scores: dict[str, float] = {}
-    if resume:
-        state = load_training_state(output)
-        resumed, _ = load_checkpoint(output / LAST)
-        model.load_state_dict(resumed.state_dict(), strict=True)
-        optimizer.load_state_dict(state.optimizer)
-        # the schedule's shape follows this run's epochs (which --epochs may have changed); only its position is restored
-        schedule_state = {**state.scheduler, "lr_lambdas": [None] * len(scheduler.lr_lambdas)}
-        scheduler.load_state_dict(schedule_state)
-        if scaler is not None and state.scaler:
-            scaler.load_state_dict(state.scaler)
-        start_epoch, global_step, best_metric, best_epoch = (
-            state.epoch,
-            state.global_step,
-            state.best_metric,
-            state.best_epoch,
-        )
-        if state.pipeline_sha256 and state.pipeline_sha256 != pipeline.text_sha256:
-            log.warning(
-                "%s: the pipeline file changed since this run started; continuing with the new settings",
-                pipeline.path,
-            )
-        if best_metric is not None and (output / BEST).is_file():
-            from medswin.models.checkpoints import read_checkpoint_card
-
-            best_scores = json.loads(
-                read_checkpoint_card(output / BEST).provenance.get("validation_dice_json", "{}")
-            )
-        log.info("resuming %s after epoch %d (step %d)", output, start_epoch, global_step)
-
+    progress = _restore(output, pipeline, model, optimizer, scheduler, scaler) if resume else _Progress()
+    start_epoch = progress.epoch
     network = model
     if ctx.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -507,80 +623,28 @@ def _train(
         )
     barrier(ctx)
 
-    def provenance(epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> dict[str, str]:
-        opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
-        crop = settings["augmentation"]["crop"]
-        samples = (
-            f"an AP + lateral pair -> {list(card.roi_size)} labels, loss weight of the mutual KL "
-            f"{settings['loss']['mutual_weight']:g}"
-            if biplanar
-            else f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or card.roi_size)}"
-        )
-        info = {
-            **card.provenance,
-            "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
-            "training": (
-                f"medswin train: {epoch} of {total_epochs} epochs, {global_step} steps, {ctx.world} process(es), "
-                f"{opt['type']} lr {opt['lr']:g} wd {opt['weight_decay']:g}"
-                + (f" (none for {', '.join(opt['no_weight_decay'])})" if opt.get("no_weight_decay") else "")
-                + f", {sched['type']} schedule "
-                f"(warm-up {sched['warmup_epochs']:g} epochs), loss {loss['type']}, batch {run['batch_size']} x "
-                f"{samples}, precision {precision}"
-            ),
-            "epochs": str(epoch),
-            "datalist": f"{datalist.path.name if datalist.path else 'in memory'}"
-            + (f", fold {data_settings['fold']}" if data_settings["fold"] is not None else "")
-            + f": {len(train_cases)} training / {len(val_cases)} validation case(s)",
-            "seed": str(seed),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "medswin_version": __version__,
-        }
-        if scores:
-            info["validation_dice"] = f"epoch {scored_epoch}: " + _describe_scores(scores, len(val_cases))
-            info["validation_dice_json"] = json.dumps({k: round(v, 6) for k, v in scores.items()})
-        else:
-            info["validation_dice"] = "not measured (no validation cases)"
-        if init_note:
-            info["init_from"] = init_note
-        info["sources"] = "; ".join(f"{k}: {v}" for k, v in settings["sources"].items())
-        return info
-
-    def save(path: Path, epoch: int, scores: Mapping[str, float], scored_epoch: int | None) -> None:
-        save_checkpoint(model, card.replace(provenance=provenance(epoch, scores, scored_epoch)), path)
+    def save(path: Path, scores: Mapping[str, float], scored_epoch: int | None) -> None:
+        info = _provenance(pipeline, data, precision, ctx.world, progress, scores, scored_epoch, init_note)
+        save_checkpoint(model, card.replace(provenance=info), path)
 
     # ---- epochs
-    last_scores: dict[str, float] = dict(best_scores)
-    epoch = start_epoch
+    last_scores: dict[str, float] = dict(progress.best_scores)
     with _tensorboard(output, ctx.main) as board:
         for epoch in range(start_epoch + 1, total_epochs + 1):
             tick = time.perf_counter()
             network.train()
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
-            losses = []
-            for batch in _batches(loader):
-                loss = batch_loss(batch)
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if run["max_grad_norm"]:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), float(run["max_grad_norm"]))
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                global_step += 1
-                losses.append(float(loss.detach()))
+            if data.sampler is not None:
+                data.sampler.set_epoch(epoch)
+            data.dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
+            losses = _optimise(
+                model, data.loader, batch_loss, optimizer, scheduler, scaler, run["max_grad_norm"]
+            )
+            progress.epoch = epoch
+            progress.global_step += len(losses)
             mean_loss = float(np.mean([v for part in all_gather(losses, ctx) for v in part]))
             row: dict[str, Any] = {
                 "epoch": epoch,
-                "global_step": global_step,
+                "global_step": progress.global_step,
                 "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
                 "train_loss": f"{mean_loss:.6f}",
                 "world_size": ctx.world,
@@ -599,13 +663,14 @@ def _train(
                 score = float(np.mean(list(last_scores.values())))
                 row["val_dice_mean"] = f"{score:.6f}"
                 row.update({_column(n): f"{v:.6f}" for n, v in last_scores.items()})
-                improved = best_metric is None or score > best_metric
+                improved = progress.best_metric is None or score > progress.best_metric
                 if improved:
-                    best_metric, best_epoch, best_scores = score, epoch, dict(last_scores)
+                    progress.best_metric, progress.best_epoch = score, epoch
+                    progress.best_scores = dict(last_scores)
                 log.info("epoch %d validation: %s", epoch, _describe_scores(last_scores, len(merged)))
             elif not val_cases:
                 improved = True  # without validation the latest epoch is the one kept
-                best_epoch = epoch
+                progress.best_epoch = epoch
             row["epoch_seconds"] = f"{time.perf_counter() - tick:.2f}"
             rows.append(row)
             log.info(
@@ -618,16 +683,16 @@ def _train(
             )
             if ctx.main:
                 if improved:
-                    save(output / BEST, epoch, best_scores, best_epoch)
+                    save(output / BEST, progress.best_scores, progress.best_epoch)
                 if epoch % int(run["save_every"]) == 0 or epoch == total_epochs:
-                    save(output / LAST, epoch, last_scores, epoch if validated else None)
+                    save(output / LAST, last_scores, epoch if validated else None)
                     save_training_state(
                         output,
                         TrainingState(
                             epoch=epoch,
-                            global_step=global_step,
-                            best_metric=best_metric,
-                            best_epoch=best_epoch,
+                            global_step=progress.global_step,
+                            best_metric=progress.best_metric,
+                            best_epoch=progress.best_epoch,
                             optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(),
                             scaler=scaler.state_dict() if scaler is not None else {},
@@ -641,13 +706,14 @@ def _train(
                     for name, value in last_scores.items() if validated else ():
                         board.add_scalar(f"val/dice_{name}", value, epoch)
             barrier(ctx)
+    best = output / BEST
     return TrainResult(
         output=output,
-        best_checkpoint=(output / BEST) if (output / BEST).exists() or best_epoch is not None else None,
+        best_checkpoint=best if best.exists() or progress.best_epoch is not None else None,
         last_checkpoint=output / LAST,
-        epochs=max(epoch, start_epoch),
-        best_metric=best_metric,
-        best_epoch=best_epoch,
-        validation=best_scores,
+        epochs=max(progress.epoch, start_epoch),
+        best_metric=progress.best_metric,
+        best_epoch=progress.best_epoch,
+        validation=progress.best_scores,
         metrics_csv=output / METRICS_CSV,
     )
