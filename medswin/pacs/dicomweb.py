@@ -14,6 +14,9 @@ __all__ = ["DicomWebNode"]
 
 log = logging.getLogger(__name__)
 
+#: QIDO-RS results asked for per request.
+_PAGE = 500
+
 
 def _value(item: dict[str, Any], tag: str) -> Any:
     """The first value of ``tag`` (8 hex digits) in a DICOM JSON object, or None."""
@@ -64,20 +67,35 @@ class DicomWebNode:
         except requests.RequestException as error:
             raise PacsError(f"{self.address}: {what} failed: {type(error).__name__}") from None
 
+    def _search(self, what: str, function: Any, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """All pages of a QIDO-RS search, ``_PAGE`` results at a time.
+
+        Paging stops at a short page or at one that brings nothing new: some servers ignore
+        ``offset`` and would answer the same page forever.
+        """
+        results: dict[str, dict[str, Any]] = {}
+        while True:
+            page = self._call(what, function, limit=_PAGE, offset=len(results), **kwargs)
+            fresh = {str(_value(item, key)): item for item in page if _value(item, key)}
+            fresh = {uid: item for uid, item in fresh.items() if uid not in results}
+            results.update(fresh)
+            if len(page) < _PAGE or not fresh:
+                return list(results.values())
+
     def studies(self, keys: dict[str, str]) -> list[str]:
-        found = self._call(
-            "study query (QIDO-RS)", self.client.search_for_studies, search_filters=keys, get_remaining=True
+        found = self._search(
+            "study query (QIDO-RS)", self.client.search_for_studies, "0020000D", search_filters=keys
         )
         return sorted({str(_value(item, "0020000D")) for item in found if _value(item, "0020000D")})
 
     def series(self, study_uid: str, keys: dict[str, str]) -> list[SeriesFound]:
-        found = self._call(
+        found = self._search(
             "series query (QIDO-RS)",
             self.client.search_for_series,
+            "0020000E",
             study_instance_uid=study_uid,
             search_filters=keys,
             fields=["SeriesNumber", "NumberOfSeriesRelatedInstances"],
-            get_remaining=True,
         )
         return [
             SeriesFound(

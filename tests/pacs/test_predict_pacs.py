@@ -72,3 +72,121 @@ def test_dicomweb_round_trip_stores_the_seg_in_the_same_study(orthanc: Orthanc, 
     # a rerun finds the case finished, and the query no longer matches the SEG it added (modality CT only)
     assert _predict(source, out, "--output-format", "dicom-seg") == 0
     assert _summary(out)[case]["status"] == "skipped"
+
+
+def test_dimse_round_trip_with_c_get_and_c_store(orthanc: Orthanc, tmp_path: Path) -> None:
+    series = _upload_study(orthanc, tmp_path / "study", seed=1)
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    source = f"{orthanc.dimse}?StudyInstanceUID={series.study_uid}"
+    assert _predict(source, out, "--ae-title", "MEDSWIN", "--send-to", orthanc.dimse) == 0
+    print(f"DIMSE round trip: {time.perf_counter() - started:.1f} s")
+    case = f"{series.study_uid}_s1"
+    assert set(json.loads((out / f"{case}.json").read_text())["files"]) == {f"{case}.nii.gz", f"{case}.dcm"}
+    _check_seg(_stored_seg(orthanc, series.study_uid), series)
+
+
+def _with_study_date(series, date: str) -> None:
+    for path in series.files:
+        dataset = pydicom.dcmread(path)
+        dataset.StudyDate = date
+        dataset.save_as(path)
+
+
+def test_a_query_by_date_yields_one_case_per_ct_series(orthanc: Orthanc, tmp_path: Path) -> None:
+    """Studies from 20261201 on match; an older one does not; series of other modalities are no cases."""
+    new = [write_series(tmp_path / f"new{k}", ct_image(seed=k)) for k in range(2)]
+    old = write_series(tmp_path / "old", ct_image(seed=5))
+    mr = write_series(
+        tmp_path / "mr", ct_image(seed=6), modality="MR", study_uid=new[0].study_uid, series_number=7
+    )
+    for written, date in ((new[0], "20261203"), (new[1], "20261215"), (old, "20261130"), (mr, "20261203")):
+        _with_study_date(written, date)
+        orthanc.upload(written.files)
+    out = tmp_path / "out"
+    source = f"dicomweb:{orthanc.dicomweb}?ModalitiesInStudy=CT&StudyDate=20261201-"
+    assert _predict(source, out) == 0
+    assert set(_summary(out)) == {f"{s.study_uid}_s1" for s in new}
+
+
+def test_a_refused_send_keeps_the_seg_and_a_rerun_retries_only_the_send(
+    orthanc: Orthanc, tmp_path: Path
+) -> None:
+    series = _upload_study(orthanc, tmp_path / "study", seed=2)
+    out = tmp_path / "out"
+    source = f"{orthanc.dimse}?StudyInstanceUID={series.study_uid}"
+    wrong = f"dimse://NOT_ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    assert _predict(source, out, "--send-to", wrong) == 1
+    case = f"{series.study_uid}_s1"
+    row = _summary(out)[case]
+    assert row["status"] == "failed" and "association rejected" in row["reason"], row
+    record = json.loads((out / f"{case}.json").read_text())
+    assert record["sent"][wrong]["status"] == "failed"
+    seg_bytes = (out / f"{case}.dcm").read_bytes()
+    assert not [
+        s for s in orthanc.series_of_study(series.study_uid) if s["MainDicomTags"]["Modality"] == "SEG"
+    ]
+    # the rerun predicts nothing (same SEG bytes, same timings) and sends the SEG it has
+    assert _predict(source, out, "--send-to", orthanc.dimse) == 0
+    again = json.loads((out / f"{case}.json").read_text())
+    assert (out / f"{case}.dcm").read_bytes() == seg_bytes
+    assert again["timings_s"] == record["timings_s"]
+    assert again["sent"][orthanc.dimse]["status"] == "sent"
+    assert _summary(out)[case]["status"] == "skipped"
+    _check_seg(_stored_seg(orthanc, series.study_uid), series)
+
+
+def test_an_unknown_ae_title_is_refused_by_name(
+    orthanc: Orthanc, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"{orthanc.dimse}?StudyInstanceUID=1.2.3"
+    assert _predict(source, tmp_path / "out", "--ae-title", "STRANGER") == 2
+    error = capsys.readouterr().err
+    assert "association rejected" in error and "'STRANGER'" in error and orthanc.dimse in error
+
+
+def test_a_wrong_password_is_reported_without_secrets(
+    orthanc: Orthanc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDSWIN_PACS_PASSWORD", "wrong-Secret-42")
+    source = f"dicomweb:{orthanc.dicomweb}?StudyInstanceUID=1.2.3"
+    assert main(["-vv", "predict", "-i", source, "-o", str(tmp_path / "out"), "-m", "demo"]) == 2
+    captured = capsys.readouterr()
+    assert "HTTP 401" in captured.err
+    assert "wrong-Secret-42" not in captured.out + captured.err
+
+
+def test_credentials_never_reach_logs_records_or_summaries(
+    orthanc: Orthanc, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    series = _upload_study(orthanc, tmp_path / "study", seed=3)
+    out = tmp_path / "out"
+    source = f"dicomweb:{orthanc.dicomweb}?StudyInstanceUID={series.study_uid}"
+    with caplog.at_level("DEBUG"):
+        assert (
+            main(
+                [
+                    "-vv",
+                    "predict",
+                    "-i",
+                    source,
+                    "-o",
+                    str(out),
+                    "-m",
+                    "demo",
+                    "--send-to",
+                    source.split("?")[0],
+                ]
+            )
+            == 0
+        )
+    captured = capsys.readouterr()
+    written = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.suffix in (".json", ".csv"))
+    for text in (captured.out, captured.err, caplog.text, written):
+        assert orthanc.password not in text
+        assert "Authorization" not in text
+
+
+def test_credentials_in_the_address_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _predict("dicomweb:http://user:pw@127.0.0.1:1/dicom-web?StudyInstanceUID=1", tmp_path / "o") == 2
+    assert "do not belong in the address" in capsys.readouterr().err
