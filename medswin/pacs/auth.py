@@ -85,7 +85,16 @@ def make_session(credentials: Credentials, ca_bundle: str | Path | None = None) 
     """
     import requests
 
-    session = requests.Session()
+    class _Session(requests.Session):
+        """A session whose ``verify`` wins over ``REQUESTS_CA_BUNDLE`` (which plain requests lets override it)."""
+
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            settings = super().merge_environment_settings(*args, **kwargs)
+            if isinstance(self.verify, str):
+                settings["verify"] = self.verify
+            return settings
+
+    session = _Session()
     if credentials.token:
         session.headers["Authorization"] = f"Bearer {credentials.token}"
     elif credentials.user:

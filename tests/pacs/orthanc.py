@@ -76,7 +76,11 @@ class Orthanc:
 
     def rest(self, method: str, path: str, **kwargs: object) -> requests.Response:
         response = requests.request(
-            method, f"{self.url}{path}", auth=(self.user, self.password), timeout=30, **kwargs
+            method,
+            f"{self.url}{path}",
+            auth=(self.user, self.password),
+            timeout=30,
+            **kwargs,
         )
         response.raise_for_status()
         return response
@@ -95,6 +99,60 @@ class Orthanc:
         found = self.rest("POST", "/tools/lookup", data=study_uid).json()
         study = next(item["ID"] for item in found if item["Type"] == "Study")
         return self.rest("GET", f"/studies/{study}/series").json()
+
+
+def make_test_ca(root: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a certificate for 127.0.0.1 signed by it (openssl): CA, certificate, key."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=root, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=medswin test CA",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return root / "ca.pem", root / "server.pem", root / "server.key"
 
 
 def start_orthanc(root: Path, modalities: dict[str, tuple[str, int]]) -> Orthanc:
@@ -141,7 +199,7 @@ def start_orthanc(root: Path, modalities: dict[str, tuple[str, int]]) -> Orthanc
                 f"Orthanc exited with {process.returncode}:\n{(root / 'orthanc.log').read_text()}"
             )
         with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{server.url}/system", auth=(USER, PASSWORD), timeout=2).ok:
+            if server.rest("GET", "/system").ok:
                 return server
         if time.monotonic() > deadline:
             process.kill()
@@ -165,3 +223,60 @@ def running_orthanc(root: Path, modalities: dict[str, tuple[str, int]]) -> Itera
         yield server
     finally:
         stop_orthanc(server)
+
+
+@contextlib.contextmanager
+def tls_proxy(root: Path, target_port: int) -> Iterator[tuple[int, Path]]:
+    """HTTPS on loopback in front of a plain HTTP port (as nginx often fronts Orthanc): (port, CA PEM).
+
+    Orthanc's own HTTPS (1.10, Debian) crashed on its first TLS request here, so TLS is terminated
+    by this byte pipe, with a certificate from a CA made for the test.
+    """
+    import ssl
+    import threading
+
+    ca, certificate, key = make_test_ca(root)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve(client: socket.socket) -> None:
+        try:
+            secure = context.wrap_socket(client, server_side=True)
+        except (OSError, ssl.SSLError):  # the client did not trust the certificate
+            client.close()
+            return
+        upstream = socket.create_connection(("127.0.0.1", target_port))
+        back = threading.Thread(target=pipe, args=(upstream, secure), daemon=True)
+        back.start()
+        pipe(secure, upstream)
+        back.join(30)
+        secure.close()
+        upstream.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(listener.getsockname()[1]), ca
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
