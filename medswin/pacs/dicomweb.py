@@ -47,7 +47,12 @@ class DicomWebNode:
             from medswin.pacs.auth import make_session
 
             session = make_session(self.settings.credentials, self.settings.ca_bundle)
-            self._client = DICOMwebClient(self.address.url, session=session, timeout=self.settings.timeout_s)
+            client = DICOMwebClient(self.address.url, session=session, timeout=self.settings.timeout_s)
+            # dicomweb-client retries every exception too (an untrusted certificate, a refused
+            # connection) 5 times with 1-16 s back-off: 30 s before a plain error. Three tries,
+            # 0.5 s then 1 s apart, still ride out a busy server (429/503).
+            client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
+            self._client = client
         return self._client
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ the test names can query, retrieve or store.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import socket
@@ -17,10 +18,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
-__all__ = ["Orthanc", "free_port", "find_orthanc", "start_orthanc"]
+__all__ = [
+    "Orthanc",
+    "free_port",
+    "find_orthanc",
+    "start_orthanc",
+    "running_orthanc",
+    "tls_proxy",
+    "check_seg_references",
+]
 
 AE_TITLE = "ORTHANC"
 USER, PASSWORD = "medswin", "s3cret-Pw"
@@ -99,6 +109,31 @@ class Orthanc:
         found = self.rest("POST", "/tools/lookup", data=study_uid).json()
         study = next(item["ID"] for item in found if item["Type"] == "Study")
         return self.rest("GET", f"/studies/{study}/series").json()
+
+    def segmentations(self, study_uid: str) -> list[Any]:
+        """The DICOM-SEG objects stored in one study, as pydicom data sets."""
+        import pydicom
+
+        segs = []
+        for series in self.series_of_study(study_uid):
+            if series["MainDicomTags"].get("Modality") == "SEG":
+                for instance in series["Instances"]:
+                    raw = self.rest("GET", f"/instances/{instance}/file").content
+                    segs.append(pydicom.dcmread(io.BytesIO(raw)))
+        return segs
+
+
+def check_seg_references(seg: Any, study_uid: str, series_uid: str, sop_instance_uids: list[str]) -> None:
+    """Assert that highdicom reads ``seg`` and that it belongs to the study and references every instance."""
+    import highdicom as hd
+
+    seg = hd.seg.Segmentation.from_dataset(seg)
+    assert seg.StudyInstanceUID == study_uid
+    referenced = seg.ReferencedSeriesSequence[0]
+    assert referenced.SeriesInstanceUID == series_uid
+    assert {str(i.ReferencedSOPInstanceUID) for i in referenced.ReferencedInstanceSequence} == set(
+        sop_instance_uids
+    )
 
 
 def make_test_ca(root: Path) -> tuple[Path, Path, Path]:

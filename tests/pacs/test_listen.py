@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from conftest import MEDSWIN_AE
 from dicom_factory import ct_image, write_series
-from orthanc import Orthanc
+from orthanc import Orthanc, check_seg_references
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
@@ -92,8 +92,9 @@ def test_listener_segments_a_sent_study_and_sends_the_seg_back(
     case = f"{series.study_uid}_s1"
     assert (out / f"{case}.dcm").exists() and (out / f"{case}.json").exists()
     assert not (out / ".incoming").exists()
-    segs = [s for s in orthanc.series_of_study(series.study_uid) if s["MainDicomTags"]["Modality"] == "SEG"]
+    segs = orthanc.segmentations(series.study_uid)
     assert len(segs) == 1
+    check_seg_references(segs[0], series.study_uid, series.series_uid, series.sop_instance_uids)
 
 
 def test_sigterm_stops_the_listener_cleanly(orthanc: Orthanc, tmp_path: Path) -> None:

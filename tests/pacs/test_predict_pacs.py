@@ -7,11 +7,10 @@ import json
 import time
 from pathlib import Path
 
-import highdicom as hd
 import pydicom
 import pytest
 from dicom_factory import ct_image, write_series
-from orthanc import Orthanc
+from orthanc import Orthanc, check_seg_references
 
 from medswin.cli.main import main
 
@@ -33,21 +32,13 @@ def _predict(source: str, out: Path, *extra: str) -> int:
 
 
 def _stored_seg(orthanc: Orthanc, study_uid: str) -> pydicom.Dataset:
-    segs = [s for s in orthanc.series_of_study(study_uid) if s["MainDicomTags"].get("Modality") == "SEG"]
+    segs = orthanc.segmentations(study_uid)
     assert len(segs) == 1, segs
-    instance = segs[0]["Instances"][0]
-    raw = orthanc.rest("GET", f"/instances/{instance}/file").content
-    return pydicom.dcmread(__import__("io").BytesIO(raw))
+    return segs[0]
 
 
 def _check_seg(seg: pydicom.Dataset, series) -> None:
-    seg = hd.seg.Segmentation.from_dataset(seg)
-    assert seg.StudyInstanceUID == series.study_uid
-    referenced = seg.ReferencedSeriesSequence[0]
-    assert referenced.SeriesInstanceUID == series.series_uid
-    assert {str(i.ReferencedSOPInstanceUID) for i in referenced.ReferencedInstanceSequence} == set(
-        series.sop_instance_uids
-    )
+    check_seg_references(seg, series.study_uid, series.series_uid, series.sop_instance_uids)
 
 
 def _summary(out: Path) -> dict[str, dict[str, str]]:
