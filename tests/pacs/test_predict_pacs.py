@@ -181,3 +181,43 @@ def test_credentials_never_reach_logs_records_or_summaries(
 def test_credentials_in_the_address_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _predict("dicomweb:http://user:pw@127.0.0.1:1/dicom-web?StudyInstanceUID=1", tmp_path / "o") == 2
     assert "do not belong in the address" in capsys.readouterr().err
+
+
+def test_each_retrieved_case_is_deleted_when_done_and_a_vanished_series_fails_alone(
+    orthanc: Orthanc, tmp_path: Path
+) -> None:
+    """Through the Python API: the work copy of a case is gone once it is finished; a series deleted
+    from the PACS between query and retrieval fails that case only."""
+    from medswin.batch import BatchOptions, discover_cases, run_batch
+    from medswin.batch.cases import case_scratch
+    from medswin.batch.folder import OutputLock
+    from medswin.inference import Predictor
+    from medswin.pacs.auth import load_credentials
+    from medswin.pacs.base import PacsSettings
+
+    first = write_series(tmp_path / "a", ct_image(seed=8), series_number=3)
+    second = write_series(tmp_path / "b", ct_image(seed=9), series_number=4, study_uid=first.study_uid)
+    orthanc.upload([*first.files, *second.files])
+    settings = PacsSettings(credentials=load_credentials())
+    cases = discover_cases(
+        [f"dicomweb:{orthanc.dicomweb}?StudyInstanceUID={first.study_uid}"], modality="CT", pacs=settings
+    )
+    assert [c.case_id for c in cases] == [f"{first.study_uid}_s3", f"{first.study_uid}_s4"]
+    vanished = next(
+        s["ID"] for s in orthanc.series_of_study(first.study_uid) if s["MainDicomTags"]["SeriesNumber"] == "4"
+    )
+    orthanc.rest("DELETE", f"/series/{vanished}")
+    out = tmp_path / "out"
+    work = OutputLock(out).work
+    leftovers: dict[str, bool] = {}
+
+    def on_case(outcome, done: int, total: int) -> None:
+        leftovers[outcome.case_id] = case_scratch(work, outcome.case_id).exists()
+
+    result = run_batch(Predictor("demo"), cases, out, BatchOptions(), on_case=on_case)
+    assert {o.case_id: o.status for o in result.outcomes} == {
+        cases[0].case_id: "done",
+        cases[1].case_id: "failed",
+    }
+    assert orthanc.dicomweb in result.failed[0].reason
+    assert leftovers == {cases[0].case_id: False, cases[1].case_id: False}
