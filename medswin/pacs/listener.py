@@ -128,6 +128,9 @@ class StudyReceiver:
             )
             self.refused += 1
             return _CANNOT_UNDERSTAND
+        from medswin.io.phi import remember_identifiers
+
+        remember_identifiers(dataset)  # later log lines (folder names, descriptions) mask this patient
         folder = self.spool / study
         target = folder / f"{instance}.dcm"
         partial = folder / f".{instance}.partial"

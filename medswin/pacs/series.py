@@ -73,6 +73,9 @@ def find_series(node: PacsNode, modality: str) -> list[RemoteSeries]:
             f"{node.address}: name what to segment, e.g. ?StudyInstanceUID=... or "
             "?ModalitiesInStudy=CT&StudyDate=20261201-"
         )
+    from medswin.io.phi import remember_identifiers
+
+    remember_identifiers(query)  # a query by PatientID/PatientName: logs of the requests mask it
     study_keys = {k: v for k, v in query.items() if k not in SERIES_KEYS}
     series_keys = {k: v for k, v in query.items() if k in SERIES_KEYS}
     wanted = series_keys.get("Modality", modality)

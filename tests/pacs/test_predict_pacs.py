@@ -221,3 +221,22 @@ def test_each_retrieved_case_is_deleted_when_done_and_a_vanished_series_fails_al
     }
     assert orthanc.dicomweb in result.failed[0].reason
     assert leftovers == {cases[0].case_id: False, cases[1].case_id: False}
+
+
+def test_a_query_by_patient_id_keeps_it_out_of_the_logs(
+    orthanc: Orthanc, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medswin.io.phi import forget_identifiers
+
+    series = _upload_study(orthanc, tmp_path / "study", seed=10)
+    patient = "MEDSWIN-TEST-0001"  # the factory's PatientID
+    source = f"dicomweb:{orthanc.dicomweb}?PatientID={patient}&StudyInstanceUID={series.study_uid}"
+    forget_identifiers()
+    try:
+        with caplog.at_level("DEBUG"):
+            assert main(["-vv", "predict", "-i", source, "-o", str(tmp_path / "out"), "-m", "demo"]) == 0
+    finally:
+        forget_identifiers()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "[PHI]" in logged  # the request URLs were logged, masked
+    assert patient not in logged
