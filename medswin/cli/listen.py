@@ -118,16 +118,20 @@ def run(args: argparse.Namespace) -> int:
                         result = run_batch(predictor, cases, args.output, options, cancel=stop.is_set)
                         failed += len(result.failed)
                         done = sum(o.status != "failed" for o in result.outcomes)
-                        print(f"study {study.study_uid}: {done} of {len(cases)} series segmented", flush=True)
+                        print(
+                            f"study {study.study_uid}: {study.instances} instance(s) received, "
+                            f"{done} of {len(cases)} series segmented",
+                            flush=True,
+                        )
                 except MedSwinError as error:
                     failed += 1
                     log.error("study %s: %s", study.study_uid, error)
+                except Exception as error:  # a listener outlives one bad study; the reason is logged
+                    failed += 1
+                    log.error("study %s: %s: %s", study.study_uid, type(error).__name__, error)
                 finally:
                     shutil.rmtree(study.folder, ignore_errors=True)
                 studies += 1
-                print(
-                    f"study {study.study_uid}: {study.instances} instance(s) received, segmented", flush=True
-                )
             if args.max_studies is not None and studies >= args.max_studies:
                 break
             stop.wait(0.2)
