@@ -55,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-studies", type=int, metavar="N", help="stop after N studies")
     parser.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     add_predictor_options(parser)
-    add_pacs_options(parser)
+    add_pacs_options(parser, retrieve=False)
     parser.set_defaults(run=run)
 
 

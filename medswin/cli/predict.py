@@ -139,8 +139,9 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def add_pacs_options(parser: argparse.ArgumentParser) -> None:
-    """``--send-to``, ``--ae-title`` and ``--ca-bundle``, shared by ``predict`` and ``listen``."""
+def add_pacs_options(parser: argparse.ArgumentParser, *, retrieve: bool = True) -> None:
+    """``--send-to``, ``--ae-title`` and ``--ca-bundle``, shared by ``predict`` and ``listen``;
+    ``retrieve``: also ``--move-port`` (for PACS queries)."""
     parser.add_argument(
         "--send-to",
         metavar="NODE",
@@ -152,6 +153,14 @@ def add_pacs_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca-bundle", type=Path, metavar="PEM", help="trust these certificate authorities for https nodes"
     )
+    if not retrieve:
+        return
+    parser.add_argument(
+        "--move-port",
+        metavar="[HOST:]PORT",
+        help="retrieve by C-MOVE to --ae-title, received on this port (for a PACS without C-GET; "
+        "it must know the AE title at this host and port)",
+    )
 
 
 def pacs_settings(args: argparse.Namespace) -> Any:
@@ -159,7 +168,17 @@ def pacs_settings(args: argparse.Namespace) -> Any:
     from medswin.pacs.auth import load_credentials
     from medswin.pacs.base import PacsSettings
 
-    return PacsSettings(ae_title=args.ae_title, ca_bundle=args.ca_bundle, credentials=load_credentials())
+    move_to = None
+    if getattr(args, "move_port", None):
+        host, _, port = str(args.move_port).rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            from medswin.errors import MedSwinError
+
+            raise MedSwinError(f"--move-port must be PORT or HOST:PORT, got {args.move_port!r}")
+        move_to = (host or "0.0.0.0", int(port))
+    return PacsSettings(
+        ae_title=args.ae_title, ca_bundle=args.ca_bundle, credentials=load_credentials(), move_to=move_to
+    )
 
 
 def send_node(args: argparse.Namespace, settings: Any) -> Any:

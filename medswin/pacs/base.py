@@ -14,12 +14,18 @@ __all__ = ["PacsSettings", "SeriesFound", "PacsNode"]
 
 @dataclass(frozen=True)
 class PacsSettings:
-    """How medswin talks to nodes: its own AE title (DIMSE), TLS trust and credentials (DICOMweb)."""
+    """How medswin talks to nodes: its own AE title (DIMSE), TLS trust and credentials (DICOMweb).
+
+    Attributes:
+        move_to: ``(host, port)`` to receive C-MOVE sub-operations on, for PACS that offer no
+            C-GET; the PACS must know ``ae_title`` at this host and port. None: retrieve by C-GET.
+    """
 
     ae_title: str = "MEDSWIN"
     ca_bundle: Path | None = None
     credentials: Credentials = field(default_factory=Credentials)
     timeout_s: float = 60.0
+    move_to: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ IMAGE_STORAGE_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET
 )
 _SUCCESS = 0x0000
+_CANNOT_UNDERSTAND = 0xC000
 _PENDING = (0xFF00, 0xFF01)
 
 
@@ -126,19 +127,40 @@ class DimseNode:
         ]
 
     def retrieve(self, study_uid: str, series_uid: str, folder: Path) -> int:
-        """C-GET the series; each instance is written to ``folder`` as it arrives."""
+        """C-GET (or, with ``settings.move_to``, C-MOVE) the series; each instance is written to
+        ``folder`` as it arrives."""
         from pydicom.dataset import Dataset
-        from pynetdicom import build_role, evt
-        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
         count = 0
 
         def on_store(event: Any) -> int:
             nonlocal count
-            target = folder / f"{count:05d}.dcm"
-            target.write_bytes(event.encoded_dataset())
+            if str(event.dataset.get("SeriesInstanceUID", "")) != series_uid:
+                return _CANNOT_UNDERSTAND  # not what was asked for: never mixed into the case
+            (folder / f"{count:05d}.dcm").write_bytes(event.encoded_dataset())
             count += 1
             return _SUCCESS
+
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "SERIES"
+        identifier.StudyInstanceUID = study_uid
+        identifier.SeriesInstanceUID = series_uid
+        if self.settings.move_to is None:
+            final = self._get(identifier, on_store)
+            what = "retrieval (C-GET)"
+        else:
+            final = self._move(identifier, on_store)
+            what = "retrieval (C-MOVE)"
+        if final is None or final not in (_SUCCESS, 0xB000):
+            raise PacsError(
+                f"{self.address}: {what} failed" + ("" if final is None else f", status 0x{final:04X}")
+            )
+        return count
+
+    def _get(self, identifier: Any, on_store: Any) -> int | None:
+        """C-GET: the instances come back over this association (storage roles negotiated)."""
+        from pynetdicom import build_role, evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
         ae = self._application()
         ae.add_requested_context(GET)
@@ -146,21 +168,42 @@ class DimseNode:
         for uid in IMAGE_STORAGE_CLASSES:
             ae.add_requested_context(uid)
             roles.append(build_role(uid, scp_role=True))
-        identifier = Dataset()
-        identifier.QueryRetrieveLevel = "SERIES"
-        identifier.StudyInstanceUID = study_uid
-        identifier.SeriesInstanceUID = series_uid
+        final = None
         handlers = [(evt.EVT_C_STORE, on_store)]
         with self._association(ae, "retrieval (C-GET)", ext_neg=roles, evt_handlers=handlers) as assoc:
-            final = None
             for status, _ in assoc.send_c_get(identifier, GET):
                 final = getattr(status, "Status", None)
-            if final is None or final not in (_SUCCESS, 0xB000):
-                raise PacsError(
-                    f"{self.address}: retrieval (C-GET) failed"
-                    + ("" if final is None else f", status 0x{final:04X}")
-                )
-        return count
+        return final
+
+    def _move(self, identifier: Any, on_store: Any) -> int | None:
+        """C-MOVE to medswin's own AE title, received by a storage SCP open for this retrieval only."""
+        from pynetdicom import evt
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+        assert self.settings.move_to is not None
+        host, port = self.settings.move_to
+        receiver = self._application()
+        receiver.require_calling_aet = [self.address.called_ae]
+        for uid in IMAGE_STORAGE_CLASSES:
+            receiver.add_supported_context(uid)
+        try:
+            server = receiver.start_server(
+                (host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+            )
+        except OSError as error:
+            raise PacsError(
+                f"{self.address}: cannot receive C-MOVE on {host}:{port} ({error.strerror or error})"
+            ) from None
+        try:
+            ae = self._application()
+            ae.add_requested_context(MOVE)
+            final = None
+            with self._association(ae, "retrieval (C-MOVE)") as assoc:
+                for status, _ in assoc.send_c_move(identifier, self.settings.ae_title, MOVE):
+                    final = getattr(status, "Status", None)
+            return final
+        finally:
+            server.shutdown()
 
     def store(self, paths: list[Path]) -> None:
         """C-STORE each file with its own SOP class; :class:`PacsError` at the first refusal."""

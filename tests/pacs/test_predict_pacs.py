@@ -10,7 +10,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_factory import ct_image, write_series
-from orthanc import Orthanc, check_seg_references
+from orthanc import Orthanc, check_seg_references, free_port
 
 from medswin.cli.main import main
 
@@ -240,3 +240,19 @@ def test_a_query_by_patient_id_keeps_it_out_of_the_logs(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "[PHI]" in logged  # the request URLs were logged, masked
     assert patient not in logged
+
+
+def test_dimse_retrieval_by_c_move_for_a_pacs_without_c_get(
+    orthanc: Orthanc, tmp_path: Path, medswin_port: int
+) -> None:
+    """Orthanc knows MEDSWIN at 127.0.0.1:<medswin_port>; medswin receives the moved series there."""
+    series = _upload_study(orthanc, tmp_path / "study", seed=11)
+    out = tmp_path / "out"
+    source = f"{orthanc.dimse}?StudyInstanceUID={series.study_uid}"
+    # receiving on a port the PACS does not send to: the move fails and says so
+    assert _predict(source, tmp_path / "elsewhere", "--move-port", f"127.0.0.1:{free_port()}") == 1
+    reason = _summary(tmp_path / "elsewhere")[f"{series.study_uid}_s1"]["reason"]
+    assert "retrieval (C-MOVE) failed" in reason, reason
+    assert _predict(source, out, "--move-port", f"127.0.0.1:{medswin_port}") == 0
+    record = json.loads((out / f"{series.study_uid}_s1.json").read_text())
+    assert record["status"] == "done" and record["inputs"] == [series.series_uid]
