@@ -353,7 +353,8 @@ def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
     if note["status"] == "sent":
         log.info("case %s: sent %s to %s", outcome.case_id, seg.name, destination)
         return CaseOutcome(outcome.case_id, outcome.status, outcome.seconds, outcome.reason, record)
-    reason = f"{seg.name} written, but sending it to {destination} failed: {note['reason']}"
+    why = note["reason"] if destination in note["reason"] else f"{destination}: {note['reason']}"
+    reason = f"{seg.name} written, but not sent: {why}"
     return CaseOutcome(outcome.case_id, "failed", outcome.seconds, reason, record)
 
 
