@@ -3,7 +3,9 @@ results stored back (STOW-RS, C-STORE), and a C-STORE listener that segments wha
 
 * :mod:`medswin.pacs.nodes` -- ``dicomweb:URL?query`` and ``dimse://AE@host:port?query`` addresses;
 * :mod:`medswin.pacs.auth` -- credentials from the environment or a file (never the command line);
-* :mod:`medswin.pacs.dicomweb` / :mod:`medswin.pacs.dimse` -- one client each, one interface;
+* :mod:`medswin.pacs.base` -- medswin's settings (AE title, TLS trust, C-MOVE port), the node interface;
+* :mod:`medswin.pacs.dicomweb` / :mod:`medswin.pacs.dimse` -- one client each (QIDO/WADO/STOW;
+  C-FIND, C-GET or C-MOVE, C-STORE), one interface;
 * :mod:`medswin.pacs.series` -- query results as series to retrieve (one per series of the model's modality);
 * :mod:`medswin.pacs.listener` -- the C-STORE SCP behind ``medswin listen``.
 
