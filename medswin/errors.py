@@ -13,6 +13,7 @@ __all__ = [
     "ManifestError",
     "MetricInputError",
     "CancelledError",
+    "PacsError",
 ]
 
 
@@ -54,3 +55,7 @@ class MetricInputError(MedSwinError):
 
 class CancelledError(MedSwinError):
     """A long operation was cancelled by its caller."""
+
+
+class PacsError(MedSwinError):
+    """A PACS (DICOMweb or DIMSE node) refused, failed or could not be reached; the message names the node."""

@@ -13,7 +13,14 @@ import medswin
 
 ROOT = Path(medswin.__file__).parent
 #: library packages (DESIGN.md's stages) that must not know any front end.
-LIBRARY = ("medswin.io", "medswin.models", "medswin.metrics", "medswin.transforms", "medswin.inference")
+LIBRARY = (
+    "medswin.io",
+    "medswin.models",
+    "medswin.metrics",
+    "medswin.transforms",
+    "medswin.inference",
+    "medswin.pacs",
+)
 FRONT_ENDS = ("medswin.cli", "napari_medswin", "medswin.training", "medswin.challenges")
 
 

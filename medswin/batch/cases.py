@@ -10,7 +10,10 @@ Accepted inputs (each case named by its file or folder name without the image ex
 * a folder of DICOM studies -> one case per sub-folder, and one per series where a folder holds
   several (``<folder>_s<SeriesNumber>``); DICOM files lying in the folder itself count as a study;
 * a ``.txt`` list (one case per line: its channel paths separated by commas) or a ``.csv`` with a
-  ``case`` column and one column per channel; relative paths are taken from the list's folder.
+  ``case`` column and one column per channel; relative paths are taken from the list's folder;
+* a PACS query, ``dicomweb:URL?keys`` or ``dimse://AE@host:port?keys`` -> one case per series of the
+  model's modality in the matching studies, named ``<StudyInstanceUID>_s<SeriesNumber>``; its
+  instances are retrieved into the batch's work area when the case is read (:mod:`medswin.pacs`).
 
 Discovery reads DICOM headers only (no pixels); a case's voxels are read by :func:`read_case`.
 """
@@ -22,14 +25,15 @@ import csv
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from medswin.errors import ImageReadError, MedSwinError
 from medswin.io.formats import LIST_ENDINGS, case_name, endings, split_channel
 from medswin.io.image import Image
 
-__all__ = ["Case", "discover_cases", "read_case"]
+__all__ = ["Case", "discover_cases", "read_case", "case_scratch"]
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +49,19 @@ class Case:
         case_id: output name (``<case_id>.nii.gz``); unique within a batch.
         paths: one path per channel, in the model card's channel order.
         series_uid: the SeriesInstanceUID to read when ``paths[0]`` holds several DICOM series.
+        remote: a :class:`~medswin.pacs.series.RemoteSeries` to retrieve before reading (``paths`` empty).
     """
 
     case_id: str
     paths: tuple[Path, ...]
     series_uid: str | None = None
+    remote: Any = None
 
     @property
     def source(self) -> str:
         """Where the case comes from, for messages (the first path, plus the series when chosen)."""
+        if self.remote is not None:
+            return str(self.remote)
         where = str(self.paths[0])
         return f"{where} (series {self.series_uid})" if self.series_uid else where
 
@@ -196,16 +204,46 @@ def _list_cases(path: Path) -> list[Case]:
     return cases
 
 
-def discover_cases(inputs: Sequence[str | Path], *, skip: Iterable[Path] = ()) -> list[Case]:
+def _pacs_cases(address: str, modality: str, pacs: Any) -> list[Case]:
+    """One case per series of ``modality`` that the query in ``address`` matches."""
+    from medswin.pacs.series import connect, find_series
+
+    cases = []
+    for remote in find_series(connect(address, pacs), modality):
+        found = remote.found
+        suffix = f"s{found.number}" if found.number is not None else found.series_uid
+        cases.append(Case(f"{found.study_uid}_{suffix}", (), found.series_uid, remote))
+    numbered = [c.case_id for c in cases]
+    if len(set(numbered)) != len(numbered):  # two series share a number: name them by their UIDs
+        cases = [replace(c, case_id=f"{c.remote.found.study_uid}_{c.series_uid}") for c in cases]
+    return cases
+
+
+def discover_cases(
+    inputs: Sequence[str | Path],
+    *,
+    skip: Iterable[Path] = (),
+    modality: str = "CT",
+    pacs: Any = None,
+) -> list[Case]:
     """The cases named by ``-i`` arguments (see the module docstring), in a stable order.
 
     Args:
-        inputs: one path (file, folder or case list), or several paths that are one case's channels.
+        inputs: one path (file, folder or case list) or PACS query, or several paths that are one
+            case's channels.
         skip: folders never to read as cases (the output folder, when it lies inside the input).
+        modality: the model's modality: a PACS query yields that modality's series only.
+        pacs: :class:`~medswin.pacs.base.PacsSettings` for a PACS query (default: AE title MEDSWIN,
+            credentials from the environment).
 
     Raises:
         ImageReadError: a path does not exist, a folder holds no case, or two cases share an id.
+        PacsError: the PACS cannot be queried, or the query matches no series of ``modality``.
     """
+    from medswin.pacs.nodes import is_pacs_address
+
+    if len(inputs) == 1 and is_pacs_address(str(inputs[0])):
+        return _pacs_cases(str(inputs[0]), modality, pacs)
     paths = [Path(p).expanduser() for p in inputs]
     for path in paths:
         if not path.exists():
@@ -236,6 +274,11 @@ def discover_cases(inputs: Sequence[str | Path], *, skip: Iterable[Path] = ()) -
     return cases
 
 
+def case_scratch(scratch: Path, case_id: str) -> Path:
+    """The folder inside a batch's work area where one case's retrieved files live until it is written."""
+    return scratch / "cases" / case_id
+
+
 def read_case(case: Case, *, allow_gaps: bool = False, scratch: Path | None = None) -> Image:
     """Read one case: a single image, or one image per channel stacked in the case's order.
 
@@ -246,6 +289,11 @@ def read_case(case: Case, *, allow_gaps: bool = False, scratch: Path | None = No
     from medswin.io.geometry import stack_channels
     from medswin.io.readers import require_finite
 
+    if case.remote is not None:
+        if scratch is None:
+            raise ImageReadError(f"{case.source}: a PACS case needs a work folder to retrieve into")
+        folder = case.remote.retrieve(case_scratch(scratch, case.case_id))
+        return require_finite(read_image(folder, series_uid=case.series_uid, allow_gaps=allow_gaps), folder)
     missing = [(index, path) for index, path in enumerate(case.paths) if not Path(path).exists()]
     if missing and len(case.paths) > 1:
         index, path = missing[0]

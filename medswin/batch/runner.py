@@ -16,6 +16,11 @@
   writer thread writes the previous case's files (at most one write in flight).
 * **Shards**: ``shard=(i, n)`` takes every n-th case (sorted by id) starting at i, so ``n``
   processes never write the same case; under ``torchrun`` the rank and world size choose it.
+* **Sending**: with ``send_to`` (a PACS node), each case's DICOM-SEG is stored there once written.
+  A refused or failed send leaves the SEG and its record on disk, notes the failure in the record
+  (``sent``) and fails the case; a rerun finds the case finished and retries only the send.
+* **Retrieval**: a PACS case (:attr:`Case.remote`) is retrieved into the work folder when read and
+  that copy (patient data) is removed as soon as the case is finished or has failed.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
   status, reason, seconds, output and label volumes (mL); rewritten after every case. The folder's
   ``summary.csv`` also lists every other case that has a record there (:func:`recorded_outcomes`).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import shutil
 import time
@@ -35,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from medswin.batch.cases import Case, read_case
+from medswin.batch.cases import Case, case_scratch, read_case
 from medswin.batch.folder import OutputLock, check_output_folder, folder_key
 from medswin.batch.outputs import (
     OUTPUT_FORMATS,
@@ -86,6 +92,8 @@ class BatchOptions:
             hide their source (``--case-names index|hash``), whose names would undo that.
         deidentify: write DICOM-SEG de-identified (:mod:`medswin.io.deidentify`), pseudonyms under
             the folder's key (:func:`~medswin.batch.folder.folder_key`).
+        send_to: a PACS node (:func:`medswin.pacs.series.connect`) that receives every DICOM-SEG;
+            needs ``dicom-seg`` among ``formats``.
     """
 
     formats: tuple[str, ...] = ("nifti",)
@@ -97,6 +105,7 @@ class BatchOptions:
     shard: tuple[int, int] = (0, 1)
     record_inputs: bool = True
     deidentify: bool = False
+    send_to: Any = None
 
     def __post_init__(self) -> None:
         unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
@@ -109,6 +118,8 @@ class BatchOptions:
         index, count = self.shard
         if count < 1 or not 0 <= index < count:
             raise MedSwinError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
+        if self.send_to is not None and "dicom-seg" not in self.formats:
+            raise MedSwinError("sending results to a PACS needs the dicom-seg output format")
 
     @property
     def summary_name(self) -> str:
@@ -324,6 +335,42 @@ def write_summary(path: Path, outcomes: Sequence[CaseOutcome], labels: Mapping[i
     return write_atomic(path, buffer.getvalue())
 
 
+def _delivered(record: Mapping[str, Any], destination: str) -> bool:
+    return record.get("sent", {}).get(destination, {}).get("status") == "sent"
+
+
+def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
+    """Store a finished case's DICOM-SEG on ``node`` and note the result in its record (atomically).
+
+    Returns the outcome, ``failed`` (the SEG stays on disk) when the node refused or failed.
+    """
+    from datetime import datetime, timezone
+
+    from medswin.metrics.report import write_atomic
+
+    destination = str(node.address)
+    record = dict(outcome.record)
+    seg = output_paths(output_dir, outcome.case_id, ["dicom-seg"])["dicom-seg"]
+    if outcome.status == "failed" or _delivered(record, destination):
+        return outcome
+    try:
+        if seg.name not in record.get("files", {}):
+            raise MedSwinError(f"{seg}: no DICOM-SEG was written for this case")
+        node.store([seg])
+        note: dict[str, Any] = {"status": "sent"}
+    except Exception as error:
+        note = {"status": "failed", "reason": _reason(error)}
+    note["at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record["sent"] = {**record.get("sent", {}), destination: note}
+    write_atomic(record_path(output_dir, outcome.case_id), json.dumps(record, indent=2) + "\n")
+    if note["status"] == "sent":
+        log.info("case %s: sent %s to %s", outcome.case_id, seg.name, destination)
+        return CaseOutcome(outcome.case_id, outcome.status, outcome.seconds, outcome.reason, record)
+    why = note["reason"] if destination in note["reason"] else f"{destination}: {note['reason']}"
+    reason = f"{seg.name} written, but not sent: {why}"
+    return CaseOutcome(outcome.case_id, "failed", outcome.seconds, reason, record)
+
+
 def run_batch(
     predictor: Any,
     cases: Sequence[Case],
@@ -386,6 +433,9 @@ def _run_locked(
     outcomes: list[CaseOutcome] = []
 
     def finish(outcome: CaseOutcome) -> None:
+        shutil.rmtree(case_scratch(scratch, outcome.case_id), ignore_errors=True)
+        if options.send_to is not None:
+            outcome = _deliver(outcome, output_dir, options.send_to)
         outcomes.append(outcome)
         if outcome.status == "failed":
             log.warning("case %s failed: %s", outcome.case_id, outcome.reason)
@@ -457,7 +507,11 @@ def _run_locked(
             started = time.perf_counter()
             try:
                 image = future.result()
-                image.meta["inputs"] = [str(p) for p in current.paths] if options.record_inputs else []
+                image.meta["inputs"] = (
+                    ([str(p) for p in current.paths] or [str(current.series_uid)])
+                    if options.record_inputs
+                    else []
+                )
                 prediction = predictor.predict(
                     image,
                     progress=None if progress is None else _bind(progress, current.case_id),

@@ -23,6 +23,7 @@ log = logging.getLogger("medswin")
 #: sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "predict",
+    "listen",
     "evaluate",
     "info",
     "convert",

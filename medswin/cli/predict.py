@@ -24,6 +24,9 @@ __all__ = [
     "run",
     "parse_shard",
     "parse_labels_subset",
+    "add_pacs_options",
+    "pacs_settings",
+    "send_node",
 ]
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,12 @@ Segment images with a model. INPUT is an image file (NIfTI, MHA/MHD, NRRD, DICOM
 folder or .zip, a folder of such files or of DICOM study folders (one case per file, per sub-folder,
 and per series where a folder holds several), files named <case>_0000.nii.gz, <case>_0001.nii.gz
 ... for multi-channel models, or a .txt/.csv list of cases. Several -i make the channels of one case.
+INPUT may also be a PACS query: dicomweb:http(s)://host/dicom-web?StudyInstanceUID=... or
+dimse://PACS_AE@host:port?ModalitiesInStudy=CT&StudyDate=20261201- (one case per series of the
+model's modality; retrieved into OUT_DIR/.medswin while the case runs, then deleted). --send-to
+stores every DICOM-SEG on a node (dicom-seg is then written too); a failed send is retried by a rerun.
+DICOMweb credentials come from MEDSWIN_PACS_USER + MEDSWIN_PACS_PASSWORD, MEDSWIN_PACS_TOKEN or
+MEDSWIN_PACS_AUTH_FILE (JSON, chmod 600), never from the command line.
 
 Per case, OUT_DIR receives <case>.nii.gz (or .mha / DICOM-SEG <case>.dcm) on the input's exact grid,
 <case>.json (label volumes in mL, timings, the model's id, checksums of the outputs) and, on request,
@@ -139,7 +148,64 @@ def add_parser(subparsers: Any) -> None:
         help="output names: from the input's name (default), or case-0001... / case-<hash>, so a patient's "
         "name in a folder name reaches no output file, record, summary or preview",
     )
+    add_pacs_options(parser)
     parser.set_defaults(run=run)
+
+
+def add_pacs_options(parser: argparse.ArgumentParser, *, retrieve: bool = True) -> None:
+    """``--send-to``, ``--ae-title`` and ``--ca-bundle``, shared by ``predict`` and ``listen``;
+    ``retrieve``: also ``--move-port`` (for PACS queries)."""
+    parser.add_argument(
+        "--send-to",
+        metavar="NODE",
+        help="store each DICOM-SEG on this node: dicomweb:https://host/dicom-web or dimse://AE@host:port",
+    )
+    parser.add_argument(
+        "--ae-title", default="MEDSWIN", help="medswin's own DICOM AE title (default: MEDSWIN)"
+    )
+    parser.add_argument(
+        "--ca-bundle", type=Path, metavar="PEM", help="trust these certificate authorities for https nodes"
+    )
+    if not retrieve:
+        return
+    parser.add_argument(
+        "--move-port",
+        metavar="[HOST:]PORT",
+        help="retrieve by C-MOVE to --ae-title, received on this port (for a PACS without C-GET; "
+        "it must know the AE title at this host and port)",
+    )
+
+
+def pacs_settings(args: argparse.Namespace) -> Any:
+    """The :class:`~medswin.pacs.base.PacsSettings` of the command line (credentials from the environment)."""
+    from medswin.pacs.auth import load_credentials
+    from medswin.pacs.base import PacsSettings
+
+    move_to = None
+    if getattr(args, "move_port", None):
+        host, _, port = str(args.move_port).rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            from medswin.errors import MedSwinError
+
+            raise MedSwinError(f"--move-port must be PORT or HOST:PORT, got {args.move_port!r}")
+        move_to = (host or "0.0.0.0", int(port))
+    return PacsSettings(
+        ae_title=args.ae_title, ca_bundle=args.ca_bundle, credentials=load_credentials(), move_to=move_to
+    )
+
+
+def send_node(args: argparse.Namespace, settings: Any) -> Any:
+    """The ``--send-to`` node, or None."""
+    if not args.send_to:
+        return None
+    from medswin.errors import MedSwinError
+    from medswin.pacs.nodes import parse_address
+    from medswin.pacs.series import connect
+
+    address = parse_address(args.send_to, what="--send-to")
+    if address.query:
+        raise MedSwinError("--send-to names a node, not a query; leave out the ?...")
+    return connect(address, settings)
 
 
 def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
@@ -254,15 +320,22 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and shard is not None:
         raise MedSwinError("--shard is chosen by torchrun's rank already; leave it out under torchrun")
-    cases = discover_cases(args.input, skip=[args.output])
-    if args.case:
+    from medswin.pacs.nodes import is_pacs_address
+
+    remote = len(args.input) == 1 and is_pacs_address(args.input[0])
+    settings = pacs_settings(args) if remote or args.send_to else None
+    sink = send_node(args, settings)
+    # A PACS query needs the model's modality; any other input is checked before the model loads.
+    cases = [] if remote else discover_cases(args.input, skip=[args.output])
+    if args.case and not remote:
         if len(cases) != 1:
             raise MedSwinError(f"--case names one output, but the input holds {len(cases)} cases")
         cases = [replace(cases[0], case_id=args.case)]
     if args.case_names != "source":
         if args.case:
             raise MedSwinError("--case and --case-names exclude each other: --case names the output itself")
-        check_output_folder(args.output, args.input)  # before anything is made in OUT
+        if not remote:
+            check_output_folder(args.output, args.input)  # before anything is made in OUT
         cases = rename_cases(cases, args.case_names, args.output)
     # Collectives wait for the slowest rank's share of an overnight batch.
     ctx = setup_distributed(args.device, backend="gloo", timeout=timedelta(days=7))
@@ -274,13 +347,21 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(args.input)} inputs given as the channels of one case, but model {predictor.card.id!r} "
                 f"takes {len(channels)} ({', '.join(channels)})"
             )
+        if remote:
+            cases = discover_cases(args.input, modality=predictor.card.modality, pacs=settings)
+            if args.case:
+                if len(cases) != 1:
+                    raise MedSwinError(f"--case names one output, but the query matched {len(cases)} series")
+                cases = [replace(cases[0], case_id=args.case)]
+            cases = rename_cases(cases, args.case_names, args.output)
         predictor.postprocess = Postprocess(
             keep_labels=parse_labels_subset(args.labels_subset, predictor.card.labels),
             keep_largest=args.keep_largest,
             min_size_mm3=args.min_size_mm3,
         )
+        formats = [*args.output_format, *(["dicom-seg"] if sink is not None else [])]
         options = BatchOptions(
-            formats=tuple(dict.fromkeys(args.output_format)),
+            formats=tuple(dict.fromkeys(formats)),
             overwrite=args.overwrite,
             redo_changed=args.redo_changed,
             preview=args.preview,
@@ -289,6 +370,7 @@ def run(args: argparse.Namespace) -> int:
             shard=shard or (ctx.rank, ctx.world),
             record_inputs=args.case_names == "source",
             deidentify=args.deidentify,
+            send_to=sink,
         )
         quiet = bool(getattr(args, "quiet", False)) or not ctx.main
         with _sigterm_as_exit():

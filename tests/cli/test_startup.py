@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-HEAVY = ("torch", "monai", "SimpleITK", "highdicom", "rich")
+HEAVY = ("torch", "monai", "SimpleITK", "highdicom", "rich", "pynetdicom", "dicomweb_client", "requests")
 
 
 def _modules_after(code: str) -> set[str]:
