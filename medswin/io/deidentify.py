@@ -21,6 +21,8 @@ import hashlib
 import hmac
 from typing import Any
 
+from medswin.io.phi import PHI_ATTRIBUTES
+
 __all__ = ["METHOD", "deidentify_dataset", "pseudonymous_uid", "pseudonymous_patient"]
 
 METHOD = "DICOM PS3.15 E.1 Basic Application Confidentiality Profile"
@@ -35,17 +37,11 @@ _EMPTIED = (
     "ReferringPhysicianName",
     "StudyID",
 )
-#: removed (type 3, or not part of a SEG at all but copied by some writers).
+#: removed: the patient identifiers medswin masks in logs (:data:`medswin.io.phi.PHI_ATTRIBUTES`)
+#: that are not replaced or emptied, and the study's people, places and descriptions.
 _REMOVED = (
-    "PatientBirthTime",
-    "OtherPatientIDs",
+    *(k for k in PHI_ATTRIBUTES if k not in {"PatientName", "PatientID", *_EMPTIED}),
     "OtherPatientIDsSequence",
-    "OtherPatientNames",
-    "PatientBirthName",
-    "PatientMotherBirthName",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "MedicalRecordLocator",
     "PatientAge",
     "PatientSize",
     "PatientWeight",

@@ -157,27 +157,33 @@ def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) 
             return cached
         if offline():
             raise _offline_error(entry)
-        card = entry.model_card()  # a broken entry fails before the download
+        entry.model_card()  # a broken entry fails before the download
         download = download_file(entry.file, progress=progress)
         checked = _verify(entry, download.path, download.sha256, download.md5, url=download.url, delete=True)
         try:
-            with _weights_inside(download.path, entry.file.member) as weights:
-                path = convert_file(
-                    weights,
-                    card,
-                    name,
-                    key_map=entry.key_map,
-                    partial=entry.partial,
-                    provenance={
-                        "weights_url": download.url,
-                        "weights_checksum": f"{entry.file.name}: {checked}",
-                        "downloaded": utc_timestamp(),
-                    },
-                )
+            path = _convert_entry(entry, name, download.path, download.url, checked)
         finally:
             download.path.unlink(missing_ok=True)  # the converted file is what the cache keeps
     log.info("pulled %s into %s", name, path)
     return path
+
+
+def _convert_entry(entry: WeightsEntry, name: str, source: Path, url: str, checked: str) -> Path:
+    """Convert a verified file of registry ``entry`` (or the member of its zip) into the cache, the
+    same way for a pull and for an import by hand; ``url`` and ``checked`` go into the provenance."""
+    with _weights_inside(source, entry.file.member) as weights:
+        return convert_file(
+            weights,
+            entry.model_card(),
+            name,
+            key_map=entry.key_map,
+            partial=entry.partial,
+            provenance={
+                "weights_url": url,
+                "weights_checksum": f"{entry.file.name}: {checked}",
+                "downloaded": utc_timestamp(),
+            },
+        )
 
 
 def ensure_weights(name: str, *, show_progress: bool | None = None) -> Path:
@@ -225,20 +231,8 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
                     f"legacy_merging {entry.legacy_merging} ({entry.legacy_merging_reason})"
                 )
             checked = _verify(entry, source, sha256, md5, url=str(source), delete=False)
-            card = entry.model_card()
-            with _weights_inside(source, entry.file.member) as weights:
-                return convert_file(
-                    weights,
-                    card,
-                    name,
-                    key_map=entry.key_map,
-                    partial=entry.partial,
-                    provenance={
-                        "weights_url": f"imported by hand from {source.name} (published at {entry.file.urls[0]})",
-                        "weights_checksum": f"{entry.file.name}: {checked}",
-                        "downloaded": utc_timestamp(),
-                    },
-                )
+            where = f"imported by hand from {source.name} (published at {entry.file.urls[0]})"
+            return _convert_entry(entry, name, source, where, checked)
         if not has_preset(name):
             raise WeightsError(
                 f"--as {name}: neither a published model (medswin weights list) nor a preset card (medswin models)"
