@@ -21,13 +21,13 @@ from medswin.io.writers import write_labels  # noqa: E402
 from medswin.metrics.x2s import (  # noqa: E402
     MORPHOMETRY_COLUMNS,
     OVERLAP_COLUMNS,
-    anatomy_from_labels,
     dice_with_background_official,
     evaluate_x2s_case,
     evaluate_x2s_folders,
     format_x2s_table,
     summarize_x2s,
 )
+from medswin.metrics.x2s_anatomy import anatomy_from_labels  # noqa: E402
 
 MANIFESTS = Path(__file__).parents[2] / "data_manifests"
 
