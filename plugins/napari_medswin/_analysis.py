@@ -6,8 +6,10 @@ the CLI and the batch reports agree to the last digit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,24 @@ from medswin.errors import MetricInputError
 from medswin.io.geometry import reorient
 from medswin.io.image import Image
 from medswin.metrics import evaluate_case, volume_ml
+from medswin.metrics.report import csv_text, write_atomic
+from napari_medswin._layers import METADATA_KEY
 
-__all__ = ["StructureVolume", "structure_volumes", "compare_structures", "COMPARE_COLUMNS"]
+__all__ = [
+    "COMPARE_COLUMNS",
+    "VOLUME_CSV_COLUMNS",
+    "StructureVolume",
+    "compare_structures",
+    "labels_fingerprint",
+    "structure_volumes",
+    "volume_origin",
+    "write_volumes_csv",
+]
 
 #: columns of :func:`compare_structures` rows, in display order.
 COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty")
+#: columns of the volume CSV (:func:`write_volumes_csv`).
+VOLUME_CSV_COLUMNS: tuple[str, ...] = ("label", "name", "voxels", "volume_ml", "model", "source", "layer")
 
 
 @dataclass(frozen=True)
@@ -133,3 +148,45 @@ def compare_structures(
         }
         for row in result.rows
     ]
+
+
+def labels_fingerprint(data: Any) -> int:
+    """A CRC-32 of the voxels (and shape, dtype): tells whether a label map changed since it was counted.
+
+    Cheap next to counting (about 60 ms for 512x512x300 uint8 here, against seconds to recount).
+    """
+    array = np.ascontiguousarray(np.asarray(data))
+    header = f"{array.shape}{array.dtype.str}".encode()
+    return zlib.crc32(array.reshape(-1).view(np.uint8), zlib.crc32(header))
+
+
+def volume_origin(layer_name: str, metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Where a labels layer came from, for the CSV: the model card id and the image file it lies on."""
+    info = dict(metadata.get(METADATA_KEY) or {})
+    source = (info.get("meta") or {}).get("path") or ""
+    return {
+        "model": str(info.get("model") or ""),
+        "source": str(source),
+        "layer": str(layer_name),
+    }
+
+
+def write_volumes_csv(
+    volumes: Sequence[StructureVolume],
+    path: str | Path,
+    *,
+    model: str = "",
+    source: str = "",
+    layer: str = "",
+) -> Path:
+    """Write per-structure volumes as CSV (:data:`VOLUME_CSV_COLUMNS`), atomically.
+
+    Args:
+        volumes: rows of :func:`structure_volumes`.
+        path: output ``.csv``.
+        model: id of the model card that predicted the labels ("" for hand-made or loaded labels).
+        source: the file the labels (or the image they were predicted on) were read from.
+        layer: the napari layer name.
+    """
+    rows = [{**v.as_row(), "model": model, "source": source, "layer": layer} for v in volumes]
+    return write_atomic(Path(path), csv_text(rows, VOLUME_CSV_COLUMNS))

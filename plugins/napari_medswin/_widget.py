@@ -31,7 +31,14 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
 from medswin.inference.runtime import available_devices
-from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
+from napari_medswin._analysis import (
+    StructureVolume,
+    compare_structures,
+    labels_fingerprint,
+    structure_volumes,
+    volume_origin,
+    write_volumes_csv,
+)
 from napari_medswin._layers import (
     METADATA_KEY,
     image_from_layer,
@@ -57,6 +64,10 @@ log = logging.getLogger(__name__)
 
 # delay (ms) between an edit of the labels and the recount of the volume table
 _EDIT_REFRESH_MS = 150
+# layer events after which the voxels may differ: painting/filling, a new array, and set_data, the
+# only one undo/redo emit (they write the array and re-slice); set_data also follows every slider
+# move, so the voxels are fingerprinted before recounting
+_EDIT_EVENTS = ("paint", "data", "set_data")
 #: volume table: (row key, column header, cell format)
 VOLUME_TABLE = (
     ("label", "label", "{}"),
@@ -156,7 +167,8 @@ class SegmentWidget(Container):
         self._edit_timer = QTimer()
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(_EDIT_REFRESH_MS)
-        self._edit_timer.timeout.connect(lambda: self._refresh_volumes(self._volumes_of))
+        self._edit_timer.timeout.connect(self._recount_if_changed)
+        self._volumes_fingerprint: int | None = None
 
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         # runnable shipped checkpoints first (the default), then a file, then cards whose weights are imported
@@ -176,6 +188,7 @@ class SegmentWidget(Container):
         self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
         self._table = TextTable(VOLUME_TABLE)
         self._show_all = PushButton(text="Show all labels")
+        self._export = PushButton(text="Save volumes as CSV…", enabled=False)
         super().__init__(
             widgets=[
                 self._image,
@@ -187,7 +200,7 @@ class SegmentWidget(Container):
                 self._progress,
                 self._status,
                 self._volume_layer,
-                self._show_all,
+                Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
             ]
         )
         self.native.layout().addWidget(self._table)
@@ -199,6 +212,7 @@ class SegmentWidget(Container):
         self._volume_layer.changed.connect(self._refresh_volumes)
         self._table.cellClicked.connect(lambda row, _column: self.focus_row(row))
         self._show_all.changed.connect(self._on_show_all)
+        self._export.changed.connect(self._on_export)
 
     # ------------------------------------------------------------------ running
     @property
@@ -310,14 +324,15 @@ class SegmentWidget(Container):
 
     def _refresh_volumes(self, layer: Any = None) -> None:
         layer = layer if layer is not None else self._volume_layer.value
-        if layer is not self._volumes_of:  # follow edits (painting, filling) of the layer shown
+        if layer is not self._volumes_of:  # follow every change of the voxels of the layer shown
             for old in [self._volumes_of] if self._volumes_of is not None else []:
-                old.events.paint.disconnect(self._on_labels_edited)
-                old.events.data.disconnect(self._on_labels_edited)
+                for event in _EDIT_EVENTS:
+                    getattr(old.events, event).disconnect(self._on_labels_edited)
             if layer is not None:
-                layer.events.paint.connect(self._on_labels_edited)
-                layer.events.data.connect(self._on_labels_edited)
+                for event in _EDIT_EVENTS:
+                    getattr(layer.events, event).connect(self._on_labels_edited)
         self._volumes_of = layer
+        self._volumes_fingerprint = None if layer is None else labels_fingerprint(layer.data)
         if layer is None:
             self._volumes = []
         else:
@@ -329,11 +344,45 @@ class SegmentWidget(Container):
                 _report(error)
                 self._volumes = []
         self._table.set_rows([v.as_row() for v in self._volumes])
+        self._export.enabled = layer is not None
 
     def _on_labels_edited(self, event: Any = None) -> None:
         # napari announces a paint before writing the voxels, and a brush drag paints many times:
         # recount once the event loop is idle again, at most every _EDIT_REFRESH_MS
         self._edit_timer.start()
+
+    def _recount_if_changed(self) -> None:
+        """Recount when the voxels differ from those counted (undo/redo only re-slice, emitting set_data)."""
+        layer = self._volumes_of
+        if layer is not None and labels_fingerprint(layer.data) == self._volumes_fingerprint:
+            return  # a new slice shown, the same voxels
+        self._refresh_volumes(layer)
+
+    def export_volumes(self, path: str | Path) -> Path:
+        """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
+        layer = self._volumes_of
+        if layer is None:
+            raise MedSwinError("no labels layer chosen: pick one under 'Volumes of' first")
+        self._recount_if_changed()  # an edit within the last _EDIT_REFRESH_MS counts too
+        return write_volumes_csv(self._volumes, path, **volume_origin(layer.name, layer.metadata))
+
+    def _on_export(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        layer = self._volumes_of
+        if layer is None:
+            show_error("Choose a labels layer under 'Volumes of' first")
+            return
+        suggested = f"{layer.name.replace('/', '_')}_volumes.csv"
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save volumes", suggested, "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            written = self.export_volumes(path)
+        except (MedSwinError, OSError) as error:
+            _report(error)
+            return
+        show_info(f"Saved the volume table to {written}")
 
     @property
     def volumes(self) -> list[StructureVolume]:

@@ -102,3 +102,46 @@ def test_widgets_open_from_the_plugins_menu(phantom_viewer, display_name, widget
         assert widget._image.value is phantom_viewer.layers["CT phantom"]
     else:
         assert widget._reference.value is phantom_viewer.layers["CT phantom reference"]
+
+
+def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
+    phantom_viewer, check_volume_table, qtbot, tmp_path
+):
+    """Undo/redo emit neither paint nor data events: the table must still show the voxels as they are."""
+    import csv
+
+    widget = SegmentWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    reference = phantom_viewer.layers["CT phantom reference"]
+    widget._volume_layer.reset_choices()
+    widget._volume_layer.value = reference
+    liver = widget.volumes[0]
+    assert liver.name == "liver"
+    original_ml = liver.volume_ml
+
+    reference.brush_size = 5
+    centre = np.array(reference.data.shape) // 2
+    reference.paint(centre, 1, refresh=True)  # liver painted over whatever is at the centre
+    qtbot.waitUntil(lambda: widget.volumes[0].voxels > liver.voxels, timeout=5_000)
+    painted_ml = widget.volumes[0].volume_ml
+    assert painted_ml > original_ml
+    check_volume_table(widget, image_from_layer(reference))
+
+    reference.undo()
+    qtbot.waitUntil(lambda: widget.volumes[0].volume_ml == original_ml, timeout=5_000)
+    check_volume_table(widget, image_from_layer(reference))
+    assert widget._table.texts()["volume (mL)"][0] == f"{original_ml:.2f}"
+
+    reference.redo()
+    qtbot.waitUntil(lambda: widget.volumes[0].volume_ml == painted_ml, timeout=5_000)
+    check_volume_table(widget, image_from_layer(reference))
+
+    written = widget.export_volumes(tmp_path / "volumes.csv")
+    with open(written, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["label", "name", "voxels", "volume_ml", "model", "source", "layer"]
+    assert [(int(r["label"]), r["name"]) for r in rows] == [(v.label, v.name) for v in widget.volumes]
+    assert [int(r["voxels"]) for r in rows] == [v.voxels for v in widget.volumes]
+    np.testing.assert_allclose([float(r["volume_ml"]) for r in rows], [v.volume_ml for v in widget.volumes])
+    assert float(rows[0]["volume_ml"]) == painted_ml
+    assert {(r["source"], r["layer"]) for r in rows} == {("ct_phantom", "CT phantom reference")}
