@@ -27,6 +27,7 @@ __all__ = [
     "VOLUME_CSV_COLUMNS",
     "StructureVolume",
     "compare_structures",
+    "is_placeholder_name",
     "labels_fingerprint",
     "structure_volumes",
     "volume_origin",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 #: columns of :func:`compare_structures` rows, in display order.
-COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty")
+COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty", "pair")
 #: columns of the volume CSV (:func:`write_volumes_csv`).
 VOLUME_CSV_COLUMNS: tuple[str, ...] = ("label", "name", "voxels", "volume_ml", "model", "source", "layer")
 
@@ -116,17 +117,39 @@ def structure_volumes(labels: Image, names: Mapping[int, str] | None = None) -> 
     return result
 
 
+def is_placeholder_name(name: str | None, value: int) -> bool:
+    """True for names that say nothing about the structure: empty or ``"label <value>"`` (what files without names get)."""
+    text = (name or "").strip().lower()
+    return text in ("", f"label {value}", f"label_{value}", str(value))
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a.strip().lower().replace("_", " ") == b.strip().lower().replace("_", " ")
+
+
 def compare_structures(
     prediction: Image,
     reference: Image,
     names: Mapping[int, str] | None = None,
     nsd_tolerance_mm: float = 2.0,
+    *,
+    reference_names: Mapping[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Dice, HD95 (mm) and NSD of every label present in either map (:func:`medswin.metrics.evaluate_case`).
+
+    Labels are paired by value. Each row says how each side names its label (``prediction_name``,
+    ``reference_name``, ``"label <v>"`` when a side has no name) and gives the informative one as
+    ``name``: a NIfTI reference has no names, so the prediction's (model card's) names are shown;
+    ``pair`` reads ``"liver ↔ liver"`` and shows both names when they disagree, which means the two
+    label maps may not use the same numbering.
 
     The reference may store the same grid in another axis order (e.g. an RAS NIfTI against a
     DICOM-ordered prediction): it is reoriented exactly first. Grids that differ otherwise are
     refused (``MetricInputError``) rather than resampled, so no score is computed on moved voxels.
+
+    Args:
+        names: label value -> name of the prediction's labels.
+        reference_names: label value -> name of the reference's labels.
     """
     if reference.orientation != prediction.orientation:
         reference = reorient(reference, prediction.orientation)
@@ -136,18 +159,33 @@ def compare_structures(
         nsd_tolerance_mm=nsd_tolerance_mm,
         case=str(reference.meta.get("path") or "reference"),
     )
-    names = dict(names or {})
-    return [
-        {
-            "label": int(row["label"]),
-            "name": names.get(int(row["label"]), f"label {row['label']}"),
-            "dice": float(row["dice"]),
-            "hd95_mm": float(row["hd95"]),
-            "nsd": float(row["nsd"]),
-            "empty": row["empty"],
-        }
-        for row in result.rows
-    ]
+    predicted, referenced = dict(names or {}), dict(reference_names or {})
+    rows = []
+    for row in result.rows:
+        value = int(row["label"])
+        pred_name = predicted.get(value) or f"label {value}"
+        ref_name = referenced.get(value) or f"label {value}"
+        pred_known = not is_placeholder_name(pred_name, value)
+        ref_known = not is_placeholder_name(ref_name, value)
+        name = pred_name if pred_known or not ref_known else ref_name
+        if pred_known and ref_known and not _same_name(pred_name, ref_name):
+            pair = f"{pred_name} ↔ {ref_name} (names differ)"
+        else:
+            pair = f"{pred_name} ↔ {ref_name}"
+        rows.append(
+            {
+                "label": value,
+                "name": name,
+                "dice": float(row["dice"]),
+                "hd95_mm": float(row["hd95"]),
+                "nsd": float(row["nsd"]),
+                "empty": row["empty"],
+                "prediction_name": pred_name,
+                "reference_name": ref_name,
+                "pair": pair,
+            }
+        )
+    return rows
 
 
 def labels_fingerprint(data: Any) -> int:

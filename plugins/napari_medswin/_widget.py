@@ -83,6 +83,7 @@ COMPARE_TABLE = (
     ("hd95_mm", "HD95 (mm)", "{:.2f}"),
     ("nsd", "NSD", "{:.3f}"),
     ("empty", "empty", "{}"),
+    ("pair", "compared (prediction ↔ reference)", "{}"),
 )
 
 
@@ -408,6 +409,7 @@ class CompareWidget(Container):
         self._viewer = viewer
         self._worker: Any = None
         self._rows: list[dict[str, Any]] = []
+        self._layers_compared: tuple[str, str] = ("", "")
         self._prediction = create_widget(label="Prediction", annotation="napari.layers.Labels")
         self._reference = create_widget(label="Reference", annotation="napari.layers.Labels")
         self._tolerance = FloatSpinBox(label="NSD tolerance (mm)", value=2.0, min=0.0, max=50.0, step=0.5)
@@ -428,7 +430,7 @@ class CompareWidget(Container):
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The rows of the score table (label, name, dice, hd95_mm, nsd, empty)."""
+        """The rows of the score table (label, name, dice, hd95_mm, nsd, empty, pair, prediction_name, reference_name)."""
         return list(self._rows)
 
     def compare(self) -> Any:
@@ -448,19 +450,18 @@ class CompareWidget(Container):
         except MedSwinError as error:
             _report(error)
             return None
-        names = label_names_of({"metadata": reference.metadata, "features": reference.features})
-        for value, name in label_names_of(
-            {"metadata": prediction.metadata, "features": prediction.features}
-        ).items():
-            names.setdefault(value, name)
+        names = label_names_of({"metadata": prediction.metadata, "features": prediction.features})
+        ref_names = label_names_of({"metadata": reference.metadata, "features": reference.features})
         self._status.value = "comparing…"
         self._compare.enabled = False
+        self._layers_compared = (prediction.name, reference.name)
         worker = create_worker(
             compare_structures,
             pred_image,
             ref_image,
             names,
             float(self._tolerance.value),
+            reference_names=ref_names,
             _start_thread=False,
             _ignore_errors=True,  # _on_error shows them
         )
@@ -475,7 +476,21 @@ class CompareWidget(Container):
         self._rows = list(rows)
         self._table.set_rows(self._rows)
         dice = [row["dice"] for row in self._rows]
-        self._status.value = f"mean Dice {np.mean(dice):.3f} over {len(dice)} labels" if dice else "no labels"
+        prediction, reference = self._layers_compared
+        pairs = "; ".join(f"{row['label']}: {row['pair']}" for row in self._rows)
+        if not dice:
+            self._status.value = f"{prediction} vs {reference}: no labels in either"
+            return
+        differ = [str(row["label"]) for row in self._rows if row["pair"].endswith("(names differ)")]
+        warning = (
+            f"\nNames differ for label(s) {', '.join(differ)}: check both maps number structures alike"
+            if differ
+            else ""
+        )
+        self._status.value = (
+            f"{prediction} vs {reference}, paired by label value: mean Dice {np.mean(dice):.3f} over "
+            f"{len(dice)} labels\n{pairs}{warning}"
+        )
 
     def _on_error(self, error: BaseException) -> None:
         self._status.value = "failed"

@@ -145,3 +145,25 @@ def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
     np.testing.assert_allclose([float(r["volume_ml"]) for r in rows], [v.volume_ml for v in widget.volumes])
     assert float(rows[0]["volume_ml"]) == painted_ml
     assert {(r["source"], r["layer"]) for r in rows} == {("ct_phantom", "CT phantom reference")}
+
+
+def test_compare_with_an_unnamed_reference_shows_the_prediction_names(phantom_viewer, qtbot):
+    """A NIfTI reference has no names ("label 1".."label 5"): the prediction's names label the rows."""
+    named = phantom_viewer.layers["CT phantom reference"]
+    unnamed_data, kwargs, _ = image_to_layer_data(image_from_layer(named), "reference.nii.gz")
+    phantom_viewer.add_labels(unnamed_data.copy(), **kwargs)
+    assert phantom_viewer.layers["reference.nii.gz"].features["name"].tolist()[1] == "label 1"
+    widget = CompareWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._prediction.value = named
+    widget._reference.value = phantom_viewer.layers["reference.nii.gz"]
+    assert widget.compare() is not None
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30_000)
+    assert [row["name"] for row in widget.rows] == [NAMES[v] for v in sorted(NAMES)]
+    shown = widget._table.texts()
+    assert list(shown["name"]) == [NAMES[v] for v in sorted(NAMES)]
+    assert shown["compared (prediction ↔ reference)"][0] == f"{NAMES[1]} ↔ label 1"
+    status = widget._status.value
+    assert status.startswith("CT phantom reference vs reference.nii.gz, paired by label value")
+    assert f"1: {NAMES[1]} ↔ label 1" in status and "differ" not in status
