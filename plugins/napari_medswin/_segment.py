@@ -15,12 +15,16 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import CheckpointError, GeometryError
+from medswin.io.geometry import reorient
 from medswin.io.image import Image
-from napari_medswin._layers import LayerDataTuple, image_to_layer_data
+from medswin.transforms.postprocess import Postprocess
+from napari_medswin._layers import LayerDataTuple, image_to_layer_data, layer_to_image
 
 __all__ = [
     "CHECKPOINT_CHOICE",
     "ModelChoice",
+    "clean_up_layer_data",
+    "clean_up_settings",
     "SegmentationRunner",
     "model_card",
     "model_choices",
@@ -111,10 +115,12 @@ class SegmentationRunner:
         overlap: float = 0.5,
         progress: ProgressCallback | None = None,
         cancel: Callable[[], bool] | None = None,
+        postprocess: Postprocess | None = None,
     ) -> Any:
         """Predict labels for ``image`` with model ``spec`` (shipped name, preset or checkpoint path).
 
-        Returns the :class:`~medswin.inference.Prediction`; raises ``CancelledError`` when
+        ``postprocess`` is the clean-up the CLI's ``--keep-largest``/``--min-size-mm3`` give (none by
+        default). Returns the :class:`~medswin.inference.Prediction`; raises ``CancelledError`` when
         ``cancel()`` turns true, and medswin errors (naming the file) for unusable models or images.
         """
         if progress is not None:
@@ -122,7 +128,8 @@ class SegmentationRunner:
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         predictor = self._predictor_for(spec, device)
-        predictor.overlap = float(overlap)  # a setting of each run; the loaded network is reused
+        predictor.overlap = float(overlap)  # settings of each run; the loaded network is reused
+        predictor.postprocess = postprocess or Postprocess()
         return predictor.predict(image, progress=progress, cancel=cancel)
 
 
@@ -160,3 +167,33 @@ def prediction_layer_data(
             {k: list(v) if k == "axis_labels" else np.array(v, copy=True) for k, v in transform.items()}
         )
     return data, kwargs, layer_type
+
+
+def clean_up_settings(keep_largest: bool, min_piece_ml: float) -> Postprocess:
+    """The :class:`~medswin.transforms.postprocess.Postprocess` of the widget's clean-up options.
+
+    Args:
+        keep_largest: keep only the largest connected piece of every structure (``--keep-largest``).
+        min_piece_ml: remove pieces smaller than this many mL (``--min-size-mm3`` = mL × 1000); 0 keeps all.
+    """
+    if min_piece_ml < 0:
+        raise ValueError(f"the smallest piece to keep must be >= 0 mL, got {min_piece_ml}")
+    return Postprocess(keep_largest=bool(keep_largest), min_size_mm3=float(min_piece_ml) * 1000.0)
+
+
+def clean_up_layer_data(
+    data: Any, attributes: Mapping[str, Any], postprocess: Postprocess
+) -> tuple[np.ndarray, ...]:
+    """Indices (one array per axis) of the voxels of a labels layer that ``postprocess`` sets to 0.
+
+    The clean-up runs on the image in its file's axis order, exactly as the CLI runs it (which piece
+    is "largest" between two of equal size depends on the order voxels are scanned), and comes back
+    as edits of the layer's own array that the layer can apply undoably.
+    """
+    array = np.asarray(data)
+    shown = layer_to_image(array, {k: v for k, v in attributes.items() if k != "metadata"}, kind="label")
+    cleaned = postprocess.apply(layer_to_image(array, attributes, kind="label"))
+    back = reorient(cleaned, shown.orientation).array[0]
+    if back.shape != array.shape:
+        raise GeometryError(f"layer {attributes.get('name', '')!r}: the clean-up came back on another grid")
+    return tuple(np.nonzero(back != array))

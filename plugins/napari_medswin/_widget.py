@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -49,6 +50,8 @@ from napari_medswin._layers import (
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
+    clean_up_layer_data,
+    clean_up_settings,
     model_card,
     model_choices,
     prediction_layer_data,
@@ -153,6 +156,23 @@ def focus_structure(viewer: Any, layer: Any, structure: StructureVolume) -> None
     layer.show_selected_label = True
 
 
+def erase_undoably(layer: Any, indices: tuple[np.ndarray, ...]) -> None:
+    """Set voxels of a labels layer to 0 as one step of napari's edit history (Ctrl+Z restores them).
+
+    ``Labels.data_setitem`` would record the step too, but napari 0.9 then also writes the values into
+    the slice on screen at the slice index its own ``_get_pt_not_disp`` computes, which for a rotated
+    (oblique) layer can be the neighbouring slice: measured here, 45 voxels of another slice zeroed.
+    The history atom is the one ``data_setitem`` records; undo/redo replay it on the array itself.
+    """
+    save_history = getattr(layer, "_save_history", None)
+    if save_history is None:  # a napari without that hook: its public edit
+        layer.data_setitem(indices, 0)
+        return
+    save_history((indices, np.array(layer.data[indices], copy=True), layer.data.dtype.type(0)))
+    layer.data[indices] = 0
+    layer.refresh()
+
+
 class SegmentWidget(Container):
     """Pick an image layer and a model, run it in the background, inspect the labels and their volumes."""
 
@@ -182,6 +202,12 @@ class SegmentWidget(Container):
         self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
         self._device = ComboBox(label="Device", choices=available_devices())
         self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
+        # clean-up: the CLI's --keep-largest / --min-size-mm3, through the same Postprocess
+        self._keep_largest = CheckBox(text="Keep the largest piece of each structure", value=False)
+        self._min_piece = FloatSpinBox(
+            label="Remove pieces under (mL)", value=0.0, min=0.0, max=10_000.0, step=0.5
+        )
+        self._clean_up = PushButton(text="Clean up labels now")
         self._run = PushButton(text="Run")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
@@ -197,14 +223,18 @@ class SegmentWidget(Container):
                 self._checkpoint,
                 self._device,
                 self._overlap,
+                self._keep_largest,
+                self._min_piece,
                 Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
                 self._progress,
                 self._status,
                 self._volume_layer,
                 Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
+                self._clean_up,
             ]
         )
         self.native.layout().addWidget(self._table)
+        self._edit_timer.setParent(self.native)  # deleted with the widget: no recount after the viewer closes
         self._model.changed.connect(self._on_model_changed)
         self._checkpoint.changed.connect(self._on_model_changed)
         self._on_model_changed()
@@ -214,6 +244,7 @@ class SegmentWidget(Container):
         self._table.cellClicked.connect(lambda row, _column: self.focus_row(row))
         self._show_all.changed.connect(self._on_show_all)
         self._export.changed.connect(self._on_export)
+        self._clean_up.changed.connect(self.clean_up)
 
     # ------------------------------------------------------------------ running
     @property
@@ -257,11 +288,18 @@ class SegmentWidget(Container):
         transform = spatial_transform(layer, dims)
         runner, device, overlap = self._runner, str(self._device.value), float(self._overlap.value)
         progress, cancel = self._relay.progressed.emit, self._cancel_requested.is_set
+        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
 
         def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), then predict
             image = layer_to_image(data, attributes, kind="intensity")
             return image, runner.run(
-                image, spec, device=device, overlap=overlap, progress=progress, cancel=cancel
+                image,
+                spec,
+                device=device,
+                overlap=overlap,
+                progress=progress,
+                cancel=cancel,
+                postprocess=postprocess,
             )
 
         self._cancel_requested.clear()
@@ -355,8 +393,8 @@ class SegmentWidget(Container):
     def _recount_if_changed(self) -> None:
         """Recount when the voxels differ from those counted (undo/redo only re-slice, emitting set_data)."""
         layer = self._volumes_of
-        if layer is not None and labels_fingerprint(layer.data) == self._volumes_fingerprint:
-            return  # a new slice shown, the same voxels
+        if layer is None or labels_fingerprint(layer.data) == self._volumes_fingerprint:
+            return  # nothing shown, or a new slice shown with the same voxels
         self._refresh_volumes(layer)
 
     def export_volumes(self, path: str | Path) -> Path:
@@ -395,6 +433,28 @@ class SegmentWidget(Container):
         layer = self._volume_layer.value
         if layer is not None and 0 <= row < len(self._volumes):
             focus_structure(self._viewer, layer, self._volumes[row])
+
+    def clean_up(self) -> int:
+        """Apply the clean-up options to the 'Volumes of' layer as one undoable edit; returns voxels cleared."""
+        layer = self._volume_layer.value
+        if layer is None:
+            show_error("Choose a labels layer under 'Volumes of' first")
+            return 0
+        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
+        if postprocess.is_identity:
+            show_info("Nothing to clean up: tick 'Keep the largest piece' or set a smallest piece in mL")
+            return 0
+        try:
+            changed = clean_up_layer_data(layer.data, layer_attributes(layer), postprocess)
+        except MedSwinError as error:
+            _report(error)
+            return 0
+        cleared = int(changed[0].size) if changed else 0
+        if cleared:
+            erase_undoably(layer, changed)
+        self._status.value = f"{layer.name}: clean-up removed {cleared} voxels"
+        self._refresh_volumes(layer)
+        return cleared
 
     def _on_show_all(self) -> None:
         layer = self._volume_layer.value

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from napari_medswin import _widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
-from napari_medswin._segment import CHECKPOINT_CHOICE
+from napari_medswin._segment import CHECKPOINT_CHOICE, prediction_layer_data
 from napari_medswin._widget import SegmentWidget
 from qtpy.QtCore import Qt
 
 from medswin.data.phantom import make_ct_phantom
 from medswin.inference import Predictor
+from medswin.transforms.postprocess import Postprocess
 
 pytestmark = pytest.mark.napari
 
@@ -152,3 +153,38 @@ def test_the_model_menu_offers_volume_models_only():
     specs = {choice.spec: choice.has_weights for choice in model_choices()}
     assert specs["demo"] is True and "swin_unetr_btcv" in specs
     assert not [spec for spec in specs if "x2s" in spec]
+
+
+def test_clean_up_is_the_cli_postprocess_at_run_time_and_on_a_layer(
+    segment, viewer, case, tiny_checkpoint, qtbot, errors
+):
+    """Keep-largest and a smallest piece (mL) give the labels the CLI's --keep-largest/--min-size-mm3 give."""
+    segment._keep_largest.value = True
+    segment._min_piece.value = 0.2  # mL: 200 mm3, between 5 and 6 voxels of 3x3x4 mm
+    cli = Postprocess(keep_largest=True, min_size_mm3=200.0)
+    raw = Predictor(str(tiny_checkpoint), overlap=0.25).predict(case.image)
+    cleaned = Predictor(str(tiny_checkpoint), overlap=0.25, postprocess=cli).predict(case.image)
+    assert not np.array_equal(raw.labels.array, cleaned.labels.array)  # the random model leaves pieces
+
+    _run(segment, qtbot)
+    assert errors == []
+    np.testing.assert_array_equal(
+        image_from_layer(viewer.layers["CT [tiny_phantom]"]).array, cleaned.labels.array
+    )
+
+    # the same clean-up on a layer already shown, as one undoable edit
+    image_layer = viewer.layers["CT"]
+    data, kwargs, _ = prediction_layer_data(case.image, raw, "raw", _widget.spatial_transform(image_layer, 3))
+    raw_layer = viewer.add_labels(data, **kwargs)
+    segment._volume_layer.reset_choices()
+    segment._volume_layer.value = raw_layer
+    cleared = segment.clean_up()
+    assert cleared == int(np.count_nonzero(raw.labels.array != cleaned.labels.array)) > 0
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, cleaned.labels.array)
+    assert [v.voxels for v in segment.volumes] == [
+        int(np.count_nonzero(cleaned.labels.array == v.label)) for v in segment.volumes
+    ]
+    raw_layer.undo()
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, raw.labels.array)
+    raw_layer.redo()
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, cleaned.labels.array)
