@@ -23,6 +23,7 @@ from napari_medswin._layers import LayerDataTuple, image_to_layer_data, layer_to
 __all__ = [
     "CHECKPOINT_CHOICE",
     "ModelChoice",
+    "card_summary_text",
     "clean_up_layer_data",
     "clean_up_settings",
     "SegmentationRunner",
@@ -41,30 +42,76 @@ ProgressCallback = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """One entry of the model menu: a shipped checkpoint (runnable) or a preset card (needs weights)."""
+    """One model medswin knows: runnable here (weights on this computer) or not yet, with how to get it.
+
+    Attributes:
+        spec: what ``resolve_model`` takes (a shipped name, a weights-cache name, a preset id).
+        has_weights: True when the weights are on this computer (shipped, pulled or imported).
+        how: for models without weights, the command that brings them ("" otherwise).
+    """
 
     spec: str
     has_weights: bool
+    how: str = ""
 
     @property
     def label(self) -> str:
-        return self.spec if self.has_weights else f"{self.spec} (card only: choose its checkpoint file)"
+        return self.spec if self.has_weights else f"{self.spec}: {self.how}"
+
+
+def _volume_model(card: Any) -> bool:
+    """Biplanar X-ray models (Swin-X2S) take two radiographs, not an image layer."""
+    return card.radiographs is None
 
 
 def model_choices() -> list[ModelChoice]:
-    """Shipped checkpoints (e.g. ``demo``) first, then preset cards whose weights are imported separately.
+    """Every volume model medswin knows: runnable ones first (shipped, then pulled/imported), then the rest.
 
-    Biplanar X-ray models (Swin-X2S) are left out: they take two radiographs, not the image layer.
+    A published model not yet pulled says ``medswin weights pull <name>``; a preset card whose weights
+    are published elsewhere says how to import them (its card's ``weights`` note).
     """
+    from medswin.errors import MedSwinError
     from medswin.models import list_presets
+    from medswin.models.checkpoints import read_checkpoint_card
     from medswin.models.resolve import list_shipped_weights
+    from medswin.weights import cached_weights, list_cached_weights, list_weights
 
-    shipped = [name for name in list_shipped_weights() if model_card(name).radiographs is None]
-    return [ModelChoice(name, True) for name in shipped] + [
-        ModelChoice(name, False)
-        for name in list_presets()
-        if name not in shipped and model_card(name).radiographs is None
-    ]
+    runnable: list[ModelChoice] = []
+    for name in list_shipped_weights():
+        if _volume_model(model_card(name)):
+            runnable.append(ModelChoice(name, True))
+    for name in list_cached_weights():
+        if name in {c.spec for c in runnable}:
+            continue
+        try:
+            card = read_checkpoint_card(cached_weights(name) or name)
+        except MedSwinError as error:  # a broken file in the cache: say so in the log, offer the rest
+            log.warning("weights cache: %s", error)
+            continue
+        if _volume_model(card):
+            runnable.append(ModelChoice(name, True))
+    known = {c.spec for c in runnable}
+    missing: list[ModelChoice] = []
+    for entry in list_weights():
+        if entry.name not in known and entry.predicts and _volume_model(entry.model_card()):
+            missing.append(ModelChoice(entry.name, False, f"medswin weights pull {entry.name}"))
+    published_cards = {c.spec for c in missing} | known
+    for name in list_presets():
+        if name in published_cards:
+            continue
+        card = model_card(name)
+        if _volume_model(card):
+            hint = (
+                card.provenance.get("weights")
+                or f"medswin import-checkpoint FILE --preset {name} -o {name}.safetensors"
+            )
+            missing.append(ModelChoice(name, False, hint))
+    return runnable + missing
+
+
+def card_summary_text(card: Any) -> str:
+    """The card's summary (:meth:`~medswin.models.ModelCard.summary`) as lines ``field: value``."""
+    return "\n".join(f"{key}: {value}" for key, value in card.summary().items())
 
 
 def model_card(spec: str) -> Any:

@@ -26,12 +26,13 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
 from medswin.inference.runtime import available_devices
+from medswin.models.fit import check_fit
 from napari_medswin._analysis import (
     StructureVolume,
     compare_structures,
@@ -50,6 +51,7 @@ from napari_medswin._layers import (
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
+    card_summary_text,
     clean_up_layer_data,
     clean_up_settings,
     model_card,
@@ -123,9 +125,10 @@ class TextTable(QTableWidget):
 
 
 class _ProgressRelay(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued Qt signal)."""
+    """Carries progress and fit warnings from the worker thread to the GUI thread (queued Qt signals)."""
 
     progressed = Signal(int, int, str)
+    warned = Signal(list)
 
 
 def _report(error: BaseException) -> None:
@@ -183,6 +186,8 @@ class SegmentWidget(Container):
         self._worker: Any = None
         self._relay = _ProgressRelay()
         self._relay.progressed.connect(self._on_progress)
+        self._relay.warned.connect(self._on_fit_warnings)
+        self._fit_context = ("", "")
         self._volumes: list[StructureVolume] = []
         self._volumes_of: Any = None  # the labels layer the table describes
         self._edit_timer = QTimer()
@@ -192,13 +197,23 @@ class SegmentWidget(Container):
         self._volumes_fingerprint: int | None = None
 
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
-        # runnable shipped checkpoints first (the default), then a file, then cards whose weights are imported
+        # only models that can run: shipped, pulled or imported (the first is the default), or a file;
+        # the others are listed below the menu with the command that brings them
         models = model_choices()
         choices = [(c.label, c.spec) for c in models if c.has_weights]
-        choices += [(CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)] + [
-            (c.label, c.spec) for c in models if not c.has_weights
-        ]
-        self._model = ComboBox(label="Model", choices=choices)
+        self._model = ComboBox(label="Model", choices=[*choices, (CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)])
+        self._card = Label(value="")
+        self._card.native.setWordWrap(True)
+        missing = [c for c in models if not c.has_weights]
+        self._missing = Label(
+            value="Not on this computer yet (run, then reopen this panel):\n"
+            + "\n".join(f"• {c.label}" for c in missing)
+            if missing
+            else ""
+        )
+        self._missing.native.setWordWrap(True)
+        self._missing.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fit_warnings: list[str] = []  # why the last image run may not suit its model
         self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
         self._device = ComboBox(label="Device", choices=available_devices())
         self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
@@ -221,6 +236,7 @@ class SegmentWidget(Container):
                 self._image,
                 self._model,
                 self._checkpoint,
+                self._card,
                 self._device,
                 self._overlap,
                 self._keep_largest,
@@ -228,6 +244,7 @@ class SegmentWidget(Container):
                 Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
                 self._progress,
                 self._status,
+                self._missing,
                 self._volume_layer,
                 Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
                 self._clean_up,
@@ -266,8 +283,10 @@ class SegmentWidget(Container):
         self._checkpoint.visible = self._model.value == CHECKPOINT_CHOICE
         try:
             card = model_card(self._model_spec())
-        except MedSwinError:
-            return  # no file chosen yet, or not a medswin checkpoint: Run will say why
+        except MedSwinError as error:  # no file chosen yet, or not a medswin checkpoint: Run will say why
+            self._card.value = "" if self._model.value == CHECKPOINT_CHOICE else str(error)
+            return
+        self._card.value = card_summary_text(card)
         self._overlap.value = min(card.overlap, self._overlap.max)
 
     def run(self) -> Any:
@@ -280,6 +299,7 @@ class SegmentWidget(Container):
             return None
         try:
             spec = self._model_spec()
+            card = model_card(spec)
         except MedSwinError as error:
             _report(error)
             return None
@@ -290,8 +310,11 @@ class SegmentWidget(Container):
         progress, cancel = self._relay.progressed.emit, self._cancel_requested.is_set
         postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
 
-        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), then predict
+        warn = self._relay.warned.emit
+
+        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), check, predict
             image = layer_to_image(data, attributes, kind="intensity")
+            warn([str(w) for w in check_fit(image, card)])  # said, not enforced: the run goes on
             return image, runner.run(
                 image,
                 spec,
@@ -303,6 +326,8 @@ class SegmentWidget(Container):
             )
 
         self._cancel_requested.clear()
+        self.fit_warnings = []
+        self._fit_context = (layer.name, card.id)
         self._progress.value = 0
         self._status.value = "starting…"
         self._run.enabled, self._cancel.enabled = False, True
@@ -321,6 +346,12 @@ class SegmentWidget(Container):
             self._cancel_requested.set()
             self._cancel.enabled = False
             self._status.value = "cancelling…"
+
+    def _on_fit_warnings(self, reasons: list[str]) -> None:
+        self.fit_warnings = list(reasons)
+        if reasons:
+            image_name, model = self._fit_context
+            show_warning(f"{model} may not suit {image_name}: " + "; ".join(reasons) + ". Running anyway.")
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self._progress.max = max(int(total), 1)

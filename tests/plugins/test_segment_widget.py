@@ -124,18 +124,37 @@ def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, m
     assert infos == ["Segmentation cancelled"] and errors == []
 
 
-def test_models_without_weights_and_missing_files_are_explained(segment, errors, viewer, qtbot):
+def test_a_missing_checkpoint_file_is_explained(segment, errors, viewer):
     segment._checkpoint.value = ""
     assert segment.run() is None
     assert "no checkpoint chosen" in errors[-1]
-
-    preset = next(value for value in segment._model.choices if value not in (CHECKPOINT_CHOICE, "demo"))
-    segment._model.value = preset
-    assert not segment._checkpoint.visible
-    _run(segment, qtbot)
-    assert "ships its card but not its weights" in errors[-1] and preset in errors[-1]
-    assert segment._status.value == "failed"
     assert [layer.name for layer in viewer.layers] == ["CT"]
+
+
+def test_a_model_that_may_not_suit_the_image_warns_and_runs(
+    viewer, case, tiny_checkpoint, qtbot, errors, monkeypatch
+):
+    """An MR series given to a CT model: the reason is shown before the run, which still happens."""
+    warnings: list[str] = []
+    monkeypatch.setattr(_widget, "show_warning", warnings.append)
+    image = case.image.with_array(case.image.array)
+    image.meta["modality"] = "MR"
+    data, kwargs, _ = image_to_layer_data(image, "MR series")
+    viewer.add_image(data, **kwargs)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._model.value = CHECKPOINT_CHOICE
+    widget._checkpoint.value = tiny_checkpoint
+    assert "modality: CT" in widget._card.value and "intended use: research use only" in widget._card.value
+    _run(widget, qtbot)
+    assert errors == []
+    assert widget.fit_warnings == ["the image is MR (DICOM Modality), the model was trained on CT"]
+    assert warnings == [
+        "tiny_phantom may not suit MR series: the image is MR (DICOM Modality), the model was trained on CT. "
+        "Running anyway."
+    ]
+    assert "MR series [tiny_phantom]" in [layer.name for layer in viewer.layers]
 
 
 def test_run_without_an_image_says_how_to_open_one(viewer, errors):
@@ -146,13 +165,32 @@ def test_run_without_an_image_says_how_to_open_one(viewer, errors):
     assert "Open an image first" in errors[-1]
 
 
-def test_the_model_menu_offers_volume_models_only():
-    """Swin-X2S models take two radiographs, not an image layer: they are not offered."""
+def test_the_model_menu_offers_runnable_volume_models_and_says_how_to_get_the_others(viewer, tiny_checkpoint):
+    """Shipped and imported checkpoints run; published and preset models say which command brings them.
+
+    Swin-X2S models take two radiographs, not an image layer: they are not offered.
+    """
+    import shutil
+
     from napari_medswin._segment import model_choices
 
-    specs = {choice.spec: choice.has_weights for choice in model_choices()}
-    assert specs["demo"] is True and "swin_unetr_btcv" in specs
-    assert not [spec for spec in specs if "x2s" in spec]
+    from medswin.weights import converted_path
+
+    converted_path("my_import").parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_checkpoint, converted_path("my_import"))  # what `medswin weights import --as` leaves
+    choices = {choice.spec: choice for choice in model_choices()}
+    assert [spec for spec, c in choices.items() if c.has_weights] == ["demo", "my_import"]
+    assert choices["swin_unetr_btcv"].how == "medswin weights pull swin_unetr_btcv"
+    synapse = choices["swin_unet_synapse"]  # its card's own note: no public weights, how to start
+    assert not synapse.has_weights and "medswin import-checkpoint" in synapse.how
+    assert not [spec for spec in choices if "x2s" in spec]
+
+    widget = SegmentWidget(viewer)
+    assert list(widget._model.choices) == ["demo", "my_import", CHECKPOINT_CHOICE]
+    assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in widget._missing.value
+    widget._model.value = "my_import"
+    assert widget._card.value.splitlines()[0] == "model: tiny_phantom"
+    assert "labels: liver, spleen, kidney_right, kidney_left, vertebra" in widget._card.value
 
 
 def test_clean_up_is_the_cli_postprocess_at_run_time_and_on_a_layer(
