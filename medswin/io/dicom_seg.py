@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import ImageWriteError
+from medswin.io.anatomy import CodedTerm, find_structure, structure_colors
 from medswin.io.geometry import resample_to_reference
 from medswin.io.image import Image
 from medswin.io.writers import atomic_output
@@ -82,6 +83,12 @@ def _frames_for(labels: np.ndarray, datasets: list[Any], source: Image, where: s
     return frames
 
 
+def _code(term: CodedTerm) -> Any:
+    from pydicom.sr.coding import Code
+
+    return Code(term.value, term.scheme, term.meaning)
+
+
 def _segment_numbers(values: np.ndarray, label_names: Mapping[int, str], where: str) -> dict[int, int]:
     named = sorted(int(v) for v in label_names if int(v) != 0)
     missing = sorted({int(v) for v in np.unique(values)} - set(named) - {0})
@@ -116,10 +123,14 @@ def write_dicom_seg(
         source: the image read from the DICOM series (its ``meta["source_files"]`` are re-read).
         path: output ``.dcm`` file (written atomically).
         label_names: label value -> segment label; every non-zero value in ``labels`` needs a name.
-        colors: label value -> display colour (R, G, B in 0..255), stored as CIELab.
+        colors: label value -> display colour (R, G, B in 0..255), stored as CIELab; used for
+            names :mod:`medswin.io.anatomy` does not know (it gives the others, so viewers show the
+            colours napari shows).
         algorithm_name, algorithm_version: the AlgorithmIdentificationSequence (family: AI).
-        property_codes: label value -> (category, type) codes (pydicom ``Code``) when known;
-            default category SCT "Tissue" and type SCT "Organ".
+        property_codes: label value -> (category, type) codes (pydicom ``Code``), overriding the
+            table; default: :func:`medswin.io.anatomy.find_structure` of the label's name (SNOMED CT,
+            with a Right/Left modifier for sided structures), else category SCT "Tissue" and type
+            SCT "Organ".
         series_description, series_number, manufacturer, content_label: the new series' attributes.
     """
     import highdicom as hd
@@ -162,20 +173,32 @@ def write_dicom_seg(
         name=algorithm_name, family=codes.DCM.ArtificialIntelligence, version=algorithm_version or __version__
     )
     descriptions = []
+    shown_colors = structure_colors(label_names, colors)
     for value, number in numbers.items():
-        category, kind = (property_codes or {}).get(value, (codes.SCT.Tissue, codes.SCT.Organ))
-        color = (colors or {}).get(value)
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=str(label_names[value])[:64],
-                segmented_property_category=category,
-                segmented_property_type=kind,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=algorithm,
-                display_color=hd.color.CIELabColor.from_rgb(*color) if color is not None else None,
-            )
+        structure = find_structure(str(label_names[value]))
+        modifier = None
+        if value in (property_codes or {}):
+            category, kind = (property_codes or {})[value]
+        elif structure is not None:
+            category, kind = _code(structure.category), _code(structure.type)
+            modifier = _code(structure.laterality) if structure.laterality is not None else None
+        else:
+            category, kind = codes.SCT.Tissue, codes.SCT.Organ
+        color = shown_colors.get(value)
+        description = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=str(label_names[value])[:64],
+            segmented_property_category=category,
+            segmented_property_type=kind,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            display_color=hd.color.CIELabColor.from_rgb(*color) if color is not None else None,
         )
+        if modifier is not None:  # laterality qualifies the type (as 3D Slicer and dcmqi write it)
+            description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                hd.sr.CodedConcept(modifier.value, modifier.scheme_designator, modifier.meaning)
+            ]
+        descriptions.append(description)
     try:
         seg = hd.seg.Segmentation(
             source_images=datasets,

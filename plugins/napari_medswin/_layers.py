@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import GeometryError
+from medswin.io.anatomy import structure_colors
 from medswin.io.geometry import reorient
 from medswin.io.image import Image, lps_to_ras
 
@@ -176,7 +177,8 @@ def image_to_layer_data(
         image: intensity images become ``image`` layers (CT/MR window), label images ``labels`` layers.
         name: layer name (default: the source file name, or "image"/"labels").
         label_names: label value -> name for the features table (default: ``label 1``, ``label 2``...).
-        colors: label value -> (R, G, B) 0..255 (default: a qualitative palette).
+        colors: label value -> (R, G, B) 0..255 for structures :mod:`medswin.io.anatomy` does not
+            know (it colours the others); default: a qualitative palette.
         extra_metadata: more entries for ``metadata["medswin"]`` (e.g. the model card id).
 
     Returns:
@@ -197,6 +199,9 @@ def image_to_layer_data(
         present = {int(v) for v in np.unique(display.array)} - {0}
         names = dict(label_names) if label_names is not None else {v: f"label {v}" for v in sorted(present)}
         source["label_names"] = {int(k): str(v) for k, v in names.items()}
+        # conventional colours of known structures (medswin.io.anatomy, as the DICOM-SEG gets them),
+        # the given ones for the rest
+        colors = structure_colors({k: v for k, v in names.items() if int(k) != 0}, colors)
         if colors:
             source["colors"] = {int(k): tuple(int(c) for c in v) for k, v in colors.items()}
         kwargs["features"] = label_features(names)

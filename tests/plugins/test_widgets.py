@@ -167,3 +167,18 @@ def test_compare_with_an_unnamed_reference_shows_the_prediction_names(phantom_vi
     status = widget._status.value
     assert status.startswith("CT phantom reference vs reference.nii.gz, paired by label value")
     assert f"1: {NAMES[1]} ↔ label 1" in status and "differ" not in status
+
+
+def test_structures_get_the_anatomy_tables_colours_and_the_kidneys_differ(phantom_viewer):
+    from medswin.io.anatomy import find_structure
+
+    reference = phantom_viewer.layers["CT phantom reference"]
+    colors = reference.colormap.color_dict
+    for value, name in NAMES.items():
+        expected = np.asarray(find_structure(name).color) / 255.0
+        np.testing.assert_allclose(colors[value][:3], expected, atol=1e-6)
+    right, left = (v for v in NAMES if NAMES[v] in ("kidney_right", "kidney_left"))
+    assert not np.allclose(colors[right][:3], colors[left][:3])
+    # the saved DICOM-SEG gets the same colours: they travel in the layer metadata
+    saved = reference.metadata["medswin"]["colors"]
+    assert {v: tuple(c) for v, c in saved.items()} == {v: find_structure(n).color for v, n in NAMES.items()}
