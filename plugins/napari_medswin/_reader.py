@@ -20,7 +20,14 @@ from medswin.errors import ImageReadError
 from medswin.io.readers import detect_format, read_image
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data
 
-__all__ = ["napari_get_reader", "read_layers", "looks_like_labels"]
+__all__ = [
+    "PREFERRED_PATTERNS",
+    "napari_get_reader",
+    "prefer_medswin_reader",
+    "problem_first",
+    "read_layers",
+    "looks_like_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +63,16 @@ def _folder_has_dicom(folder: Path) -> bool:
     return False
 
 
+def _folder_is_empty(folder: Path) -> bool:
+    """True when ``folder`` holds no file at any depth (hidden files aside)."""
+    return not any(name for _, _, files in os.walk(folder) for name in files if not name.startswith("."))
+
+
 def _readable(path: Path) -> bool:
     if path.is_dir():
-        return _folder_has_dicom(path)
+        # an empty folder is claimed too: medswin then says it is empty, where napari's own
+        # folder reader would fail with a message about subdirectories
+        return _folder_has_dicom(path) or _folder_is_empty(path)
     if path.suffix.lower() == ".zip":
         return zipfile.is_zipfile(path)
     try:
@@ -77,6 +91,64 @@ def napari_get_reader(path: str | Sequence[str]) -> ReaderFunction | None:
         return read_layers if _readable(Path(str(path))) else None
     except (OSError, ValueError):
         return None
+
+
+def problem_first(message: str, path: str) -> str:
+    """``"<path>: <problem>"`` (medswin's log style) -> ``"<Problem> (<path>)"``: a toast is read from the left.
+
+    Messages that do not start with the path are returned unchanged.
+    """
+    for prefix in (f"{path}: ", f"{Path(path)}: "):
+        if message.startswith(prefix):
+            problem = message[len(prefix) :].strip()
+            return f"{problem[:1].upper()}{problem[1:]} ({path})"
+    return message
+
+
+#: filename patterns (napari ``extension2reader`` keys) that :func:`prefer_medswin_reader` claims;
+#: ``*`` + separator is napari's pattern for folders (medswin claims DICOM and empty folders only).
+PREFERRED_PATTERNS: tuple[str, ...] = (
+    "*.dcm",
+    "*.nii",
+    "*.nii.gz",
+    "*.nrrd",
+    "*.nhdr",
+    "*.mha",
+    "*.mhd",
+    "*" + os.sep,
+)
+
+
+def prefer_medswin_reader() -> dict[str, str]:
+    """Make medswin the reader napari picks for DICOM files and folders, NIfTI, NRRD and MetaImage.
+
+    napari has no reader priority in plugin manifests: when two plugins can read a path it asks
+    (or uses ``settings.plugins.extension2reader``, Preferences > Plugins). This sets that preference
+    for :data:`PREFERRED_PATTERNS`; patterns the user already gave to another reader keep it.
+    A folder without DICOM files is declined: napari then shows its reader choice with the others.
+
+    Returns:
+        the patterns now read by medswin -> ``"medswin"``.
+    """
+    from napari.settings import get_settings
+    from napari.utils.notifications import show_info
+
+    plugins = get_settings().plugins
+    preferences = dict(plugins.extension2reader)
+    claimed = {}
+    for pattern in PREFERRED_PATTERNS:
+        if preferences.get(pattern, "medswin") == "medswin":
+            preferences[pattern] = "medswin"
+            claimed[pattern] = "medswin"
+    plugins.extension2reader = preferences
+    kept = sorted(set(PREFERRED_PATTERNS) - set(claimed))
+    show_info(
+        "medswin now opens "
+        + ", ".join(claimed)
+        + (f"; kept your choice for {', '.join(kept)}" if kept else "")
+        + " (Preferences > Plugins changes it)"
+    )
+    return claimed
 
 
 def looks_like_labels(array: np.ndarray, path: str) -> bool:
@@ -98,7 +170,12 @@ def read_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     layers: list[LayerDataTuple] = []
     for item in paths:
-        image = read_image(item)
+        if Path(item).is_dir() and _folder_is_empty(Path(item)):
+            raise ImageReadError(f"Nothing to open: the folder is empty ({item})")
+        try:
+            image = read_image(item)
+        except ImageReadError as error:
+            raise ImageReadError(problem_first(str(error), str(item))) from error
         if image.num_channels == 1 and looks_like_labels(image.array, str(item)):
             image = image.with_array(image.array, kind="label")
         log.info("opened %s", image)

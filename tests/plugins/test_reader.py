@@ -131,3 +131,51 @@ def test_opening_through_the_viewer_uses_the_same_transform(viewer, tmp_path, ob
 
 def make_small_image():
     return ct_image(shape=(8, 6, 4))
+
+
+def test_an_empty_folder_says_so_and_errors_put_the_problem_first(tmp_path):
+    empty = tmp_path / "study"
+    empty.mkdir()
+    reader = napari_get_reader(str(empty))
+    assert reader is not None  # claimed, to explain; napari's folder reader talks about subdirectories
+    with pytest.raises(ImageReadError) as caught:
+        reader(str(empty))
+    assert str(caught.value) == f"Nothing to open: the folder is empty ({empty})"
+
+    truncated = tmp_path / "ct.nii.gz"
+    write_image(make_small_image(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(ImageReadError) as caught:
+        napari_get_reader(str(truncated))(str(truncated))
+    message = str(caught.value)
+    assert message.endswith(f"({truncated})") and not message.startswith(str(tmp_path))
+    assert message[0].isupper()
+
+
+def test_the_io_menu_makes_medswin_the_reader_napari_picks(viewer, tmp_path, monkeypatch):
+    """Without the preference napari asks which plugin reads a DICOM folder; with it, medswin does."""
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+    from napari_medswin._reader import PREFERRED_PATTERNS
+
+    settings = get_settings().plugins
+    monkeypatch.setattr(settings, "extension2reader", {"*.mha": "napari"})
+    series = write_series(tmp_path / "series", ct_image(shape=(8, 6, 4)))
+    nifti = write_image(make_small_image(), tmp_path / "ct.nii.gz")
+    # File > Open is viewer.open(plugin=None): without the preference napari cannot choose
+    with pytest.raises(MultipleReaderError):
+        viewer.open(str(series.folder), plugin=None)
+
+    from napari._app_model import get_app_model
+
+    app = get_app_model()
+    in_menu = [getattr(item, "command", None) for item in app.menus.get_menu("napari/file/io_utilities")]
+    assert "medswin.prefer_reader" in [getattr(c, "id", None) for c in in_menu]
+    app.commands.execute_command("medswin.prefer_reader").result()
+    preferences = get_settings().plugins.extension2reader
+    assert preferences["*.mha"] == "napari"  # the user's own choice is kept
+    assert {p for p, r in preferences.items() if r == "medswin"} == set(PREFERRED_PATTERNS) - {"*.mha"}
+    (folder_layer,) = viewer.open(str(series.folder), plugin=None)
+    assert folder_layer.metadata["medswin"]["meta"]["format"] == "dicom"
+    (nifti_layer,) = viewer.open(str(nifti), plugin=None)
+    assert nifti_layer.metadata["medswin"]["meta"]["format"] == "nifti"
