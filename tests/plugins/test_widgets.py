@@ -182,3 +182,34 @@ def test_structures_get_the_anatomy_tables_colours_and_the_kidneys_differ(phanto
     # the saved DICOM-SEG gets the same colours: they travel in the layer metadata
     saved = reference.metadata["medswin"]["colors"]
     assert {v: tuple(c) for v, c in saved.items()} == {v: find_structure(n).color for v, n in NAMES.items()}
+
+
+def test_window_presets_follow_modality_and_body_part(viewer):
+    from napari_medswin._layers import CT_WINDOW_PRESETS, image_to_layer_data
+    from napari_medswin._widget import WindowWidget
+
+    head = make_ct_phantom(shape=(16, 16, 8), seed=1).image
+    head.meta["dicom"] = {"BodyPartExamined": "HEAD", "Modality": "CT"}
+    data, kwargs, _ = image_to_layer_data(head, "head CT")
+    head_layer = viewer.add_image(data, **kwargs)
+    assert tuple(head_layer.contrast_limits) == CT_WINDOW_PRESETS["brain"] == (0.0, 80.0)
+
+    mr = make_ct_phantom(shape=(16, 16, 8), seed=1).image
+    mr = mr.with_array(mr.array + 1000.0)
+    mr.meta["modality"] = "MR"
+    data, kwargs, _ = image_to_layer_data(mr, "MR")
+    viewer.add_image(data, **kwargs)
+
+    _, widget = viewer.window.add_plugin_dock_widget("medswin", "Window presets")
+    assert isinstance(widget, WindowWidget)
+    widget.reset_choices()
+    widget._image.value = head_layer
+    assert widget._preset.value == "brain" and "lung" in widget._preset.choices
+    widget._preset.value = "lung"
+    assert tuple(head_layer.contrast_limits) == (-1350.0, 150.0)
+
+    widget._image.value = viewer.layers["MR"]
+    assert list(widget._preset.choices) == ["auto (0.5-99.5 %)"]  # no HU windows for MRI
+    low, high = viewer.layers["MR"].contrast_limits
+    expected = np.percentile(viewer.layers["MR"].data, (0.5, 99.5))
+    np.testing.assert_allclose((low, high), expected)
