@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medswin.errors import ImageReadError
+from medswin.io.image import Image
 from medswin.io.readers import detect_format, read_image
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data
 
@@ -24,7 +25,9 @@ __all__ = [
     "PREFERRED_PATTERNS",
     "napari_get_reader",
     "prefer_medswin_reader",
+    "layer_name",
     "problem_first",
+    "read_series_layer",
     "read_layers",
     "looks_like_labels",
 ]
@@ -151,6 +154,23 @@ def prefer_medswin_reader() -> dict[str, str]:
     return claimed
 
 
+def layer_name(image: Image) -> str:
+    """A DICOM series is named by its SeriesDescription (then the folder/file), other files by their file name."""
+    path = str(image.meta.get("path") or "").replace("\\", "/").rstrip("/")
+    source = path.rsplit("/", 1)[-1] or image.kind
+    description = str((image.meta.get("dicom") or {}).get("SeriesDescription", "")).strip()
+    return f"{description} ({source})" if description and image.meta.get("format") == "dicom" else source
+
+
+def read_series_layer(path: str, series_uid: str) -> LayerDataTuple:
+    """One series of a DICOM folder or zip (by SeriesInstanceUID) as an image layer named by its description."""
+    try:
+        image = read_image(path, series_uid=series_uid)
+    except ImageReadError as error:
+        raise ImageReadError(problem_first(str(error), path)) from error
+    return image_to_layer_data(image, layer_name(image))
+
+
 def looks_like_labels(array: np.ndarray, path: str) -> bool:
     """True for integer volumes with few values whose file name says segmentation/label/mask."""
     name = Path(path.rstrip("/\\")).name.lower()
@@ -164,8 +184,8 @@ def looks_like_labels(array: np.ndarray, path: str) -> bool:
 def read_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
     """One layer per file: an image layer (CT/MR window), or a labels layer for segmentation files.
 
-    DICOM folders and zips holding several series open their largest series (the others are
-    listed in the log; ``medswin info`` shows them all).
+    DICOM folders and zips holding several series open their largest series, named by its
+    SeriesDescription; *Plugins > medswin > Series* lists them all and opens the others.
     """
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     layers: list[LayerDataTuple] = []
@@ -179,5 +199,5 @@ def read_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
         if image.num_channels == 1 and looks_like_labels(image.array, str(item)):
             image = image.with_array(image.array, kind="label")
         log.info("opened %s", image)
-        layers.append(image_to_layer_data(image))
+        layers.append(image_to_layer_data(image, layer_name(image)))
     return layers
