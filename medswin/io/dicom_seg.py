@@ -20,17 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from medswin.errors import ImageWriteError
+from medswin.errors import ImageReadError, ImageWriteError
 from medswin.io.anatomy import CodedTerm, find_structure, structure_colors
 from medswin.io.geometry import resample_to_reference
-from medswin.io.image import Image
+from medswin.io.image import Image, lps_to_ras
 from medswin.io.writers import atomic_output
 
-__all__ = ["write_dicom_seg", "source_datasets"]
+__all__ = ["write_dicom_seg", "read_dicom_seg", "is_dicom_seg", "source_datasets"]
 
 log = logging.getLogger(__name__)
 
 RGB = tuple[int, int, int]
+#: SOP Class UID of DICOM Segmentation Storage.
+SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def source_datasets(source: Image) -> list[Any]:
@@ -222,3 +224,58 @@ def write_dicom_seg(
         seg.save_as(temporary)
     log.info("wrote DICOM-SEG %s with %d segment(s)", path, len(descriptions))
     return path
+
+
+def is_dicom_seg(path: str | Path) -> bool:
+    """True when ``path`` is a DICOM Segmentation Storage object (header only)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (OSError, pydicom.errors.InvalidDicomError, ValueError, TypeError):
+        return False
+    return str(ds.get("SOPClassUID", "")) == SEGMENTATION_SOP_CLASS
+
+
+def read_dicom_seg(path: str | Path) -> tuple[Image, dict[int, str]]:
+    """A DICOM-SEG as a label image on the grid of the frames it stores, and its segment names.
+
+    The frames are the source series' own pixel grid (a SEG is drawn on its source slices), so the
+    labels sit voxel for voxel on the source wherever the SEG has frames; slices between stored
+    frames are filled with 0, slices beyond them are not included. Label values are the segment
+    numbers (overlapping segments: the higher number wins).
+
+    Returns:
+        ``(labels (1, columns, rows, slices) with LPS geometry, {segment number: SegmentLabel})``.
+    """
+    import highdicom as hd
+
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(str(path))
+        volume = seg.get_volume(combine_segments=True, skip_overlap_checks=True)
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as error:
+        raise ImageReadError(f"{path}: cannot read this DICOM-SEG ({str(error)[:300]})") from error
+    names = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
+    array = np.asarray(volume.array)
+    if array.ndim != 3:
+        raise ImageReadError(
+            f"{path}: DICOM-SEG volume of shape {array.shape}; medswin reads one 3D label map"
+        )
+    # highdicom: array (slice, row, column), affine maps those indices to LPS mm; medswin: (X, Y, Z)
+    affine = np.asarray(volume.affine, dtype=np.float64)
+    permute = np.eye(4)[[2, 1, 0, 3]].T  # (column, row, slice) -> (slice, row, column) indices
+    lps = affine @ permute
+    labels = np.transpose(array, (2, 1, 0))
+    labels = labels.astype(np.uint8 if labels.max(initial=0) <= 255 else np.uint16)
+    meta = {
+        "path": str(path),
+        "format": "dicom-seg",
+        "modality": "SEG",
+        "dicom": {
+            "SeriesDescription": str(seg.get("SeriesDescription", "")),
+            "SeriesInstanceUID": str(seg.SeriesInstanceUID),
+            "FrameOfReferenceUID": str(seg.get("FrameOfReferenceUID", "")),
+        },
+    }
+    return Image.from_affine(labels[None], lps_to_ras(3) @ lps, "label", meta), names

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medswin.errors import ImageReadError
+from medswin.io.dicom_seg import is_dicom_seg, read_dicom_seg
 from medswin.io.image import Image
 from medswin.io.readers import detect_format, read_image
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data
@@ -159,7 +160,8 @@ def layer_name(image: Image) -> str:
     path = str(image.meta.get("path") or "").replace("\\", "/").rstrip("/")
     source = path.rsplit("/", 1)[-1] or image.kind
     description = str((image.meta.get("dicom") or {}).get("SeriesDescription", "")).strip()
-    return f"{description} ({source})" if description and image.meta.get("format") == "dicom" else source
+    named = description and image.meta.get("format") in ("dicom", "dicom-seg")
+    return f"{description} ({source})" if named else source
 
 
 def read_series_layer(path: str, series_uid: str) -> LayerDataTuple:
@@ -192,6 +194,13 @@ def read_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
     for item in paths:
         if Path(item).is_dir() and _folder_is_empty(Path(item)):
             raise ImageReadError(f"Nothing to open: the folder is empty ({item})")
+        if Path(item).is_file() and is_dicom_seg(item):  # labels drawn on a series, not a series
+            try:
+                labels, names = read_dicom_seg(item)
+            except ImageReadError as error:
+                raise ImageReadError(problem_first(str(error), str(item))) from error
+            layers.append(image_to_layer_data(labels, layer_name(labels), label_names=names))
+            continue
         try:
             image = read_image(item)
         except ImageReadError as error:

@@ -173,3 +173,22 @@ def test_seg_refusals_write_nothing(oblique_series, tmp_path):
     with pytest.raises(ImageWriteError, match="cannot re-read the source DICOM files"):
         write_dicom_seg(labels, source, out / "seg.dcm", NAMES)
     assert os.listdir(out) == []
+
+
+def test_a_written_seg_reads_back_on_the_source_voxels(ct_series, tmp_path):
+    from medswin.io.dicom_seg import is_dicom_seg, read_dicom_seg
+    from medswin.io.geometry import resample_to_reference
+
+    source = read_image(ct_series.folder)
+    labels = _labels_for(source)
+    path = write_dicom_seg(labels, source, tmp_path / "seg.dcm", NAMES)
+    assert is_dicom_seg(path) and not is_dicom_seg(ct_series.files[0])
+    seg, names = read_dicom_seg(path)
+    assert names == {number: NAMES[value] for number, value in enumerate(sorted(NAMES), start=1)}
+    assert seg.kind == "label" and seg.meta["format"] == "dicom-seg"
+    # the SEG's frames are source slices: nearest-neighbour onto the source grid moves nothing
+    on_source = resample_to_reference(seg, source, interpolation="nearest")
+    numbers = {value: number for number, value in enumerate(sorted(NAMES), start=1)}
+    expected = np.vectorize(lambda v: numbers.get(int(v), 0))(labels.array)
+    np.testing.assert_array_equal(on_source.array, expected)
+    np.testing.assert_allclose(seg.spacing[:2], source.spacing[:2])

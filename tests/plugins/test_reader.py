@@ -214,3 +214,28 @@ def test_a_study_with_several_series_lists_them_and_opens_each_by_description(vi
     widget.list_series()
     assert [r["description"] for r in widget.rows] == ["AXIAL 2.5mm", "T2 TSE"]
     assert widget.open_row(1).name == "T2 TSE (study.zip)"
+
+
+def test_a_dicom_seg_opens_as_named_labels_on_its_source(viewer, tmp_path):
+    from napari.layers import Labels
+    from napari_medswin._layers import image_from_layer
+
+    from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
+    from medswin.io.dicom_seg import write_dicom_seg
+    from medswin.io.geometry import resample_to_reference
+
+    series = write_series(tmp_path / "study", ct_image(orientation="oblique"))
+    source = read_image(series.folder)
+    organs = make_ct_phantom(source.shape, source.spacing, "LPS", seed=5).labels
+    labels = source.with_array(organs.array, kind="label")
+    names = {value: name for value, (name, _) in PHANTOM_LABELS.items()}
+    path = write_dicom_seg(labels, source, tmp_path / "seg.dcm", names)
+
+    (image_layer,) = viewer.open(str(series.folder), plugin="medswin")
+    (seg_layer,) = viewer.open(str(path), plugin="medswin")
+    assert isinstance(seg_layer, Labels) and seg_layer.name == "medswin segmentation (seg.dcm)"
+    assert seg_layer.features["name"].tolist()[1:] == [names[v] for v in sorted(names)]
+    shown = resample_to_reference(
+        image_from_layer(seg_layer), image_from_layer(image_layer), interpolation="nearest"
+    )
+    np.testing.assert_array_equal(shown.array, labels.array)  # segment numbers equal the phantom's values
