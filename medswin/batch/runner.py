@@ -52,6 +52,7 @@ from medswin.batch.outputs import (
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
+from medswin.models.fit import check_fit
 
 __all__ = [
     "BatchOptions",
@@ -436,6 +437,8 @@ def _run_locked(
             try:
                 image = future.result()
                 image.meta["inputs"] = [str(p) for p in current.paths]
+                for reason in check_fit(image, predictor.card):  # said, not enforced
+                    log.warning("case %s may not suit %s: %s", current.case_id, predictor.card.id, reason)
                 prediction = predictor.predict(
                     image,
                     progress=None if progress is None else _bind(progress, current.case_id),
