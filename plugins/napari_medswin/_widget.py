@@ -224,6 +224,11 @@ class SegmentWidget(Container):
         )
         self._missing.native.setWordWrap(True)
         self._missing.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._missing.visible = False  # a long list: shown on request, so the volume table keeps its room
+        self._show_missing = PushButton(
+            text=f"Models to download or import ({len(missing)})…", visible=bool(missing)
+        )
+        self._show_missing.changed.connect(self._toggle_missing)
         self.fit_warnings: list[str] = []  # why the last image run may not suit its model
         self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
         self._device = ComboBox(label="Device", choices=available_devices())
@@ -255,6 +260,7 @@ class SegmentWidget(Container):
                 Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
                 self._progress,
                 self._status,
+                self._show_missing,
                 self._missing,
                 self._volume_layer,
                 Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
@@ -278,6 +284,9 @@ class SegmentWidget(Container):
     @property
     def running(self) -> bool:
         return self._worker is not None
+
+    def _toggle_missing(self) -> None:
+        self._missing.visible = self._missing.native.isHidden()  # isHidden: set state, shown or not
 
     def _model_spec(self) -> str:
         if self._model.value != CHECKPOINT_CHOICE:

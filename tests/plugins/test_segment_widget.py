@@ -188,6 +188,9 @@ def test_the_model_menu_offers_runnable_volume_models_and_says_how_to_get_the_ot
     widget = SegmentWidget(viewer)
     assert list(widget._model.choices) == ["demo", "my_import", CHECKPOINT_CHOICE]
     assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in widget._missing.value
+    assert widget._missing.native.isHidden()  # folded away until asked for
+    widget._show_missing.clicked()
+    assert not widget._missing.native.isHidden()
     widget._model.value = "my_import"
     assert widget._card.value.splitlines()[0] == "model: tiny_phantom"
     assert "labels: liver, spleen, kidney_right, kidney_left, vertebra" in widget._card.value
