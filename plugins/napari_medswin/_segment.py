@@ -115,10 +115,19 @@ def card_summary_text(card: Any) -> str:
 
 
 def model_card(spec: str) -> Any:
-    """The :class:`~medswin.models.ModelCard` of a model spec, without loading weights."""
-    from medswin.models import resolve_model
+    """The :class:`~medswin.models.ModelCard` of a model spec, without loading weights.
 
-    return resolve_model(spec, load_weights=False)[1]
+    A checkpoint saved before cards stated ``body_region``/``intended_use`` (the shipped demo, older
+    pulls) takes them from the shipped card of the same id, so its summary says what it is for.
+    """
+    from medswin.models import resolve_model
+    from medswin.models.card import has_preset, preset_card
+
+    card = resolve_model(spec, load_weights=False)[1]
+    if not (card.body_region or card.intended_use) and has_preset(card.id):
+        shipped = preset_card(card.id)
+        card = card.replace(body_region=shipped.body_region, intended_use=shipped.intended_use)
+    return card
 
 
 class SegmentationRunner:

@@ -187,6 +187,9 @@ def test_the_model_menu_offers_runnable_volume_models_and_says_how_to_get_the_ot
 
     widget = SegmentWidget(viewer)
     assert list(widget._model.choices) == ["demo", "my_import", CHECKPOINT_CHOICE]
+    # the shipped demo checkpoint predates body_region/intended_use: its shipped card supplies them
+    assert "body region: abdomen (medswin's made-up CT phantoms)" in widget._card.value
+    assert "intended use: demonstration of medswin only" in widget._card.value
     assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in widget._missing.value
     assert widget._missing.native.isHidden()  # folded away until asked for
     widget._show_missing.clicked()
