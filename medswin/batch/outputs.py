@@ -241,14 +241,22 @@ def label_volumes(labels: Image, names: Mapping[int, str]) -> dict[str, dict[str
 
 
 def _display_slices(labels: np.ndarray, volume: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Three orthogonal (image, labels) planes through the centre of the labelled region (or the middle)."""
+    """Three orthogonal (image, labels) planes of LAS arrays through the centre of the labelled region.
+
+    Each plane is indexed ``[column, row]`` as drawn (``imshow(plane.T, origin="lower")``: first
+    index left to right, second bottom to top): axial (R..L across, P..A up), coronal (R..L across,
+    I..S up), sagittal (A..P across, I..S up: anterior on the left, as radiology shows it).
+    """
     present = np.argwhere(labels > 0)
     centre = present.mean(axis=0).round().astype(int) if len(present) else np.array(labels.shape) // 2
     planes = []
     for axis in (2, 1, 0):  # axial, coronal, sagittal planes of an LAS array
         index = [slice(None)] * 3
         index[axis] = int(centre[axis])
-        planes.append((volume[tuple(index)], labels[tuple(index)]))
+        plane, plane_labels = volume[tuple(index)], labels[tuple(index)]
+        if axis == 0:  # the array's Y runs towards anterior: reversed, anterior comes first (left)
+            plane, plane_labels = plane[::-1], plane_labels[::-1]
+        planes.append((plane, plane_labels))
     return planes
 
 
@@ -275,7 +283,7 @@ def write_preview(
     if image.spatial_dims != 3:
         raise ImageWriteError(f"{path}: previews are drawn for 3D images only")
     # LAS arrays drawn with the first axis across: the patient's right on the viewer's left
-    # (radiological convention), anterior and superior up.
+    # (radiological convention), anterior and superior up; sagittal with anterior on the left.
     shown = reorient(image.with_array(image.array[:1]), "LAS")
     shown_labels = reorient(labels, "LAS")
     volume = np.asarray(shown.array[0], dtype=np.float32)

@@ -59,6 +59,7 @@ from medswin.batch.outputs import (
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
+from medswin.models.fit import check_fit
 
 __all__ = [
     "BatchOptions",
@@ -512,6 +513,8 @@ def _run_locked(
                     if options.record_inputs
                     else []
                 )
+                for reason in check_fit(image, predictor.card):  # said, not enforced
+                    log.warning("case %s may not suit %s: %s", current.case_id, predictor.card.id, reason)
                 prediction = predictor.predict(
                     image,
                     progress=None if progress is None else _bind(progress, current.case_id),

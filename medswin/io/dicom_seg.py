@@ -20,16 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from medswin.errors import ImageWriteError
+from medswin.errors import ImageReadError, ImageWriteError
+from medswin.io.anatomy import CodedTerm, find_structure, structure_colors
 from medswin.io.geometry import resample_to_reference
-from medswin.io.image import Image
+from medswin.io.image import Image, lps_to_ras
 from medswin.io.writers import atomic_output
 
-__all__ = ["write_dicom_seg", "source_datasets"]
+__all__ = ["write_dicom_seg", "read_dicom_seg", "is_dicom_seg", "source_datasets"]
 
 log = logging.getLogger(__name__)
 
 RGB = tuple[int, int, int]
+#: SOP Class UID of DICOM Segmentation Storage.
+SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def source_datasets(source: Image) -> list[Any]:
@@ -82,6 +85,12 @@ def _frames_for(labels: np.ndarray, datasets: list[Any], source: Image, where: s
     return frames
 
 
+def _code(term: CodedTerm) -> Any:
+    from pydicom.sr.coding import Code
+
+    return Code(term.value, term.scheme, term.meaning)
+
+
 def _segment_numbers(values: np.ndarray, label_names: Mapping[int, str], where: str) -> dict[int, int]:
     named = sorted(int(v) for v in label_names if int(v) != 0)
     missing = sorted({int(v) for v in np.unique(values)} - set(named) - {0})
@@ -131,10 +140,14 @@ def write_dicom_seg(
         source: the image read from the DICOM series (its ``meta["source_files"]`` are re-read).
         path: output ``.dcm`` file (written atomically).
         label_names: label value -> segment label; every non-zero value in ``labels`` needs a name.
-        colors: label value -> display colour (R, G, B in 0..255), stored as CIELab.
+        colors: label value -> display colour (R, G, B in 0..255), stored as CIELab; used for
+            names :mod:`medswin.io.anatomy` does not know (it gives the others, so viewers show the
+            colours napari shows).
         algorithm_name, algorithm_version: the AlgorithmIdentificationSequence (family: AI).
-        property_codes: label value -> (category, type) codes (pydicom ``Code``) when known;
-            default category SCT "Tissue" and type SCT "Organ".
+        property_codes: label value -> (category, type) codes (pydicom ``Code``), overriding the
+            table; default: :func:`medswin.io.anatomy.find_structure` of the label's name (SNOMED CT,
+            with a Right/Left modifier for sided structures), else category SCT "Tissue" and type
+            SCT "Organ".
         series_description, series_number, manufacturer, content_label: the new series' attributes.
         deidentify_key: de-identify the SEG (:mod:`medswin.io.deidentify`) with pseudonyms under this key.
     """
@@ -179,20 +192,32 @@ def write_dicom_seg(
         name=algorithm_name, family=codes.DCM.ArtificialIntelligence, version=algorithm_version or __version__
     )
     descriptions = []
+    shown_colors = structure_colors(label_names, colors)
     for value, number in numbers.items():
-        category, kind = (property_codes or {}).get(value, (codes.SCT.Tissue, codes.SCT.Organ))
-        color = (colors or {}).get(value)
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=str(label_names[value])[:64],
-                segmented_property_category=category,
-                segmented_property_type=kind,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=algorithm,
-                display_color=hd.color.CIELabColor.from_rgb(*color) if color is not None else None,
-            )
+        structure = find_structure(str(label_names[value]))
+        modifier = None
+        if value in (property_codes or {}):
+            category, kind = (property_codes or {})[value]
+        elif structure is not None:
+            category, kind = _code(structure.category), _code(structure.type)
+            modifier = _code(structure.laterality) if structure.laterality is not None else None
+        else:
+            category, kind = codes.SCT.Tissue, codes.SCT.Organ
+        color = shown_colors.get(value)
+        description = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=str(label_names[value])[:64],
+            segmented_property_category=category,
+            segmented_property_type=kind,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            display_color=hd.color.CIELabColor.from_rgb(*color) if color is not None else None,
         )
+        if modifier is not None:  # laterality qualifies the type (as 3D Slicer and dcmqi write it)
+            description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                hd.sr.CodedConcept(modifier.value, modifier.scheme_designator, modifier.meaning)
+            ]
+        descriptions.append(description)
     try:
         seg = hd.seg.Segmentation(
             source_images=datasets,
@@ -220,3 +245,58 @@ def write_dicom_seg(
         seg.save_as(temporary)
     log.info("wrote DICOM-SEG %s with %d segment(s)", path, len(descriptions))
     return path
+
+
+def is_dicom_seg(path: str | Path) -> bool:
+    """True when ``path`` is a DICOM Segmentation Storage object (header only)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except (OSError, pydicom.errors.InvalidDicomError, ValueError, TypeError):
+        return False
+    return str(ds.get("SOPClassUID", "")) == SEGMENTATION_SOP_CLASS
+
+
+def read_dicom_seg(path: str | Path) -> tuple[Image, dict[int, str]]:
+    """A DICOM-SEG as a label image on the grid of the frames it stores, and its segment names.
+
+    The frames are the source series' own pixel grid (a SEG is drawn on its source slices), so the
+    labels sit voxel for voxel on the source wherever the SEG has frames; slices between stored
+    frames are filled with 0, slices beyond them are not included. Label values are the segment
+    numbers (overlapping segments: the higher number wins).
+
+    Returns:
+        ``(labels (1, columns, rows, slices) with LPS geometry, {segment number: SegmentLabel})``.
+    """
+    import highdicom as hd
+
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(str(path))
+        volume = seg.get_volume(combine_segments=True, skip_overlap_checks=True)
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as error:
+        raise ImageReadError(f"{path}: cannot read this DICOM-SEG ({str(error)[:300]})") from error
+    names = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
+    array = np.asarray(volume.array)
+    if array.ndim != 3:
+        raise ImageReadError(
+            f"{path}: DICOM-SEG volume of shape {array.shape}; medswin reads one 3D label map"
+        )
+    # highdicom: array (slice, row, column), affine maps those indices to LPS mm; medswin: (X, Y, Z)
+    affine = np.asarray(volume.affine, dtype=np.float64)
+    permute = np.eye(4)[[2, 1, 0, 3]].T  # (column, row, slice) -> (slice, row, column) indices
+    lps = affine @ permute
+    labels = np.transpose(array, (2, 1, 0))
+    labels = labels.astype(np.uint8 if labels.max(initial=0) <= 255 else np.uint16)
+    meta = {
+        "path": str(path),
+        "format": "dicom-seg",
+        "modality": "SEG",
+        "dicom": {
+            "SeriesDescription": str(seg.get("SeriesDescription", "")),
+            "SeriesInstanceUID": str(seg.SeriesInstanceUID),
+            "FrameOfReferenceUID": str(seg.get("FrameOfReferenceUID", "")),
+        },
+    }
+    return Image.from_affine(labels[None], lps_to_ras(3) @ lps, "label", meta), names

@@ -140,6 +140,9 @@ class SeriesInfo:
     num_frames: int
     shape: tuple[int, ...]
     files: tuple[str, ...] = field(repr=False, default=())
+    #: (column, row[, slice]) spacing in mm from the first header: PixelSpacing, then the
+    #: SpacingBetweenSlices or SliceThickness; ``None`` when the header does not say.
+    spacing: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -284,7 +287,37 @@ def series_info(uid: str, members: list[tuple[Path, Any]]) -> SeriesInfo:
         num_frames=frames,
         shape=shape,
         files=tuple(str(p) for p, _ in members),
+        spacing=_header_spacing(members, projection),
     )
+
+
+def _header_spacing(members: list[tuple[Path, Any]], projection: bool) -> tuple[float, ...] | None:
+    """(column, row[, slice]) mm from the headers, for an overview (the reader checks the real grid).
+
+    The slice value is the median step between single-frame slice positions along the slice normal,
+    else SpacingBetweenSlices, else SliceThickness.
+    """
+    first = members[0][1]
+    try:
+        pixel = _floats(first.get("PixelSpacing") or first.get("ImagerPixelSpacing"))
+        if pixel is None or len(pixel) != 2:
+            return None
+        plane = (pixel[1], pixel[0])  # PixelSpacing is (row, column) spacing
+        if projection:
+            return plane
+        orientation = _floats(first.get("ImageOrientationPatient"))
+        positions = [_floats(ds.get("ImagePositionPatient")) for _, ds in members]
+        if orientation is not None and len(orientation) == 6 and len(members) > 1 and all(positions):
+            normal = np.cross(orientation[:3], orientation[3:])
+            along = np.sort([float(np.dot(normal, p)) for p in positions])
+            steps = np.diff(along)
+            steps = steps[steps > 1e-6]
+            if steps.size:
+                return (*plane, round(float(np.median(steps)), 4))
+        step = _floats(first.get("SpacingBetweenSlices") or first.get("SliceThickness"))
+        return (*plane, step[0]) if step else None
+    except _HEADER_ERRORS:
+        return None
 
 
 def summarise(series: dict[str, list[tuple[Path, Any]]]) -> list[SeriesInfo]:

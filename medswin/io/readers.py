@@ -458,6 +458,7 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
                     s.num_frames,
                     s.shape,
                     tuple(Path(f).relative_to(folder).as_posix() for f in s.files),
+                    s.spacing,
                 )
                 for s in infos
             ]

@@ -21,6 +21,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "read_state_dict",
             "save_checkpoint",
         ),
+        "medswin.models.fit": ("FitWarning", "check_fit"),
         "medswin.models.key_maps": ("list_key_maps", "official_key_map", "register_key_map"),
         "medswin.models.registry": ("create_model", "list_models", "model_config", "register_model"),
         "medswin.models.resolve": ("resolve_model",),

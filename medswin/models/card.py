@@ -19,12 +19,22 @@ from typing import Any
 
 from medswin.errors import ModelCardError
 
-__all__ = ["ModelCard", "Region", "load_card", "list_presets", "has_preset", "preset_card"]
+__all__ = [
+    "DEFAULT_INTENDED_USE",
+    "ModelCard",
+    "Region",
+    "load_card",
+    "list_presets",
+    "has_preset",
+    "preset_card",
+]
 
 CARD_SCHEMA_VERSION = 1
 #: the largest sliding window a card may ask for: beyond it every case fails allocating the window
 #: (100000^3 asked for 4e15 bytes), so the card is refused when it loads instead.
 MAX_ROI_VOXELS = 512**3
+#: what a card that does not state its intended use is for.
+DEFAULT_INTENDED_USE = "research use only: not a medical device, not for diagnosis or treatment"
 
 
 def _schema() -> dict[str, Any]:
@@ -64,7 +74,11 @@ class ModelCard:
             with and how a radiograph becomes a view (``cube_size``, ``resize``, source
             distances; see :func:`medswin.transforms.radiograph.drr_geometry`); ``None`` otherwise.
         colors: label value -> RGB 0..255, for viewers and DICOM-SEG.
-        provenance: free text fields: ``source``, ``training``, ``reference``, ``license``.
+        provenance: free text fields: ``source``, ``training``, ``reference``, ``license``
+            (``published_score`` and ``weights`` for published weights).
+        body_region: the part of the body the model was trained on (``"abdomen"``, ``"brain"``);
+            "" when the card does not say.
+        intended_use: what the model is for; "" means :data:`DEFAULT_INTENDED_USE`.
     """
 
     id: str
@@ -85,6 +99,8 @@ class ModelCard:
     radiographs: dict[str, Any] | None = None
     colors: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    body_region: str = ""
+    intended_use: str = ""
 
     # ------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +129,9 @@ class ModelCard:
             "radiographs": copy.deepcopy(self.radiographs),
             "colors": {str(k): list(v) for k, v in sorted(self.colors.items())},
             "provenance": dict(self.provenance),
+            # written only when set, so cards and checkpoints saved before these fields read the same
+            **({"body_region": self.body_region} if self.body_region else {}),
+            **({"intended_use": self.intended_use} if self.intended_use else {}),
         }
 
     def to_json(self) -> str:
@@ -147,6 +166,8 @@ class ModelCard:
             radiographs=copy.deepcopy(data.get("radiographs")),
             colors={int(k): tuple(int(c) for c in v) for k, v in data.get("colors", {}).items()},
             provenance=dict(data.get("provenance", {})),
+            body_region=data.get("body_region", ""),
+            intended_use=data.get("intended_use", ""),
         )
         card.check(source)
         return card
@@ -207,6 +228,26 @@ class ModelCard:
     @property
     def spatial_dims(self) -> int:
         return len(self.roi_size)
+
+    def summary(self) -> dict[str, str]:
+        """What the model is for, in words a user reads before running it (one line per field).
+
+        Keys: ``model``, ``modality``, ``body region``, ``labels``, ``training data``, ``intended use``,
+        ``published score``; a field the card does not fill reads "not stated".
+        """
+        unknown = "not stated"
+        provenance = self.provenance
+        score = provenance.get("published_score") or provenance.get("reference") or unknown
+        training = provenance.get("training_data") or provenance.get("training") or unknown
+        return {
+            "model": f"{self.id}: {self.description}" if self.description else self.id,
+            "modality": self.modality or unknown,
+            "body region": self.body_region or unknown,
+            "labels": ", ".join(self.label_names().values()) or unknown,
+            "training data": training,
+            "intended use": self.intended_use or DEFAULT_INTENDED_USE,
+            "published score": score,
+        }
 
     def label_names(self) -> dict[int, str]:
         """Foreground labels only (value -> name)."""

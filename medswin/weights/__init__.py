@@ -9,7 +9,7 @@ and caches medswin's own checkpoint under :func:`weights_home` (``MEDSWIN_HOME``
 from __future__ import annotations
 
 from medswin.weights.cache import converted_path, offline, weights_home
-from medswin.weights.pull import cached_weights, ensure_weights, import_file, pull
+from medswin.weights.pull import cached_weights, ensure_weights, import_file, list_cached_weights, pull
 from medswin.weights.registry import WeightsEntry, find_weights, get_weights, list_weights
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "converted_path",
     "offline",
     "cached_weights",
+    "list_cached_weights",
     "pull",
     "ensure_weights",
     "import_file",

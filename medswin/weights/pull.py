@@ -30,7 +30,7 @@ from medswin.weights.cache import (
 from medswin.weights.download import ProgressFn, console_progress, download_file, file_checksums
 from medswin.weights.registry import WeightsEntry, find_weights, get_weights
 
-__all__ = ["cached_weights", "pull", "ensure_weights", "import_file", "convert_file"]
+__all__ = ["cached_weights", "list_cached_weights", "pull", "ensure_weights", "import_file", "convert_file"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,14 @@ def cached_weights(name: str) -> Path | None:
     """The converted checkpoint of ``name`` when it is in the cache, else ``None``."""
     path = converted_path(name)
     return path if path.is_file() else None
+
+
+def list_cached_weights() -> list[str]:
+    """Names of the checkpoints in the cache (pulled or imported with ``medswin weights import``), sorted."""
+    folder = converted_path("_").parent
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(".safetensors")] for p in folder.glob("*.safetensors") if p.is_file())
 
 
 def _offline_error(entry: WeightsEntry) -> WeightsError:

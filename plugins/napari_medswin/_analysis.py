@@ -6,8 +6,10 @@ the CLI and the batch reports agree to the last digit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,25 @@ from medswin.errors import MetricInputError
 from medswin.io.geometry import reorient
 from medswin.io.image import Image
 from medswin.metrics import evaluate_case, volume_ml
+from medswin.metrics.report import csv_text, write_atomic
+from napari_medswin._layers import METADATA_KEY
 
-__all__ = ["StructureVolume", "structure_volumes", "compare_structures", "COMPARE_COLUMNS"]
+__all__ = [
+    "COMPARE_COLUMNS",
+    "VOLUME_CSV_COLUMNS",
+    "StructureVolume",
+    "compare_structures",
+    "is_placeholder_name",
+    "labels_fingerprint",
+    "structure_volumes",
+    "volume_origin",
+    "write_volumes_csv",
+]
 
 #: columns of :func:`compare_structures` rows, in display order.
-COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty")
+COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty", "pair")
+#: columns of the volume CSV (:func:`write_volumes_csv`).
+VOLUME_CSV_COLUMNS: tuple[str, ...] = ("label", "name", "voxels", "volume_ml", "model", "source", "layer")
 
 
 @dataclass(frozen=True)
@@ -101,17 +117,39 @@ def structure_volumes(labels: Image, names: Mapping[int, str] | None = None) -> 
     return result
 
 
+def is_placeholder_name(name: str | None, value: int) -> bool:
+    """True for names that say nothing about the structure: empty or ``"label <value>"`` (what files without names get)."""
+    text = (name or "").strip().lower()
+    return text in ("", f"label {value}", f"label_{value}", str(value))
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a.strip().lower().replace("_", " ") == b.strip().lower().replace("_", " ")
+
+
 def compare_structures(
     prediction: Image,
     reference: Image,
     names: Mapping[int, str] | None = None,
     nsd_tolerance_mm: float = 2.0,
+    *,
+    reference_names: Mapping[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Dice, HD95 (mm) and NSD of every label present in either map (:func:`medswin.metrics.evaluate_case`).
+
+    Labels are paired by value. Each row says how each side names its label (``prediction_name``,
+    ``reference_name``, ``"label <v>"`` when a side has no name) and gives the informative one as
+    ``name``: a NIfTI reference has no names, so the prediction's (model card's) names are shown;
+    ``pair`` reads ``"liver ↔ liver"`` and shows both names when they disagree, which means the two
+    label maps may not use the same numbering.
 
     The reference may store the same grid in another axis order (e.g. an RAS NIfTI against a
     DICOM-ordered prediction): it is reoriented exactly first. Grids that differ otherwise are
     refused (``MetricInputError``) rather than resampled, so no score is computed on moved voxels.
+
+    Args:
+        names: label value -> name of the prediction's labels.
+        reference_names: label value -> name of the reference's labels.
     """
     if reference.orientation != prediction.orientation:
         reference = reorient(reference, prediction.orientation)
@@ -121,15 +159,72 @@ def compare_structures(
         nsd_tolerance_mm=nsd_tolerance_mm,
         case=str(reference.meta.get("path") or "reference"),
     )
-    names = dict(names or {})
-    return [
-        {
-            "label": int(row["label"]),
-            "name": names.get(int(row["label"]), f"label {row['label']}"),
-            "dice": float(row["dice"]),
-            "hd95_mm": float(row["hd95"]),
-            "nsd": float(row["nsd"]),
-            "empty": row["empty"],
-        }
-        for row in result.rows
-    ]
+    predicted, referenced = dict(names or {}), dict(reference_names or {})
+    rows = []
+    for row in result.rows:
+        value = int(row["label"])
+        pred_name = predicted.get(value) or f"label {value}"
+        ref_name = referenced.get(value) or f"label {value}"
+        pred_known = not is_placeholder_name(pred_name, value)
+        ref_known = not is_placeholder_name(ref_name, value)
+        name = pred_name if pred_known or not ref_known else ref_name
+        if pred_known and ref_known and not _same_name(pred_name, ref_name):
+            pair = f"{pred_name} ↔ {ref_name} (names differ)"
+        else:
+            pair = f"{pred_name} ↔ {ref_name}"
+        rows.append(
+            {
+                "label": value,
+                "name": name,
+                "dice": float(row["dice"]),
+                "hd95_mm": float(row["hd95"]),
+                "nsd": float(row["nsd"]),
+                "empty": row["empty"],
+                "prediction_name": pred_name,
+                "reference_name": ref_name,
+                "pair": pair,
+            }
+        )
+    return rows
+
+
+def labels_fingerprint(data: Any) -> int:
+    """A CRC-32 of the voxels (and shape, dtype): tells whether a label map changed since it was counted.
+
+    Cheap next to counting (about 60 ms for 512x512x300 uint8 here, against seconds to recount).
+    """
+    array = np.ascontiguousarray(np.asarray(data))
+    header = f"{array.shape}{array.dtype.str}".encode()
+    return zlib.crc32(array.reshape(-1).view(np.uint8), zlib.crc32(header))
+
+
+def volume_origin(layer_name: str, metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Where a labels layer came from, for the CSV: the model card id and the image file it lies on."""
+    info = dict(metadata.get(METADATA_KEY) or {})
+    source = (info.get("meta") or {}).get("path") or ""
+    return {
+        "model": str(info.get("model") or ""),
+        "source": str(source),
+        "layer": str(layer_name),
+    }
+
+
+def write_volumes_csv(
+    volumes: Sequence[StructureVolume],
+    path: str | Path,
+    *,
+    model: str = "",
+    source: str = "",
+    layer: str = "",
+) -> Path:
+    """Write per-structure volumes as CSV (:data:`VOLUME_CSV_COLUMNS`), atomically.
+
+    Args:
+        volumes: rows of :func:`structure_volumes`.
+        path: output ``.csv``.
+        model: id of the model card that predicted the labels ("" for hand-made or loaded labels).
+        source: the file the labels (or the image they were predicted on) were read from.
+        layer: the napari layer name.
+    """
+    rows = [{**v.as_row(), "model": model, "source": source, "layer": layer} for v in volumes]
+    return write_atomic(Path(path), csv_text(rows, VOLUME_CSV_COLUMNS))

@@ -30,19 +30,26 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import GeometryError
+from medswin.io.anatomy import structure_colors
 from medswin.io.geometry import reorient
 from medswin.io.image import Image, lps_to_ras
 
 __all__ = [
+    "AUTO_WINDOW",
     "CT_SOFT_TISSUE_WINDOW",
+    "CT_WINDOW_PRESETS",
     "DISPLAY_ORIENTATION",
     "METADATA_KEY",
     "LayerDataTuple",
+    "default_window_preset",
     "display_window",
+    "is_ct",
+    "window_presets",
     "image_from_layer",
     "image_to_layer_data",
     "label_colormap",
     "label_features",
+    "percentile_window",
     "layer_attributes",
     "layer_to_image",
     "spatial_transform",
@@ -101,23 +108,86 @@ def _geometry_kwargs(display: Image) -> dict[str, Any]:
     return kwargs
 
 
-def display_window(image: Image) -> tuple[float, float]:
-    """Contrast limits for showing ``image``: the CT soft-tissue window or MR intensity percentiles.
+def _window(level: float, width: float) -> tuple[float, float]:
+    return (level - width / 2.0, level + width / 2.0)
 
-    CT is recognised from ``meta["modality"]`` (DICOM, phantoms), or, for files that do not say
-    (NIfTI), from intensities that look like Hounsfield units (air near -1000 HU). Everything else
-    gets the 0.5–99.5 percentiles of its voxels (a strided sample of large volumes).
+
+#: CT window presets, name -> (low, high) HU, from the usual (level, width) pairs.
+CT_WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "soft tissue": _window(40, 400),
+    "liver": _window(60, 160),
+    "mediastinum": _window(50, 350),
+    "lung": _window(-600, 1500),
+    "bone": _window(400, 1800),
+    "brain": _window(40, 80),
+    "stroke": _window(32, 8),
+}
+#: the preset that suits a DICOM BodyPartExamined (CT): anything else gets soft tissue.
+_BODY_PART_PRESETS: dict[str, str] = {
+    "HEAD": "brain",
+    "BRAIN": "brain",
+    "SKULL": "brain",
+    "CHEST": "mediastinum",
+    "THORAX": "mediastinum",
+    "LUNG": "lung",
+    "SPINE": "bone",
+    "CSPINE": "bone",
+    "TSPINE": "bone",
+    "LSPINE": "bone",
+    "EXTREMITY": "bone",
+    "HIP": "bone",
+    "KNEE": "bone",
+    "LIVER": "liver",
+}
+#: the preset name for percentile windows (MR and other modalities).
+AUTO_WINDOW = "auto (0.5-99.5 %)"
+
+
+def is_ct(image: Image) -> bool:
+    """CT by ``meta["modality"]`` (DICOM, phantoms), or, for files that do not say, by HU-like intensities."""
+    modality = str(image.meta.get("modality", "")).upper()
+    if modality:
+        return modality == "CT"
+    values = np.asarray(image.array)
+    return bool(values.size) and float(values.min()) <= -900.0 and float(values.max()) >= 0.0
+
+
+def window_presets(image: Image) -> list[str]:
+    """The window presets offered for ``image``: CT presets (HU) for CT, else the percentile window."""
+    return [*CT_WINDOW_PRESETS, AUTO_WINDOW] if is_ct(image) else [AUTO_WINDOW]
+
+
+def default_window_preset(image: Image) -> str:
+    """The preset shown first: by the DICOM BodyPartExamined for CT (head: brain, chest: mediastinum...)."""
+    if not is_ct(image):
+        return AUTO_WINDOW
+    body_part = str((image.meta.get("dicom") or {}).get("BodyPartExamined", "")).upper().replace(" ", "")
+    return _BODY_PART_PRESETS.get(body_part, "soft tissue")
+
+
+def display_window(image: Image, preset: str | None = None) -> tuple[float, float]:
+    """Contrast limits for showing ``image``: a CT window preset (HU) or intensity percentiles.
+
+    Args:
+        image: the image; CT is recognised by :func:`is_ct`.
+        preset: a name from :func:`window_presets`; default :func:`default_window_preset` (the CT
+            soft-tissue window unless the DICOM body part suggests another). Everything that is not
+            CT gets the 0.5–99.5 percentiles of its voxels (a strided sample of large volumes).
     """
     values = np.asarray(image.array)
     if values.size == 0:
         return (0.0, 1.0)
-    modality = str(image.meta.get("modality", "")).upper()
-    if not modality:
-        low, high = float(values.min()), float(values.max())
-        if low <= -900.0 and high >= 0.0:
-            modality = "CT"
-    if modality == "CT":
-        return CT_SOFT_TISSUE_WINDOW
+    preset = preset or default_window_preset(image)
+    if preset in CT_WINDOW_PRESETS:
+        return CT_WINDOW_PRESETS[preset]
+    if preset != AUTO_WINDOW:
+        raise ValueError(f"unknown window preset {preset!r}; known: {', '.join(window_presets(image))}")
+    return percentile_window(values)
+
+
+def percentile_window(values: Any) -> tuple[float, float]:
+    """The 0.5–99.5 percentiles of the finite voxels (a strided sample of large volumes) as (low, high)."""
+    values = np.asarray(values)
     step = max(1, int(values.size // _WINDOW_SAMPLE_VOXELS))
     sample = values.reshape(-1)[::step].astype(np.float64)
     sample = sample[np.isfinite(sample)]
@@ -176,7 +246,8 @@ def image_to_layer_data(
         image: intensity images become ``image`` layers (CT/MR window), label images ``labels`` layers.
         name: layer name (default: the source file name, or "image"/"labels").
         label_names: label value -> name for the features table (default: ``label 1``, ``label 2``...).
-        colors: label value -> (R, G, B) 0..255 (default: a qualitative palette).
+        colors: label value -> (R, G, B) 0..255 for structures :mod:`medswin.io.anatomy` does not
+            know (it colours the others); default: a qualitative palette.
         extra_metadata: more entries for ``metadata["medswin"]`` (e.g. the model card id).
 
     Returns:
@@ -197,13 +268,17 @@ def image_to_layer_data(
         present = {int(v) for v in np.unique(display.array)} - {0}
         names = dict(label_names) if label_names is not None else {v: f"label {v}" for v in sorted(present)}
         source["label_names"] = {int(k): str(v) for k, v in names.items()}
+        # conventional colours of known structures (medswin.io.anatomy, as the DICOM-SEG gets them),
+        # the given ones for the rest
+        colors = structure_colors({k: v for k, v in names.items() if int(k) != 0}, colors)
         if colors:
             source["colors"] = {int(k): tuple(int(c) for c in v) for k, v in colors.items()}
         kwargs["features"] = label_features(names)
         kwargs["colormap"] = label_colormap(names, colors)
         return display.array[0], kwargs, "labels"
     data = display.array[0] if display.num_channels == 1 else display.array
-    kwargs["contrast_limits"] = list(display_window(image))
+    source["window"] = default_window_preset(image)
+    kwargs["contrast_limits"] = list(display_window(image, source["window"]))
     kwargs["colormap"] = "gray"
     return data, kwargs, "image"
 

@@ -15,12 +15,17 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import CheckpointError, GeometryError
+from medswin.io.geometry import reorient
 from medswin.io.image import Image
-from napari_medswin._layers import LayerDataTuple, image_to_layer_data
+from medswin.transforms.postprocess import Postprocess
+from napari_medswin._layers import LayerDataTuple, image_to_layer_data, layer_to_image
 
 __all__ = [
     "CHECKPOINT_CHOICE",
     "ModelChoice",
+    "card_summary_text",
+    "clean_up_layer_data",
+    "clean_up_settings",
     "SegmentationRunner",
     "model_card",
     "model_choices",
@@ -37,37 +42,92 @@ ProgressCallback = Callable[[int, int, str], None]
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """One entry of the model menu: a shipped checkpoint (runnable) or a preset card (needs weights)."""
+    """One model medswin knows: runnable here (weights on this computer) or not yet, with how to get it.
+
+    Attributes:
+        spec: what ``resolve_model`` takes (a shipped name, a weights-cache name, a preset id).
+        has_weights: True when the weights are on this computer (shipped, pulled or imported).
+        how: for models without weights, the command that brings them ("" otherwise).
+    """
 
     spec: str
     has_weights: bool
+    how: str = ""
 
     @property
     def label(self) -> str:
-        return self.spec if self.has_weights else f"{self.spec} (card only: choose its checkpoint file)"
+        return self.spec if self.has_weights else f"{self.spec}: {self.how}"
+
+
+def _volume_model(card: Any) -> bool:
+    """Biplanar X-ray models (Swin-X2S) take two radiographs, not an image layer."""
+    return card.radiographs is None
 
 
 def model_choices() -> list[ModelChoice]:
-    """Shipped checkpoints (e.g. ``demo``) first, then preset cards whose weights are imported separately.
+    """Every volume model medswin knows: runnable ones first (shipped, then pulled/imported), then the rest.
 
-    Biplanar X-ray models (Swin-X2S) are left out: they take two radiographs, not the image layer.
+    A published model not yet pulled says ``medswin weights pull <name>``; a preset card whose weights
+    are published elsewhere says how to import them (its card's ``weights`` note).
     """
+    from medswin.errors import MedSwinError
     from medswin.models import list_presets
+    from medswin.models.checkpoints import read_checkpoint_card
     from medswin.models.resolve import list_shipped_weights
+    from medswin.weights import cached_weights, list_cached_weights, list_weights
 
-    shipped = [name for name in list_shipped_weights() if model_card(name).radiographs is None]
-    return [ModelChoice(name, True) for name in shipped] + [
-        ModelChoice(name, False)
-        for name in list_presets()
-        if name not in shipped and model_card(name).radiographs is None
-    ]
+    runnable: list[ModelChoice] = []
+    for name in list_shipped_weights():
+        if _volume_model(model_card(name)):
+            runnable.append(ModelChoice(name, True))
+    for name in list_cached_weights():
+        if name in {c.spec for c in runnable}:
+            continue
+        try:
+            card = read_checkpoint_card(cached_weights(name) or name)
+        except MedSwinError as error:  # a broken file in the cache: say so in the log, offer the rest
+            log.warning("weights cache: %s", error)
+            continue
+        if _volume_model(card):
+            runnable.append(ModelChoice(name, True))
+    known = {c.spec for c in runnable}
+    missing: list[ModelChoice] = []
+    for entry in list_weights():
+        if entry.name not in known and entry.predicts and _volume_model(entry.model_card()):
+            missing.append(ModelChoice(entry.name, False, f"medswin weights pull {entry.name}"))
+    published_cards = {c.spec for c in missing} | known
+    for name in list_presets():
+        if name in published_cards:
+            continue
+        card = model_card(name)
+        if _volume_model(card):
+            hint = (
+                card.provenance.get("weights")
+                or f"medswin import-checkpoint FILE --preset {name} -o {name}.safetensors"
+            )
+            missing.append(ModelChoice(name, False, hint))
+    return runnable + missing
+
+
+def card_summary_text(card: Any) -> str:
+    """The card's summary (:meth:`~medswin.models.ModelCard.summary`) as lines ``field: value``."""
+    return "\n".join(f"{key}: {value}" for key, value in card.summary().items())
 
 
 def model_card(spec: str) -> Any:
-    """The :class:`~medswin.models.ModelCard` of a model spec, without loading weights."""
-    from medswin.models import resolve_model
+    """The :class:`~medswin.models.ModelCard` of a model spec, without loading weights.
 
-    return resolve_model(spec, load_weights=False)[1]
+    A checkpoint saved before cards stated ``body_region``/``intended_use`` (the shipped demo, older
+    pulls) takes them from the shipped card of the same id, so its summary says what it is for.
+    """
+    from medswin.models import resolve_model
+    from medswin.models.card import has_preset, preset_card
+
+    card = resolve_model(spec, load_weights=False)[1]
+    if not (card.body_region or card.intended_use) and has_preset(card.id):
+        shipped = preset_card(card.id)
+        card = card.replace(body_region=shipped.body_region, intended_use=shipped.intended_use)
+    return card
 
 
 class SegmentationRunner:
@@ -111,10 +171,12 @@ class SegmentationRunner:
         overlap: float = 0.5,
         progress: ProgressCallback | None = None,
         cancel: Callable[[], bool] | None = None,
+        postprocess: Postprocess | None = None,
     ) -> Any:
         """Predict labels for ``image`` with model ``spec`` (shipped name, preset or checkpoint path).
 
-        Returns the :class:`~medswin.inference.Prediction`; raises ``CancelledError`` when
+        ``postprocess`` is the clean-up the CLI's ``--keep-largest``/``--min-size-mm3`` give (none by
+        default). Returns the :class:`~medswin.inference.Prediction`; raises ``CancelledError`` when
         ``cancel()`` turns true, and medswin errors (naming the file) for unusable models or images.
         """
         if progress is not None:
@@ -122,7 +184,8 @@ class SegmentationRunner:
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         predictor = self._predictor_for(spec, device)
-        predictor.overlap = float(overlap)  # a setting of each run; the loaded network is reused
+        predictor.overlap = float(overlap)  # settings of each run; the loaded network is reused
+        predictor.postprocess = postprocess or Postprocess()
         return predictor.predict(image, progress=progress, cancel=cancel)
 
 
@@ -160,3 +223,33 @@ def prediction_layer_data(
             {k: list(v) if k == "axis_labels" else np.array(v, copy=True) for k, v in transform.items()}
         )
     return data, kwargs, layer_type
+
+
+def clean_up_settings(keep_largest: bool, min_piece_ml: float) -> Postprocess:
+    """The :class:`~medswin.transforms.postprocess.Postprocess` of the widget's clean-up options.
+
+    Args:
+        keep_largest: keep only the largest connected piece of every structure (``--keep-largest``).
+        min_piece_ml: remove pieces smaller than this many mL (``--min-size-mm3`` = mL × 1000); 0 keeps all.
+    """
+    if min_piece_ml < 0:
+        raise ValueError(f"the smallest piece to keep must be >= 0 mL, got {min_piece_ml}")
+    return Postprocess(keep_largest=bool(keep_largest), min_size_mm3=float(min_piece_ml) * 1000.0)
+
+
+def clean_up_layer_data(
+    data: Any, attributes: Mapping[str, Any], postprocess: Postprocess
+) -> tuple[np.ndarray, ...]:
+    """Indices (one array per axis) of the voxels of a labels layer that ``postprocess`` sets to 0.
+
+    The clean-up runs on the image in its file's axis order, exactly as the CLI runs it (which piece
+    is "largest" between two of equal size depends on the order voxels are scanned), and comes back
+    as edits of the layer's own array that the layer can apply undoably.
+    """
+    array = np.asarray(data)
+    shown = layer_to_image(array, {k: v for k, v in attributes.items() if k != "metadata"}, kind="label")
+    cleaned = postprocess.apply(layer_to_image(array, attributes, kind="label"))
+    back = reorient(cleaned, shown.orientation).array[0]
+    if back.shape != array.shape:
+        raise GeometryError(f"layer {attributes.get('name', '')!r}: the clean-up came back on another grid")
+    return tuple(np.nonzero(back != array))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -25,23 +26,37 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
 from medswin.inference.runtime import available_devices
-from napari_medswin._analysis import StructureVolume, compare_structures, structure_volumes
+from medswin.models.fit import check_fit
+from napari_medswin._analysis import (
+    StructureVolume,
+    compare_structures,
+    labels_fingerprint,
+    structure_volumes,
+    volume_origin,
+    write_volumes_csv,
+)
 from napari_medswin._layers import (
+    AUTO_WINDOW,
+    CT_WINDOW_PRESETS,
     METADATA_KEY,
     image_from_layer,
     layer_attributes,
     layer_to_image,
+    percentile_window,
     spatial_transform,
 )
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
+    card_summary_text,
+    clean_up_layer_data,
+    clean_up_settings,
     model_card,
     model_choices,
     prediction_layer_data,
@@ -51,12 +66,24 @@ from napari_medswin._writer import label_names_of
 if TYPE_CHECKING:
     import napari.viewer
 
-__all__ = ["SegmentWidget", "CompareWidget", "TextTable", "focus_structure"]
+__all__ = [
+    "SegmentWidget",
+    "CompareWidget",
+    "SeriesWidget",
+    "WindowWidget",
+    "TextTable",
+    "focus_structure",
+    "series_rows",
+]
 
 log = logging.getLogger(__name__)
 
 # delay (ms) between an edit of the labels and the recount of the volume table
 _EDIT_REFRESH_MS = 150
+# layer events after which the voxels may differ: painting/filling, a new array, and set_data, the
+# only one undo/redo emit (they write the array and re-slice); set_data also follows every slider
+# move, so the voxels are fingerprinted before recounting
+_EDIT_EVENTS = ("paint", "data", "set_data")
 #: volume table: (row key, column header, cell format)
 VOLUME_TABLE = (
     ("label", "label", "{}"),
@@ -72,6 +99,7 @@ COMPARE_TABLE = (
     ("hd95_mm", "HD95 (mm)", "{:.2f}"),
     ("nsd", "NSD", "{:.3f}"),
     ("empty", "empty", "{}"),
+    ("pair", "compared (prediction ↔ reference)", "{}"),
 )
 
 
@@ -108,9 +136,10 @@ class TextTable(QTableWidget):
 
 
 class _ProgressRelay(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued Qt signal)."""
+    """Carries progress and fit warnings from the worker thread to the GUI thread (queued Qt signals)."""
 
     progressed = Signal(int, int, str)
+    warned = Signal(list)
 
 
 def _report(error: BaseException) -> None:
@@ -141,6 +170,23 @@ def focus_structure(viewer: Any, layer: Any, structure: StructureVolume) -> None
     layer.show_selected_label = True
 
 
+def erase_undoably(layer: Any, indices: tuple[np.ndarray, ...]) -> None:
+    """Set voxels of a labels layer to 0 as one step of napari's edit history (Ctrl+Z restores them).
+
+    ``Labels.data_setitem`` would record the step too, but napari 0.9 then also writes the values into
+    the slice on screen at the slice index its own ``_get_pt_not_disp`` computes, which for a rotated
+    (oblique) layer can be the neighbouring slice: measured here, 45 voxels of another slice zeroed.
+    The history atom is the one ``data_setitem`` records; undo/redo replay it on the array itself.
+    """
+    save_history = getattr(layer, "_save_history", None)
+    if save_history is None:  # a napari without that hook: its public edit
+        layer.data_setitem(indices, 0)
+        return
+    save_history((indices, np.array(layer.data[indices], copy=True), layer.data.dtype.type(0)))
+    layer.data[indices] = 0
+    layer.refresh()
+
+
 class SegmentWidget(Container):
     """Pick an image layer and a model, run it in the background, inspect the labels and their volumes."""
 
@@ -151,24 +197,48 @@ class SegmentWidget(Container):
         self._worker: Any = None
         self._relay = _ProgressRelay()
         self._relay.progressed.connect(self._on_progress)
+        self._relay.warned.connect(self._on_fit_warnings)
+        self._fit_context = ("", "")
         self._volumes: list[StructureVolume] = []
         self._volumes_of: Any = None  # the labels layer the table describes
         self._edit_timer = QTimer()
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(_EDIT_REFRESH_MS)
-        self._edit_timer.timeout.connect(lambda: self._refresh_volumes(self._volumes_of))
+        self._edit_timer.timeout.connect(self._recount_if_changed)
+        self._volumes_fingerprint: int | None = None
 
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
-        # runnable shipped checkpoints first (the default), then a file, then cards whose weights are imported
+        # only models that can run: shipped, pulled or imported (the first is the default), or a file;
+        # the others are listed below the menu with the command that brings them
         models = model_choices()
         choices = [(c.label, c.spec) for c in models if c.has_weights]
-        choices += [(CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)] + [
-            (c.label, c.spec) for c in models if not c.has_weights
-        ]
-        self._model = ComboBox(label="Model", choices=choices)
+        self._model = ComboBox(label="Model", choices=[*choices, (CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)])
+        self._card = Label(value="")
+        self._card.native.setWordWrap(True)
+        missing = [c for c in models if not c.has_weights]
+        self._missing = Label(
+            value="Not on this computer yet (run, then reopen this panel):\n"
+            + "\n".join(f"• {c.label}" for c in missing)
+            if missing
+            else ""
+        )
+        self._missing.native.setWordWrap(True)
+        self._missing.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._missing.visible = False  # a long list: shown on request, so the volume table keeps its room
+        self._show_missing = PushButton(
+            text=f"Models to download or import ({len(missing)})…", visible=bool(missing)
+        )
+        self._show_missing.changed.connect(self._toggle_missing)
+        self.fit_warnings: list[str] = []  # why the last image run may not suit its model
         self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
         self._device = ComboBox(label="Device", choices=available_devices())
         self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
+        # clean-up: the CLI's --keep-largest / --min-size-mm3, through the same Postprocess
+        self._keep_largest = CheckBox(text="Keep the largest piece of each structure", value=False)
+        self._min_piece = FloatSpinBox(
+            label="Remove pieces under (mL)", value=0.0, min=0.0, max=10_000.0, step=0.5
+        )
+        self._clean_up = PushButton(text="Clean up labels now")
         self._run = PushButton(text="Run")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
@@ -176,21 +246,29 @@ class SegmentWidget(Container):
         self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
         self._table = TextTable(VOLUME_TABLE)
         self._show_all = PushButton(text="Show all labels")
+        self._export = PushButton(text="Save volumes as CSV…", enabled=False)
         super().__init__(
             widgets=[
                 self._image,
                 self._model,
                 self._checkpoint,
+                self._card,
                 self._device,
                 self._overlap,
+                self._keep_largest,
+                self._min_piece,
                 Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
                 self._progress,
                 self._status,
+                self._show_missing,
+                self._missing,
                 self._volume_layer,
-                self._show_all,
+                Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
+                self._clean_up,
             ]
         )
         self.native.layout().addWidget(self._table)
+        self._edit_timer.setParent(self.native)  # deleted with the widget: no recount after the viewer closes
         self._model.changed.connect(self._on_model_changed)
         self._checkpoint.changed.connect(self._on_model_changed)
         self._on_model_changed()
@@ -199,11 +277,16 @@ class SegmentWidget(Container):
         self._volume_layer.changed.connect(self._refresh_volumes)
         self._table.cellClicked.connect(lambda row, _column: self.focus_row(row))
         self._show_all.changed.connect(self._on_show_all)
+        self._export.changed.connect(self._on_export)
+        self._clean_up.changed.connect(self.clean_up)
 
     # ------------------------------------------------------------------ running
     @property
     def running(self) -> bool:
         return self._worker is not None
+
+    def _toggle_missing(self) -> None:
+        self._missing.visible = self._missing.native.isHidden()  # isHidden: set state, shown or not
 
     def _model_spec(self) -> str:
         if self._model.value != CHECKPOINT_CHOICE:
@@ -220,8 +303,10 @@ class SegmentWidget(Container):
         self._checkpoint.visible = self._model.value == CHECKPOINT_CHOICE
         try:
             card = model_card(self._model_spec())
-        except MedSwinError:
-            return  # no file chosen yet, or not a medswin checkpoint: Run will say why
+        except MedSwinError as error:  # no file chosen yet, or not a medswin checkpoint: Run will say why
+            self._card.value = "" if self._model.value == CHECKPOINT_CHOICE else str(error)
+            return
+        self._card.value = card_summary_text(card)
         self._overlap.value = min(card.overlap, self._overlap.max)
 
     def run(self) -> Any:
@@ -234,6 +319,7 @@ class SegmentWidget(Container):
             return None
         try:
             spec = self._model_spec()
+            card = model_card(spec)
         except MedSwinError as error:
             _report(error)
             return None
@@ -242,14 +328,26 @@ class SegmentWidget(Container):
         transform = spatial_transform(layer, dims)
         runner, device, overlap = self._runner, str(self._device.value), float(self._overlap.value)
         progress, cancel = self._relay.progressed.emit, self._cancel_requested.is_set
+        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
 
-        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), then predict
+        warn = self._relay.warned.emit
+
+        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), check, predict
             image = layer_to_image(data, attributes, kind="intensity")
+            warn([str(w) for w in check_fit(image, card)])  # said, not enforced: the run goes on
             return image, runner.run(
-                image, spec, device=device, overlap=overlap, progress=progress, cancel=cancel
+                image,
+                spec,
+                device=device,
+                overlap=overlap,
+                progress=progress,
+                cancel=cancel,
+                postprocess=postprocess,
             )
 
         self._cancel_requested.clear()
+        self.fit_warnings = []
+        self._fit_context = (layer.name, card.id)
         self._progress.value = 0
         self._status.value = "starting…"
         self._run.enabled, self._cancel.enabled = False, True
@@ -268,6 +366,12 @@ class SegmentWidget(Container):
             self._cancel_requested.set()
             self._cancel.enabled = False
             self._status.value = "cancelling…"
+
+    def _on_fit_warnings(self, reasons: list[str]) -> None:
+        self.fit_warnings = list(reasons)
+        if reasons:
+            image_name, model = self._fit_context
+            show_warning(f"{model} may not suit {image_name}: " + "; ".join(reasons) + ". Running anyway.")
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self._progress.max = max(int(total), 1)
@@ -310,14 +414,15 @@ class SegmentWidget(Container):
 
     def _refresh_volumes(self, layer: Any = None) -> None:
         layer = layer if layer is not None else self._volume_layer.value
-        if layer is not self._volumes_of:  # follow edits (painting, filling) of the layer shown
+        if layer is not self._volumes_of:  # follow every change of the voxels of the layer shown
             for old in [self._volumes_of] if self._volumes_of is not None else []:
-                old.events.paint.disconnect(self._on_labels_edited)
-                old.events.data.disconnect(self._on_labels_edited)
+                for event in _EDIT_EVENTS:
+                    getattr(old.events, event).disconnect(self._on_labels_edited)
             if layer is not None:
-                layer.events.paint.connect(self._on_labels_edited)
-                layer.events.data.connect(self._on_labels_edited)
+                for event in _EDIT_EVENTS:
+                    getattr(layer.events, event).connect(self._on_labels_edited)
         self._volumes_of = layer
+        self._volumes_fingerprint = None if layer is None else labels_fingerprint(layer.data)
         if layer is None:
             self._volumes = []
         else:
@@ -329,11 +434,45 @@ class SegmentWidget(Container):
                 _report(error)
                 self._volumes = []
         self._table.set_rows([v.as_row() for v in self._volumes])
+        self._export.enabled = layer is not None
 
     def _on_labels_edited(self, event: Any = None) -> None:
         # napari announces a paint before writing the voxels, and a brush drag paints many times:
         # recount once the event loop is idle again, at most every _EDIT_REFRESH_MS
         self._edit_timer.start()
+
+    def _recount_if_changed(self) -> None:
+        """Recount when the voxels differ from those counted (undo/redo only re-slice, emitting set_data)."""
+        layer = self._volumes_of
+        if layer is None or labels_fingerprint(layer.data) == self._volumes_fingerprint:
+            return  # nothing shown, or a new slice shown with the same voxels
+        self._refresh_volumes(layer)
+
+    def export_volumes(self, path: str | Path) -> Path:
+        """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
+        layer = self._volumes_of
+        if layer is None:
+            raise MedSwinError("no labels layer chosen: pick one under 'Volumes of' first")
+        self._recount_if_changed()  # an edit within the last _EDIT_REFRESH_MS counts too
+        return write_volumes_csv(self._volumes, path, **volume_origin(layer.name, layer.metadata))
+
+    def _on_export(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        layer = self._volumes_of
+        if layer is None:
+            show_error("Choose a labels layer under 'Volumes of' first")
+            return
+        suggested = f"{layer.name.replace('/', '_')}_volumes.csv"
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save volumes", suggested, "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            written = self.export_volumes(path)
+        except (MedSwinError, OSError) as error:
+            _report(error)
+            return
+        show_info(f"Saved the volume table to {written}")
 
     @property
     def volumes(self) -> list[StructureVolume]:
@@ -345,6 +484,28 @@ class SegmentWidget(Container):
         layer = self._volume_layer.value
         if layer is not None and 0 <= row < len(self._volumes):
             focus_structure(self._viewer, layer, self._volumes[row])
+
+    def clean_up(self) -> int:
+        """Apply the clean-up options to the 'Volumes of' layer as one undoable edit; returns voxels cleared."""
+        layer = self._volume_layer.value
+        if layer is None:
+            show_error("Choose a labels layer under 'Volumes of' first")
+            return 0
+        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
+        if postprocess.is_identity:
+            show_info("Nothing to clean up: tick 'Keep the largest piece' or set a smallest piece in mL")
+            return 0
+        try:
+            changed = clean_up_layer_data(layer.data, layer_attributes(layer), postprocess)
+        except MedSwinError as error:
+            _report(error)
+            return 0
+        cleared = int(changed[0].size) if changed else 0
+        if cleared:
+            erase_undoably(layer, changed)
+        self._status.value = f"{layer.name}: clean-up removed {cleared} voxels"
+        self._refresh_volumes(layer)
+        return cleared
 
     def _on_show_all(self) -> None:
         layer = self._volume_layer.value
@@ -359,6 +520,7 @@ class CompareWidget(Container):
         self._viewer = viewer
         self._worker: Any = None
         self._rows: list[dict[str, Any]] = []
+        self._layers_compared: tuple[str, str] = ("", "")
         self._prediction = create_widget(label="Prediction", annotation="napari.layers.Labels")
         self._reference = create_widget(label="Reference", annotation="napari.layers.Labels")
         self._tolerance = FloatSpinBox(label="NSD tolerance (mm)", value=2.0, min=0.0, max=50.0, step=0.5)
@@ -379,7 +541,7 @@ class CompareWidget(Container):
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The rows of the score table (label, name, dice, hd95_mm, nsd, empty)."""
+        """The rows of the score table (label, name, dice, hd95_mm, nsd, empty, pair, prediction_name, reference_name)."""
         return list(self._rows)
 
     def compare(self) -> Any:
@@ -399,19 +561,18 @@ class CompareWidget(Container):
         except MedSwinError as error:
             _report(error)
             return None
-        names = label_names_of({"metadata": reference.metadata, "features": reference.features})
-        for value, name in label_names_of(
-            {"metadata": prediction.metadata, "features": prediction.features}
-        ).items():
-            names.setdefault(value, name)
+        names = label_names_of({"metadata": prediction.metadata, "features": prediction.features})
+        ref_names = label_names_of({"metadata": reference.metadata, "features": reference.features})
         self._status.value = "comparing…"
         self._compare.enabled = False
+        self._layers_compared = (prediction.name, reference.name)
         worker = create_worker(
             compare_structures,
             pred_image,
             ref_image,
             names,
             float(self._tolerance.value),
+            reference_names=ref_names,
             _start_thread=False,
             _ignore_errors=True,  # _on_error shows them
         )
@@ -426,7 +587,21 @@ class CompareWidget(Container):
         self._rows = list(rows)
         self._table.set_rows(self._rows)
         dice = [row["dice"] for row in self._rows]
-        self._status.value = f"mean Dice {np.mean(dice):.3f} over {len(dice)} labels" if dice else "no labels"
+        prediction, reference = self._layers_compared
+        pairs = "; ".join(f"{row['label']}: {row['pair']}" for row in self._rows)
+        if not dice:
+            self._status.value = f"{prediction} vs {reference}: no labels in either"
+            return
+        differ = [str(row["label"]) for row in self._rows if row["pair"].endswith("(names differ)")]
+        warning = (
+            f"\nNames differ for label(s) {', '.join(differ)}: check both maps number structures alike"
+            if differ
+            else ""
+        )
+        self._status.value = (
+            f"{prediction} vs {reference}, paired by label value: mean Dice {np.mean(dice):.3f} over "
+            f"{len(dice)} labels\n{pairs}{warning}"
+        )
 
     def _on_error(self, error: BaseException) -> None:
         self._status.value = "failed"
@@ -435,3 +610,164 @@ class CompareWidget(Container):
     def _on_finished(self) -> None:
         self._worker = None
         self._compare.enabled = True
+
+
+class WindowWidget(Container):
+    """Window/level presets for an image layer: CT windows (soft tissue, lung, bone, brain...) or percentiles.
+
+    The first choice follows the modality and the DICOM body part (a head CT opens in the brain
+    window); picking another sets the layer's contrast limits.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._updating = True  # menus being filled: no preset is being picked
+        self._image = create_widget(label="Image", annotation="napari.layers.Image")
+        self._preset = ComboBox(label="Window", choices=self._preset_choices)
+        super().__init__(widgets=[self._image, self._preset])
+        self._image.changed.connect(self._on_image_changed)
+        self._preset.changed.connect(self.apply)
+        self._on_image_changed()
+
+    def _preset_choices(self, widget: Any = None) -> list[str]:
+        picker = getattr(self, "_image", None)  # not there yet while the ComboBox is built
+        layer = picker.value if picker is not None else None
+        if layer is None:
+            return [AUTO_WINDOW]
+        info = layer.metadata.get(METADATA_KEY) or {}
+        modality = str((info.get("meta") or {}).get("modality", "")).upper()
+        ct = modality == "CT" if modality else _looks_like_hu(layer.data)
+        return [*CT_WINDOW_PRESETS, AUTO_WINDOW] if ct else [AUTO_WINDOW]
+
+    def reset_choices(self, *args: Any) -> None:
+        """Refresh the layer menu (napari calls this when layers change) and the presets it offers."""
+        self._updating = True
+        try:
+            super().reset_choices(*args)
+        finally:
+            self._updating = False
+        self._on_image_changed()
+
+    def _on_image_changed(self, value: Any = None) -> None:
+        layer = self._image.value
+        self._updating = True  # a newly chosen layer keeps its own window until a preset is picked
+        try:
+            self._preset.reset_choices()
+            if layer is not None:
+                shown = (layer.metadata.get(METADATA_KEY) or {}).get("window")
+                choices = list(self._preset.choices)
+                self._preset.value = shown if shown in choices else choices[0]
+        finally:
+            self._updating = False
+
+    def apply(self, value: Any = None) -> None:
+        """Set the chosen preset's contrast limits on the chosen image layer."""
+        layer = self._image.value
+        if layer is None or self._updating:
+            return
+        preset = str(self._preset.value)
+        window = CT_WINDOW_PRESETS.get(preset) or percentile_window(layer.data)
+        layer.contrast_limits = list(window)
+        layer.metadata.setdefault(METADATA_KEY, {})["window"] = preset
+
+
+def _looks_like_hu(data: Any) -> bool:
+    """Intensities of a file that does not name its modality: air near -1000 HU means CT."""
+    values = np.asarray(data)
+    return bool(values.size) and float(values.min()) <= -900.0 and float(values.max()) >= 0.0
+
+
+#: series table: (row key, column header, cell format)
+SERIES_TABLE = (
+    ("number", "#", "{}"),
+    ("description", "description", "{}"),
+    ("modality", "modality", "{}"),
+    ("slices", "slices", "{}"),
+    ("spacing", "spacing (mm)", "{}"),
+)
+
+
+def series_rows(path: str) -> list[dict[str, Any]]:
+    """The series of a DICOM folder, zip or file as table rows (largest first), with their uid."""
+    from medswin.io import list_series
+
+    rows = []
+    for info in list_series(path):
+        spacing = " x ".join(f"{s:g}" for s in info.spacing) if info.spacing else "?"
+        rows.append(
+            {
+                "uid": info.uid,
+                "number": "" if info.number is None else info.number,
+                "description": info.description or "(no description)",
+                "modality": info.modality,
+                "slices": info.num_frames,
+                "spacing": spacing,
+            }
+        )
+    return rows
+
+
+class SeriesWidget(Container):
+    """The series of a DICOM folder or zip (description, modality, slices, spacing); opens the chosen ones.
+
+    File > Open shows the largest series; this lists the others of the same study and adds each
+    chosen one as a layer named by its SeriesDescription.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._rows: list[dict[str, Any]] = []
+        self._source = FileEdit(label="Study (folder or zip)", mode="d")
+        self._from_layer = PushButton(text="Use the selected layer's study")
+        self._list_button = PushButton(text="List series")
+        self._open_button = PushButton(text="Open selected series")
+        self._status = Label(value="")
+        self._table = TextTable(SERIES_TABLE)
+        super().__init__(
+            widgets=[self._source, self._from_layer, self._list_button, self._open_button, self._status]
+        )
+        self.native.layout().addWidget(self._table)
+        self._from_layer.changed.connect(self.use_selected_layer)
+        self._list_button.changed.connect(self.list_series)
+        self._open_button.changed.connect(lambda: self.open_row(self._table.currentRow()))
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The listed series: uid, number, description, modality, slices, spacing."""
+        return list(self._rows)
+
+    def use_selected_layer(self) -> None:
+        """Take the study of the selected layer (a DICOM folder or zip opened with medswin) and list it."""
+        layer = self._viewer.layers.selection.active
+        meta = ((layer.metadata.get(METADATA_KEY) or {}).get("meta") or {}) if layer is not None else {}
+        source = meta.get("source_archive") or meta.get("path")
+        if meta.get("format") != "dicom" or not source:
+            show_error("Select a layer opened from a DICOM folder or zip first")
+            return
+        self._source.value = Path(str(source))
+        self.list_series()
+
+    def list_series(self) -> None:
+        """List the series of the chosen folder or zip."""
+        path = str(self._source.value or "")
+        try:
+            self._rows = series_rows(path)
+        except MedSwinError as error:
+            self._rows = []
+            _report(error)
+        self._table.set_rows(self._rows)
+        self._status.value = f"{len(self._rows)} series in {Path(path).name}"
+
+    def open_row(self, row: int) -> Any:
+        """Add series ``row`` of the table as an image layer; returns the layer (None when nothing was opened)."""
+        from napari_medswin._reader import read_series_layer
+
+        if not 0 <= row < len(self._rows):
+            show_error("Choose a series in the table first")
+            return None
+        try:
+            data, kwargs, _ = read_series_layer(str(self._source.value), self._rows[row]["uid"])
+        except MedSwinError as error:
+            _report(error)
+            return None
+        return self._viewer.add_image(data, **kwargs)

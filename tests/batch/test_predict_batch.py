@@ -323,3 +323,18 @@ def test_torchrun_two_cpu_processes_share_the_cases(tmp_path: Path, tiny_checkpo
     assert sorted(rows) == names and {row["status"] for row in rows.values()} == {"done"}
     shards = [_summary(out / f"summary_shard{i}of2.csv") for i in range(2)]
     assert sorted([*shards[0], *shards[1]]) == names and not set(shards[0]) & set(shards[1])
+
+
+def test_a_case_that_may_not_suit_the_model_is_warned_about_and_predicted(
+    tmp_path: Path, tiny_checkpoint: Path, caplog
+) -> None:
+    """An MR series given to a CT model: the log says why (medswin.models.check_fit); the case still runs."""
+    from dicom_factory import ct_image
+
+    write_series(tmp_path / "data" / "mr", ct_image(shape=(12, 10, 6)), modality="MR")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        assert _predict([tmp_path / "data"], out, tiny_checkpoint) == 0
+    warned = [r.getMessage() for r in caplog.records if "may not suit" in r.getMessage()]
+    assert warned and "the image is MR (DICOM Modality), the model was trained on CT" in warned[0]
+    assert _summary(out / "summary.csv")["mr"]["status"] == "done"

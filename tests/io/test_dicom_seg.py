@@ -72,10 +72,67 @@ def test_seg_frames_match_labels_and_reference_the_series(ct_series, tmp_path):
     first = seg.SegmentSequence[0]
     assert first.SegmentAlgorithmType == "AUTOMATIC"
     assert first.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "medswin-test"
-    assert first.SegmentedPropertyCategoryCodeSequence[0].CodeMeaning == "Tissue"
-    assert first.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Organ"
     assert "RecommendedDisplayCIELabValue" in first
     _check(seg, labels, ct_series.sop_instance_uids)
+
+
+def _coded(sequence):
+    item = sequence[0]
+    return (str(item.CodeValue), str(item.CodingSchemeDesignator))
+
+
+def test_seg_segments_carry_snomed_codes_with_laterality_and_anatomy_colours(ct_series, tmp_path):
+    """Each phantom organ gets its SNOMED CT type (the DICOM standard's code, via pydicom), sides as modifiers."""
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from medswin.io.anatomy import find_structure
+
+    source = read_image(ct_series.folder)
+    labels = _labels_for(source)
+    path = write_dicom_seg(labels, source, tmp_path / "seg.dcm", NAMES, {1: (1, 2, 3)})
+    seg = pydicom.dcmread(path)
+    by_label = {str(s.SegmentLabel): s for s in seg.SegmentSequence}
+    expected = {
+        "liver": (codes.SCT.Liver, None),
+        "spleen": (codes.SCT.Spleen, None),
+        "kidney_right": (codes.SCT.Kidney, codes.SCT.Right),
+        "kidney_left": (codes.SCT.Kidney, codes.SCT.Left),
+        "vertebra": (codes.SCT.Vertebra, None),
+    }
+    assert set(by_label) == set(expected) == set(NAMES.values())
+    for name, (kind, side) in expected.items():
+        segment = by_label[name]
+        assert _coded(segment.SegmentedPropertyCategoryCodeSequence) == (
+            codes.SCT.AnatomicalStructure.value,
+            "SCT",
+        )
+        type_item = segment.SegmentedPropertyTypeCodeSequence[0]
+        assert (str(type_item.CodeValue), str(type_item.CodingSchemeDesignator)) == (kind.value, "SCT")
+        if side is None:
+            assert "SegmentedPropertyTypeModifierCodeSequence" not in type_item
+        else:
+            assert _coded(type_item.SegmentedPropertyTypeModifierCodeSequence) == (side.value, "SCT")
+    # colours: the anatomy table's (it wins over the caller's for names it knows), kidneys distinct
+    lab = {name: tuple(int(v) for v in s.RecommendedDisplayCIELabValue) for name, s in by_label.items()}
+    assert lab["kidney_right"] != lab["kidney_left"]
+    expected_liver = hd.color.CIELabColor.from_rgb(*find_structure("liver").color).value
+    assert lab["liver"] == tuple(int(v) for v in expected_liver)
+    # highdicom reads the codes back
+    described = hd.seg.segread(path).get_segment_description(
+        [s.SegmentNumber for s in seg.SegmentSequence if s.SegmentLabel == "liver"][0]
+    )
+    assert described.segmented_property_type == codes.SCT.Liver
+
+
+def test_names_the_table_does_not_know_keep_tissue_organ(ct_series, tmp_path):
+    source = read_image(ct_series.folder)
+    labels = _labels_for(source)
+    names = {value: f"structure {value}" for value in NAMES}
+    seg = hd.seg.segread(write_dicom_seg(labels, source, tmp_path / "seg.dcm", names))
+    first = seg.SegmentSequence[0]
+    assert first.SegmentedPropertyCategoryCodeSequence[0].CodeMeaning == "Tissue"
+    assert first.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Organ"
 
 
 def test_labels_on_another_grid_are_aligned_onto_the_source_frames(oblique_series, tmp_path):
@@ -116,3 +173,22 @@ def test_seg_refusals_write_nothing(oblique_series, tmp_path):
     with pytest.raises(ImageWriteError, match="cannot re-read the source DICOM files"):
         write_dicom_seg(labels, source, out / "seg.dcm", NAMES)
     assert os.listdir(out) == []
+
+
+def test_a_written_seg_reads_back_on_the_source_voxels(ct_series, tmp_path):
+    from medswin.io.dicom_seg import is_dicom_seg, read_dicom_seg
+    from medswin.io.geometry import resample_to_reference
+
+    source = read_image(ct_series.folder)
+    labels = _labels_for(source)
+    path = write_dicom_seg(labels, source, tmp_path / "seg.dcm", NAMES)
+    assert is_dicom_seg(path) and not is_dicom_seg(ct_series.files[0])
+    seg, names = read_dicom_seg(path)
+    assert names == {number: NAMES[value] for number, value in enumerate(sorted(NAMES), start=1)}
+    assert seg.kind == "label" and seg.meta["format"] == "dicom-seg"
+    # the SEG's frames are source slices: nearest-neighbour onto the source grid moves nothing
+    on_source = resample_to_reference(seg, source, interpolation="nearest")
+    numbers = {value: number for number, value in enumerate(sorted(NAMES), start=1)}
+    expected = np.vectorize(lambda v: numbers.get(int(v), 0))(labels.array)
+    np.testing.assert_array_equal(on_source.array, expected)
+    np.testing.assert_allclose(seg.spacing[:2], source.spacing[:2])

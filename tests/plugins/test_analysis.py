@@ -75,3 +75,25 @@ def test_different_grids_are_refused(small_case):
     shifted.origin = tuple(np.asarray(shifted.origin) + 1.0)
     with pytest.raises(MetricInputError, match="not on one grid"):
         compare_structures(small_case.labels, shifted)
+
+
+def test_comparison_names_come_from_whichever_side_has_them(small_case):
+    labels = small_case.labels
+    nifti_like = {value: f"label {value}" for value in NAMES}  # what a file without names gets
+    from_reference = compare_structures(labels, labels, nifti_like, reference_names=NAMES)
+    from_prediction = compare_structures(labels, labels, NAMES, reference_names=nifti_like)
+    for rows in (from_reference, from_prediction):
+        assert [r["name"] for r in rows] == [NAMES[r["label"]] for r in rows]
+    assert from_prediction[0]["pair"] == f"{NAMES[1]} ↔ label 1"
+    assert from_reference[0]["pair"] == f"label 1 ↔ {NAMES[1]}"
+
+
+def test_comparison_says_when_both_sides_name_a_label_differently(small_case):
+    labels = small_case.labels
+    swapped = {**NAMES, 1: NAMES[2], 2: NAMES[1]}
+    rows = {r["label"]: r for r in compare_structures(labels, labels, NAMES, reference_names=swapped)}
+    assert rows[1]["pair"] == f"{NAMES[1]} ↔ {NAMES[2]} (names differ)"
+    assert rows[3]["pair"] == f"{NAMES[3]} ↔ {NAMES[3]}"
+    spelled = {value: name.replace("_", " ").upper() for value, name in NAMES.items()}
+    rows = compare_structures(labels, labels, NAMES, reference_names=spelled)
+    assert not any("differ" in r["pair"] for r in rows)

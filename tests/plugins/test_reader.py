@@ -131,3 +131,111 @@ def test_opening_through_the_viewer_uses_the_same_transform(viewer, tmp_path, ob
 
 def make_small_image():
     return ct_image(shape=(8, 6, 4))
+
+
+def test_an_empty_folder_says_so_and_errors_put_the_problem_first(tmp_path):
+    empty = tmp_path / "study"
+    empty.mkdir()
+    reader = napari_get_reader(str(empty))
+    assert reader is not None  # claimed, to explain; napari's folder reader talks about subdirectories
+    with pytest.raises(ImageReadError) as caught:
+        reader(str(empty))
+    assert str(caught.value) == f"Nothing to open: the folder is empty ({empty})"
+
+    truncated = tmp_path / "ct.nii.gz"
+    write_image(make_small_image(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(ImageReadError) as caught:
+        napari_get_reader(str(truncated))(str(truncated))
+    message = str(caught.value)
+    assert message.endswith(f"({truncated})") and not message.startswith(str(tmp_path))
+    assert message[0].isupper()
+
+
+def test_the_io_menu_makes_medswin_the_reader_napari_picks(viewer, tmp_path, monkeypatch):
+    """Without the preference napari asks which plugin reads a DICOM folder; with it, medswin does."""
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+    from napari_medswin._reader import PREFERRED_PATTERNS
+
+    settings = get_settings().plugins
+    monkeypatch.setattr(settings, "extension2reader", {"*.mha": "napari"})
+    series = write_series(tmp_path / "series", ct_image(shape=(8, 6, 4)))
+    nifti = write_image(make_small_image(), tmp_path / "ct.nii.gz")
+    # File > Open is viewer.open(plugin=None): without the preference napari cannot choose
+    with pytest.raises(MultipleReaderError):
+        viewer.open(str(series.folder), plugin=None)
+
+    from napari._app_model import get_app_model
+
+    app = get_app_model()
+    in_menu = [getattr(item, "command", None) for item in app.menus.get_menu("napari/file/io_utilities")]
+    assert "medswin.prefer_reader" in [getattr(c, "id", None) for c in in_menu]
+    app.commands.execute_command("medswin.prefer_reader").result()
+    preferences = get_settings().plugins.extension2reader
+    assert preferences["*.mha"] == "napari"  # the user's own choice is kept
+    assert {p for p, r in preferences.items() if r == "medswin"} == set(PREFERRED_PATTERNS) - {"*.mha"}
+    (folder_layer,) = viewer.open(str(series.folder), plugin=None)
+    assert folder_layer.metadata["medswin"]["meta"]["format"] == "dicom"
+    (nifti_layer,) = viewer.open(str(nifti), plugin=None)
+    assert nifti_layer.metadata["medswin"]["meta"]["format"] == "nifti"
+
+
+def test_a_study_with_several_series_lists_them_and_opens_each_by_description(viewer, tmp_path):
+    from napari_medswin._widget import SeriesWidget
+
+    study = tmp_path / "study"
+    write_series(study, ct_image(shape=(8, 6, 5)), series_description="AXIAL 2.5mm", series_number=2)
+    small = ct_image(shape=(6, 4, 3))
+    write_series(study, small, modality="MR", series_description="T2 TSE", series_number=5)
+    (layer,) = viewer.open(str(study), plugin="medswin")
+    assert layer.name == "AXIAL 2.5mm (study)"  # the largest series, named by its description
+
+    widget = SeriesWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.layers.selection.active = layer
+    widget.use_selected_layer()
+    rows = widget.rows
+    assert [(r["number"], r["description"], r["modality"], r["slices"]) for r in rows] == [
+        (2, "AXIAL 2.5mm", "CT", 5),
+        (5, "T2 TSE", "MR", 3),
+    ]
+    spacing = " x ".join(f"{s:g}" for s in small.spacing)
+    assert rows[1]["spacing"] == spacing
+    assert widget._table.texts()["description"] == ["AXIAL 2.5mm", "T2 TSE"]
+
+    opened = widget.open_row(1)
+    assert opened.name == "T2 TSE (study)"
+    assert opened.metadata["medswin"]["meta"]["dicom"]["Modality"] == "MR"
+    assert sorted(opened.data.shape) == sorted(small.shape)
+
+    archive = zip_folder(study, tmp_path / "study.zip")
+    widget._source.value = archive
+    widget.list_series()
+    assert [r["description"] for r in widget.rows] == ["AXIAL 2.5mm", "T2 TSE"]
+    assert widget.open_row(1).name == "T2 TSE (study.zip)"
+
+
+def test_a_dicom_seg_opens_as_named_labels_on_its_source(viewer, tmp_path):
+    from napari.layers import Labels
+    from napari_medswin._layers import image_from_layer
+
+    from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
+    from medswin.io.dicom_seg import write_dicom_seg
+    from medswin.io.geometry import resample_to_reference
+
+    series = write_series(tmp_path / "study", ct_image(orientation="oblique"))
+    source = read_image(series.folder)
+    organs = make_ct_phantom(source.shape, source.spacing, "LPS", seed=5).labels
+    labels = source.with_array(organs.array, kind="label")
+    names = {value: name for value, (name, _) in PHANTOM_LABELS.items()}
+    path = write_dicom_seg(labels, source, tmp_path / "seg.dcm", names)
+
+    (image_layer,) = viewer.open(str(series.folder), plugin="medswin")
+    (seg_layer,) = viewer.open(str(path), plugin="medswin")
+    assert isinstance(seg_layer, Labels) and seg_layer.name == "medswin segmentation (seg.dcm)"
+    assert seg_layer.features["name"].tolist()[1:] == [names[v] for v in sorted(names)]
+    shown = resample_to_reference(
+        image_from_layer(seg_layer), image_from_layer(image_layer), interpolation="nearest"
+    )
+    np.testing.assert_array_equal(shown.array, labels.array)  # segment numbers equal the phantom's values

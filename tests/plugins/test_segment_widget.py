@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from napari_medswin import _widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
-from napari_medswin._segment import CHECKPOINT_CHOICE
+from napari_medswin._segment import CHECKPOINT_CHOICE, prediction_layer_data
 from napari_medswin._widget import SegmentWidget
 from qtpy.QtCore import Qt
 
 from medswin.data.phantom import make_ct_phantom
 from medswin.inference import Predictor
+from medswin.transforms.postprocess import Postprocess
 
 pytestmark = pytest.mark.napari
 
@@ -123,18 +124,37 @@ def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, m
     assert infos == ["Segmentation cancelled"] and errors == []
 
 
-def test_models_without_weights_and_missing_files_are_explained(segment, errors, viewer, qtbot):
+def test_a_missing_checkpoint_file_is_explained(segment, errors, viewer):
     segment._checkpoint.value = ""
     assert segment.run() is None
     assert "no checkpoint chosen" in errors[-1]
-
-    preset = next(value for value in segment._model.choices if value not in (CHECKPOINT_CHOICE, "demo"))
-    segment._model.value = preset
-    assert not segment._checkpoint.visible
-    _run(segment, qtbot)
-    assert "ships its card but not its weights" in errors[-1] and preset in errors[-1]
-    assert segment._status.value == "failed"
     assert [layer.name for layer in viewer.layers] == ["CT"]
+
+
+def test_a_model_that_may_not_suit_the_image_warns_and_runs(
+    viewer, case, tiny_checkpoint, qtbot, errors, monkeypatch
+):
+    """An MR series given to a CT model: the reason is shown before the run, which still happens."""
+    warnings: list[str] = []
+    monkeypatch.setattr(_widget, "show_warning", warnings.append)
+    image = case.image.with_array(case.image.array)
+    image.meta["modality"] = "MR"
+    data, kwargs, _ = image_to_layer_data(image, "MR series")
+    viewer.add_image(data, **kwargs)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._model.value = CHECKPOINT_CHOICE
+    widget._checkpoint.value = tiny_checkpoint
+    assert "modality: CT" in widget._card.value and "intended use: research use only" in widget._card.value
+    _run(widget, qtbot)
+    assert errors == []
+    assert widget.fit_warnings == ["the image is MR (DICOM Modality), the model was trained on CT"]
+    assert warnings == [
+        "tiny_phantom may not suit MR series: the image is MR (DICOM Modality), the model was trained on CT. "
+        "Running anyway."
+    ]
+    assert "MR series [tiny_phantom]" in [layer.name for layer in viewer.layers]
 
 
 def test_run_without_an_image_says_how_to_open_one(viewer, errors):
@@ -145,10 +165,70 @@ def test_run_without_an_image_says_how_to_open_one(viewer, errors):
     assert "Open an image first" in errors[-1]
 
 
-def test_the_model_menu_offers_volume_models_only():
-    """Swin-X2S models take two radiographs, not an image layer: they are not offered."""
+def test_the_model_menu_offers_runnable_volume_models_and_says_how_to_get_the_others(viewer, tiny_checkpoint):
+    """Shipped and imported checkpoints run; published and preset models say which command brings them.
+
+    Swin-X2S models take two radiographs, not an image layer: they are not offered.
+    """
+    import shutil
+
     from napari_medswin._segment import model_choices
 
-    specs = {choice.spec: choice.has_weights for choice in model_choices()}
-    assert specs["demo"] is True and "swin_unetr_btcv" in specs
-    assert not [spec for spec in specs if "x2s" in spec]
+    from medswin.weights import converted_path
+
+    converted_path("my_import").parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_checkpoint, converted_path("my_import"))  # what `medswin weights import --as` leaves
+    choices = {choice.spec: choice for choice in model_choices()}
+    assert [spec for spec, c in choices.items() if c.has_weights] == ["demo", "my_import"]
+    assert choices["swin_unetr_btcv"].how == "medswin weights pull swin_unetr_btcv"
+    synapse = choices["swin_unet_synapse"]  # its card's own note: no public weights, how to start
+    assert not synapse.has_weights and "medswin import-checkpoint" in synapse.how
+    assert not [spec for spec in choices if "x2s" in spec]
+
+    widget = SegmentWidget(viewer)
+    assert list(widget._model.choices) == ["demo", "my_import", CHECKPOINT_CHOICE]
+    # the shipped demo checkpoint predates body_region/intended_use: its shipped card supplies them
+    assert "body region: abdomen (medswin's made-up CT phantoms)" in widget._card.value
+    assert "intended use: demonstration of medswin only" in widget._card.value
+    assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in widget._missing.value
+    assert widget._missing.native.isHidden()  # folded away until asked for
+    widget._show_missing.clicked()
+    assert not widget._missing.native.isHidden()
+    widget._model.value = "my_import"
+    assert widget._card.value.splitlines()[0] == "model: tiny_phantom"
+    assert "labels: liver, spleen, kidney_right, kidney_left, vertebra" in widget._card.value
+
+
+def test_clean_up_is_the_cli_postprocess_at_run_time_and_on_a_layer(
+    segment, viewer, case, tiny_checkpoint, qtbot, errors
+):
+    """Keep-largest and a smallest piece (mL) give the labels the CLI's --keep-largest/--min-size-mm3 give."""
+    segment._keep_largest.value = True
+    segment._min_piece.value = 0.2  # mL: 200 mm3, between 5 and 6 voxels of 3x3x4 mm
+    cli = Postprocess(keep_largest=True, min_size_mm3=200.0)
+    raw = Predictor(str(tiny_checkpoint), overlap=0.25).predict(case.image)
+    cleaned = Predictor(str(tiny_checkpoint), overlap=0.25, postprocess=cli).predict(case.image)
+    assert not np.array_equal(raw.labels.array, cleaned.labels.array)  # the random model leaves pieces
+
+    _run(segment, qtbot)
+    assert errors == []
+    np.testing.assert_array_equal(
+        image_from_layer(viewer.layers["CT [tiny_phantom]"]).array, cleaned.labels.array
+    )
+
+    # the same clean-up on a layer already shown, as one undoable edit
+    image_layer = viewer.layers["CT"]
+    data, kwargs, _ = prediction_layer_data(case.image, raw, "raw", _widget.spatial_transform(image_layer, 3))
+    raw_layer = viewer.add_labels(data, **kwargs)
+    segment._volume_layer.reset_choices()
+    segment._volume_layer.value = raw_layer
+    cleared = segment.clean_up()
+    assert cleared == int(np.count_nonzero(raw.labels.array != cleaned.labels.array)) > 0
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, cleaned.labels.array)
+    assert [v.voxels for v in segment.volumes] == [
+        int(np.count_nonzero(cleaned.labels.array == v.label)) for v in segment.volumes
+    ]
+    raw_layer.undo()
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, raw.labels.array)
+    raw_layer.redo()
+    np.testing.assert_array_equal(image_from_layer(raw_layer).array, cleaned.labels.array)

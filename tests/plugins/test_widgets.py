@@ -102,3 +102,114 @@ def test_widgets_open_from_the_plugins_menu(phantom_viewer, display_name, widget
         assert widget._image.value is phantom_viewer.layers["CT phantom"]
     else:
         assert widget._reference.value is phantom_viewer.layers["CT phantom reference"]
+
+
+def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
+    phantom_viewer, check_volume_table, qtbot, tmp_path
+):
+    """Undo/redo emit neither paint nor data events: the table must still show the voxels as they are."""
+    import csv
+
+    widget = SegmentWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    reference = phantom_viewer.layers["CT phantom reference"]
+    widget._volume_layer.reset_choices()
+    widget._volume_layer.value = reference
+    liver = widget.volumes[0]
+    assert liver.name == "liver"
+    original_ml = liver.volume_ml
+
+    reference.brush_size = 5
+    centre = np.array(reference.data.shape) // 2
+    reference.paint(centre, 1, refresh=True)  # liver painted over whatever is at the centre
+    qtbot.waitUntil(lambda: widget.volumes[0].voxels > liver.voxels, timeout=5_000)
+    painted_ml = widget.volumes[0].volume_ml
+    assert painted_ml > original_ml
+    check_volume_table(widget, image_from_layer(reference))
+
+    reference.undo()
+    qtbot.waitUntil(lambda: widget.volumes[0].volume_ml == original_ml, timeout=5_000)
+    check_volume_table(widget, image_from_layer(reference))
+    assert widget._table.texts()["volume (mL)"][0] == f"{original_ml:.2f}"
+
+    reference.redo()
+    qtbot.waitUntil(lambda: widget.volumes[0].volume_ml == painted_ml, timeout=5_000)
+    check_volume_table(widget, image_from_layer(reference))
+
+    written = widget.export_volumes(tmp_path / "volumes.csv")
+    with open(written, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["label", "name", "voxels", "volume_ml", "model", "source", "layer"]
+    assert [(int(r["label"]), r["name"]) for r in rows] == [(v.label, v.name) for v in widget.volumes]
+    assert [int(r["voxels"]) for r in rows] == [v.voxels for v in widget.volumes]
+    np.testing.assert_allclose([float(r["volume_ml"]) for r in rows], [v.volume_ml for v in widget.volumes])
+    assert float(rows[0]["volume_ml"]) == painted_ml
+    assert {(r["source"], r["layer"]) for r in rows} == {("ct_phantom", "CT phantom reference")}
+
+
+def test_compare_with_an_unnamed_reference_shows_the_prediction_names(phantom_viewer, qtbot):
+    """A NIfTI reference has no names ("label 1".."label 5"): the prediction's names label the rows."""
+    named = phantom_viewer.layers["CT phantom reference"]
+    unnamed_data, kwargs, _ = image_to_layer_data(image_from_layer(named), "reference.nii.gz")
+    phantom_viewer.add_labels(unnamed_data.copy(), **kwargs)
+    assert phantom_viewer.layers["reference.nii.gz"].features["name"].tolist()[1] == "label 1"
+    widget = CompareWidget(phantom_viewer)
+    phantom_viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget._prediction.value = named
+    widget._reference.value = phantom_viewer.layers["reference.nii.gz"]
+    assert widget.compare() is not None
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30_000)
+    assert [row["name"] for row in widget.rows] == [NAMES[v] for v in sorted(NAMES)]
+    shown = widget._table.texts()
+    assert list(shown["name"]) == [NAMES[v] for v in sorted(NAMES)]
+    assert shown["compared (prediction ↔ reference)"][0] == f"{NAMES[1]} ↔ label 1"
+    status = widget._status.value
+    assert status.startswith("CT phantom reference vs reference.nii.gz, paired by label value")
+    assert f"1: {NAMES[1]} ↔ label 1" in status and "differ" not in status
+
+
+def test_structures_get_the_anatomy_tables_colours_and_the_kidneys_differ(phantom_viewer):
+    from medswin.io.anatomy import find_structure
+
+    reference = phantom_viewer.layers["CT phantom reference"]
+    colors = reference.colormap.color_dict
+    for value, name in NAMES.items():
+        expected = np.asarray(find_structure(name).color) / 255.0
+        np.testing.assert_allclose(colors[value][:3], expected, atol=1e-6)
+    right, left = (v for v in NAMES if NAMES[v] in ("kidney_right", "kidney_left"))
+    assert not np.allclose(colors[right][:3], colors[left][:3])
+    # the saved DICOM-SEG gets the same colours: they travel in the layer metadata
+    saved = reference.metadata["medswin"]["colors"]
+    assert {v: tuple(c) for v, c in saved.items()} == {v: find_structure(n).color for v, n in NAMES.items()}
+
+
+def test_window_presets_follow_modality_and_body_part(viewer):
+    from napari_medswin._layers import CT_WINDOW_PRESETS, image_to_layer_data
+    from napari_medswin._widget import WindowWidget
+
+    head = make_ct_phantom(shape=(16, 16, 8), seed=1).image
+    head.meta["dicom"] = {"BodyPartExamined": "HEAD", "Modality": "CT"}
+    data, kwargs, _ = image_to_layer_data(head, "head CT")
+    head_layer = viewer.add_image(data, **kwargs)
+    assert tuple(head_layer.contrast_limits) == CT_WINDOW_PRESETS["brain"] == (0.0, 80.0)
+
+    mr = make_ct_phantom(shape=(16, 16, 8), seed=1).image
+    mr = mr.with_array(mr.array + 1000.0)
+    mr.meta["modality"] = "MR"
+    data, kwargs, _ = image_to_layer_data(mr, "MR")
+    viewer.add_image(data, **kwargs)
+
+    _, widget = viewer.window.add_plugin_dock_widget("medswin", "Window presets")
+    assert isinstance(widget, WindowWidget)
+    widget.reset_choices()
+    widget._image.value = head_layer
+    assert widget._preset.value == "brain" and "lung" in widget._preset.choices
+    widget._preset.value = "lung"
+    assert tuple(head_layer.contrast_limits) == (-1350.0, 150.0)
+
+    widget._image.value = viewer.layers["MR"]
+    assert list(widget._preset.choices) == ["auto (0.5-99.5 %)"]  # no HU windows for MRI
+    low, high = viewer.layers["MR"].contrast_limits
+    expected = np.percentile(viewer.layers["MR"].data, (0.5, 99.5))
+    np.testing.assert_allclose((low, high), expected)
