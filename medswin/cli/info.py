@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-import numpy as np
-
 __all__ = ["add_parser", "run", "describe"]
 
 
@@ -31,6 +29,8 @@ def add_parser(subparsers: Any) -> None:
 
 def describe(image: Any) -> dict[str, Any]:
     """Plain-data summary of an :class:`~medswin.io.Image` (what ``info`` prints)."""
+    import numpy as np
+
     array = image.array
     finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
     summary: dict[str, Any] = {

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from medswin.data.manifest import (
     CaseEntry,
@@ -229,6 +228,8 @@ def assign_folds(case_ids: Sequence[str], folds: int, seed: int = 0) -> dict[str
         raise ManifestError(f"folds must be at least 2 to split cases, got {folds}")
     if folds > len(case_ids):
         raise ManifestError(f"{folds} folds asked for but only {len(case_ids)} training case(s)")
+    import numpy as np  # here: ``medswin manifest --help`` reads LAYOUTS from this module
+
     order = np.random.default_rng(seed).permutation(len(case_ids))
     return {case_ids[index]: position % folds for position, index in enumerate(order)}
 

@@ -8,21 +8,19 @@ and caches medswin's own checkpoint under :func:`weights_home` (``MEDSWIN_HOME``
 
 from __future__ import annotations
 
-from medswin.weights.cache import converted_path, offline, weights_home
-from medswin.weights.pull import cached_weights, ensure_weights, import_file, list_cached_weights, pull
-from medswin.weights.registry import WeightsEntry, find_weights, get_weights, list_weights
+from medswin._lazy import lazy_exports
 
-__all__ = [
-    "WeightsEntry",
-    "list_weights",
-    "get_weights",
-    "find_weights",
-    "weights_home",
-    "converted_path",
-    "offline",
-    "cached_weights",
-    "list_cached_weights",
-    "pull",
-    "ensure_weights",
-    "import_file",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "medswin.weights.cache": ("converted_path", "offline", "weights_home"),
+        "medswin.weights.pulling": (
+            "cached_weights",
+            "ensure_weights",
+            "import_file",
+            "list_cached_weights",
+            "pull",
+        ),
+        "medswin.weights.registry": ("WeightsEntry", "find_weights", "get_weights", "list_weights"),
+    },
+)

@@ -229,7 +229,7 @@ def import_bundle(
     from medswin.weights.cache import converted_path, model_lock, utc_timestamp
     from medswin.weights.download import file_checksums
     from medswin.weights.legacy import decide_legacy_merging
-    from medswin.weights.pull import cached_weights, convert_file
+    from medswin.weights.pulling import cached_weights, convert_file
 
     with _bundle_folder(source) as (folder, bundle_name):
         name = name or _cache_name(bundle_name)
