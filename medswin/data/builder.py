@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 from medswin.data.manifest import (
     CaseEntry,
     DatasetInfo,
