@@ -1,10 +1,10 @@
-"""DICOM series discovery and assembly into one :class:`Image` with exact geometry.
+"""DICOM series assembly into one :class:`Image` with exact geometry.
 
-Discovery reads headers only (``stop_before_pixels``), groups the image objects of a folder by
-SeriesInstanceUID and skips what is not an image (SR, PR, KO, RTSTRUCT...). Assembly turns every
-frame (a single-frame file, or one frame of a multi-frame file) into a record with its position,
-orientation, pixel spacing and rescale, sorts the frames along the slice normal and checks the
-stack before any pixel is decoded:
+Three steps, one module each: discovery (:mod:`medswin.io.dicom_discovery`) groups a folder's
+image objects by SeriesInstanceUID from headers alone; frames (:mod:`medswin.io.dicom_frames`)
+turn every frame (a single-frame file, or one frame of a multi-frame file) into a record with its
+position, orientation, pixel spacing and rescale; this module sorts the frames along the slice
+normal, checks the stack before any pixel is decoded, decodes and builds the image:
 
 - one orientation and one matrix size per series;
 - a header that cannot be right is refused with the file and attribute named: Rows, Columns or
@@ -24,19 +24,36 @@ the slice spacing comes from the positions, never from SliceThickness.
 from __future__ import annotations
 
 import logging
-import os
-import struct
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medswin.errors import ImageReadError
+from medswin.io.dicom_discovery import (
+    HEADER_ERRORS,
+    PROJECTION_MODALITIES,
+    SeriesInfo,
+    discover_series,
+    is_image,
+    no_images_error,
+    read_header,
+    scan_folder,
+    series_info,
+    sop_class_name,
+    summarise,
+)
+from medswin.io.dicom_frames import (
+    DicomFrame,
+    frame_count,
+    frames_of,
+    header_floats,
+    is_compressed,
+    transfer_syntax,
+)
 from medswin.io.image import Image, ImageKind
-from medswin.io.phi import remember_identifiers
 
 __all__ = [
     "SeriesInfo",
@@ -84,472 +101,10 @@ IDENTIFYING_ATTRIBUTES = (
     "DistanceSourceToPatient",
 )
 
-_SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-#: what pydicom raises for values it cannot parse (unknown VR, wrong length, bad numbers).
-_HEADER_ERRORS = (
-    ValueError,
-    TypeError,
-    AttributeError,
-    KeyError,
-    IndexError,
-    ArithmeticError,
-    NotImplementedError,
-    struct.error,
-)
-#: attributes discovery and geometry use, parsed when the header is read (see :func:`read_header`).
-_READ_ATTRIBUTES = (
-    "SOPClassUID",
-    "SeriesInstanceUID",
-    "SeriesNumber",
-    "SeriesDescription",
-    "Modality",
-    "SOPInstanceUID",
-    "Rows",
-    "Columns",
-    "NumberOfFrames",
-    "SamplesPerPixel",
-    "BitsAllocated",
-    "BitsStored",
-    "PixelRepresentation",
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "PixelSpacing",
-    "ImagerPixelSpacing",
-    "RescaleSlope",
-    "RescaleIntercept",
-    "InstanceNumber",
-    "SpacingBetweenSlices",
-    "GridFrameOffsetVector",
-)
-# Projection radiography has no patient-based geometry: each file is one 2D image.
-_PROJECTION_MODALITIES = {"DX", "CR", "MG", "XA", "RF", "PX", "IO"}
 _IOP_TOLERANCE = 1e-3  # DS strings are rounded; 1e-3 is 0.06 degrees
 _DUPLICATE_TOLERANCE_MM = 1e-3
 _GAP_FACTOR = 1.5
 _UNIFORM_TOLERANCE = 0.01  # relative step variation accepted as rounding
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """One image series found in a folder, zip or file (what ``medswin info`` lists)."""
-
-    uid: str
-    number: int | None
-    description: str
-    modality: str
-    num_frames: int
-    shape: tuple[int, ...]
-    files: tuple[str, ...] = field(repr=False, default=())
-    #: (column, row[, slice]) spacing in mm from the first header: PixelSpacing, then the
-    #: SpacingBetweenSlices or SliceThickness; ``None`` when the header does not say.
-    spacing: tuple[float, ...] | None = None
-
-
-@dataclass
-class DicomFrame:
-    """One 2D frame of a series: where it is in space and how its stored values map to real ones."""
-
-    path: Path
-    frame: int | None  # 0-based frame index in a multi-frame file, None for a single-frame file
-    rows: int
-    columns: int
-    position: np.ndarray | None  # IPP (mm, LPS)
-    orientation: np.ndarray | None  # IOP, 6 values
-    pixel_spacing: tuple[float, float] | None  # (between rows, between columns) mm
-    slope: float = 1.0
-    intercept: float = 0.0
-    instance_number: int = 0
-    sop_instance_uid: str = ""
-    rescaled_by_decoder: bool = False
-
-
-# ----------------------------------------------------------------- discovery
-def _damaged(path: Path, error: BaseException, strict: bool, keyword: str | None = None) -> None:
-    detail = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
-    problem = f"{path}: damaged DICOM file ({f'{keyword} unreadable, ' if keyword else ''}{detail})"
-    if strict:
-        raise ImageReadError(problem) from error
-    log.warning("skipping %s", problem)
-
-
-def read_header(path: Path, *, strict: bool = False) -> Any | None:
-    """Header of ``path`` if it is a DICOM file, else ``None`` (README files, .DS_Store, NIfTI...).
-
-    A file that claims to be DICOM (the ``DICM`` preamble) but does not parse is skipped with a
-    warning naming it, or, with ``strict``, refused with :class:`ImageReadError`.
-    """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        if path.suffix.lower() != ".dcm":
-            return None
-        try:  # a .dcm without the 128-byte preamble (old ACR-NEMA style)
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-        except Exception:
-            return None
-        if "SOPClassUID" not in ds and "Rows" not in ds:
-            return None
-    except OSError as error:
-        log.debug("skipping %s: %s", path, error)
-        return None
-    except Exception as error:  # pydicom on untrusted bytes raises many types; all mean "damaged"
-        return _damaged(path, error, strict)
-    for (
-        keyword
-    ) in _READ_ATTRIBUTES:  # pydicom parses values lazily: a damaged one fails here, not deep inside
-        try:
-            ds.get(keyword)
-        except Exception as error:
-            return _damaged(path, error, strict, keyword)
-    remember_identifiers(ds)  # before anything logs this file's path or description
-    return ds
-
-
-def _iter_candidate_files(folder: Path) -> Iterable[Path]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        for name in sorted(files):
-            if name.startswith(".") or name.upper() == "DICOMDIR":
-                continue
-            yield Path(root) / name
-
-
-def _is_image(ds: Any) -> bool:
-    return "Rows" in ds and "Columns" in ds and str(ds.get("SOPClassUID", "")) != _SEGMENTATION_SOP_CLASS
-
-
-def _sop_class_name(ds: Any) -> str:
-    uid = ds.get("SOPClassUID")
-    if uid is None:
-        return "unknown SOP class"
-    name = getattr(uid, "name", str(uid))
-    return str(name)
-
-
-def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, Any]]], Counter[str], int]:
-    """Group the image headers under ``folder`` by SeriesInstanceUID.
-
-    Returns ``(series uid -> [(path, header)], non-image SOP class counts, number of non-DICOM files)``.
-    """
-    series: dict[str, list[tuple[Path, Any]]] = defaultdict(list)
-    non_images: Counter[str] = Counter()
-    other = 0
-    damaged: list[ImageReadError] = []
-    for path in _iter_candidate_files(folder):
-        try:
-            ds = read_header(path, strict=True)
-        except ImageReadError as error:  # skipped beside readable images, reported when it is all there is
-            log.warning("skipping %s", error)
-            damaged.append(error)
-            continue
-        if ds is None:
-            other += 1
-            continue
-        if not _is_image(ds):
-            non_images[_sop_class_name(ds)] += 1
-            continue
-        uid = str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path.parent}"
-        series[uid].append((path, ds))
-    if damaged and not series:
-        raise ImageReadError(
-            f"{folder}: no readable DICOM image; {len(damaged)} damaged DICOM file(s), the first: {damaged[0]}"
-        )
-    return dict(series), non_images, other
-
-
-def no_images_error(where: Path, non_images: Counter[str], other: int) -> ImageReadError:
-    if non_images:
-        kinds = ", ".join(f"{count} {name}" for name, count in non_images.most_common())
-        return ImageReadError(
-            f"{where}: holds DICOM objects but no images ({kinds}); point medswin at the image series "
-            "(CT, MR, ...) rather than reports or presentation states"
-        )
-    hint = f" ({other} other files)" if other else " (the folder is empty)"
-    return ImageReadError(f"{where}: no DICOM files found{hint}; pass a DICOM folder/zip or an image file")
-
-
-def series_info(uid: str, members: list[tuple[Path, Any]]) -> SeriesInfo:
-    first_path, first = members[0]
-    frames = sum(frame_count(path, ds) for path, ds in members)
-    number = _whole_number(first.get("SeriesNumber"))
-    modality = str(first.get("Modality", ""))
-    projection = frames == 1 and ("ImagePositionPatient" not in first or modality in _PROJECTION_MODALITIES)
-    columns, rows = _pixel_count(first_path, first, "Columns"), _pixel_count(first_path, first, "Rows")
-    shape = (columns, rows) if projection else (columns, rows, frames)
-    return SeriesInfo(
-        uid=uid,
-        number=number,
-        description=str(first.get("SeriesDescription", "")),
-        modality=modality,
-        num_frames=frames,
-        shape=shape,
-        files=tuple(str(p) for p, _ in members),
-        spacing=_header_spacing(members, projection),
-    )
-
-
-def _header_spacing(members: list[tuple[Path, Any]], projection: bool) -> tuple[float, ...] | None:
-    """(column, row[, slice]) mm from the headers, for an overview (the reader checks the real grid).
-
-    The slice value is the median step between single-frame slice positions along the slice normal,
-    else SpacingBetweenSlices, else SliceThickness.
-    """
-    first = members[0][1]
-    try:
-        pixel = _floats(first.get("PixelSpacing") or first.get("ImagerPixelSpacing"))
-        if pixel is None or len(pixel) != 2:
-            return None
-        plane = (pixel[1], pixel[0])  # PixelSpacing is (row, column) spacing
-        if projection:
-            return plane
-        orientation = _floats(first.get("ImageOrientationPatient"))
-        positions = [_floats(ds.get("ImagePositionPatient")) for _, ds in members]
-        if orientation is not None and len(orientation) == 6 and len(members) > 1 and all(positions):
-            normal = np.cross(orientation[:3], orientation[3:])
-            along = np.sort([float(np.dot(normal, p)) for p in positions])
-            steps = np.diff(along)
-            steps = steps[steps > 1e-6]
-            if steps.size:
-                return (*plane, round(float(np.median(steps)), 4))
-        step = _floats(first.get("SpacingBetweenSlices") or first.get("SliceThickness"))
-        return (*plane, step[0]) if step else None
-    except _HEADER_ERRORS:
-        return None
-
-
-def summarise(series: dict[str, list[tuple[Path, Any]]]) -> list[SeriesInfo]:
-    """:class:`SeriesInfo` of each series, largest first (then by SeriesNumber)."""
-    infos = [series_info(uid, members) for uid, members in series.items()]
-    return sorted(infos, key=lambda s: (-s.num_frames, s.number if s.number is not None else 1 << 30, s.uid))
-
-
-def discover_series(folder: Path) -> list[SeriesInfo]:
-    """All image series under ``folder``, largest first; raises when there is none."""
-    series, non_images, other = scan_folder(folder)
-    if not series:
-        raise no_images_error(folder, non_images, other)
-    return summarise(series)
-
-
-# ------------------------------------------------------------------- checks
-def _whole_number(value: Any) -> int | None:
-    """An IS/US value as an int, or None when absent or not a whole number (for optional attributes)."""
-    try:
-        return None if value in (None, "") else int(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
-def _pixel_count(path: Path, ds: Any, keyword: str) -> int:
-    """Rows or Columns: a positive whole number, else ImageReadError naming the file."""
-    value = ds.get(keyword)
-    count = _whole_number(value)
-    if count is None or count < 1:
-        raise ImageReadError(f"{path}: {keyword} {value!r} is not a positive number of pixels")
-    return count
-
-
-def frame_count(path: Path, ds: Any) -> int:
-    """NumberOfFrames (1 when absent), checked to be a positive whole number."""
-    value = ds.get("NumberOfFrames")
-    if value in (None, ""):
-        return 1
-    count = _whole_number(value)
-    if count is None or count < 1:
-        raise ImageReadError(f"{path}: NumberOfFrames {value!r} is not a positive whole number")
-    return count
-
-
-def _is_compressed(syntax: Any) -> bool:
-    """Whether ``syntax`` (a TransferSyntaxUID, possibly garbage) names an encapsulated transfer syntax."""
-    from pydicom.uid import UID
-
-    try:
-        uid = UID(str(syntax))
-        return bool(uid.is_transfer_syntax and uid.is_compressed)
-    except (ValueError, TypeError, AttributeError):
-        return False
-
-
-def _transfer_syntax(ds: Any) -> Any | None:
-    meta = getattr(ds, "file_meta", None)
-    try:
-        return meta.get("TransferSyntaxUID") if meta is not None else None
-    except Exception:  # a damaged file meta group: treated as unknown
-        return None
-
-
-def _check_pixel_budget(path: Path, ds: Any, rows: int, columns: int, count: int) -> None:
-    """Refuse headers that promise more frames or pixels than the file can hold.
-
-    A damaged NumberOfFrames or Rows/Columns would otherwise make the reader build billions of
-    frame records or allocate gigabytes before the pixel data proves the header wrong.
-    """
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return
-    if _is_compressed(_transfer_syntax(ds)):
-        needed = 8 * count  # every encapsulated frame takes at least one 8-byte item
-    else:
-        samples = max(_whole_number(ds.get("SamplesPerPixel")) or 1, 1)
-        bits = max(_whole_number(ds.get("BitsAllocated")) or 1, 1)
-        needed = -(-count * rows * columns * samples * bits // 8)
-    if needed > size:
-        raise ImageReadError(
-            f"{path}: the header declares {count} frame(s) of {rows}×{columns} pixels, at least {needed} bytes "
-            f"of pixel data, but the file holds {size} bytes; it is truncated or its header is wrong"
-        )
-
-
-def _check_frame(where: str, frame: DicomFrame) -> DicomFrame:
-    """Refuse a frame whose geometry or rescale attributes have the wrong number of values or are not finite."""
-    for keyword, values, length in (
-        ("ImagePositionPatient", frame.position, 3),
-        ("ImageOrientationPatient", frame.orientation, 6),
-        ("PixelSpacing", frame.pixel_spacing, 2),
-    ):
-        if values is not None and (len(values) != length or not np.all(np.isfinite(values))):
-            raise ImageReadError(
-                f"{where}: {keyword} {[round(float(v), 4) for v in values]} must be {length} finite numbers"
-            )
-    if frame.pixel_spacing is not None and min(frame.pixel_spacing) <= 0:
-        raise ImageReadError(f"{where}: PixelSpacing {list(frame.pixel_spacing)} must be positive (mm)")
-    if not (np.isfinite(frame.slope) and np.isfinite(frame.intercept)):
-        raise ImageReadError(
-            f"{where}: RescaleSlope/RescaleIntercept {frame.slope}/{frame.intercept} must be finite numbers"
-        )
-    return frame
-
-
-# ------------------------------------------------------------------- frames
-def _floats(value: Any) -> list[float] | None:
-    if value is None or value == "":
-        return None
-    try:
-        return [float(v) for v in value]
-    except TypeError:
-        return [float(value)]
-
-
-def _first_item(ds: Any, keyword: str) -> Any | None:
-    sequence = ds.get(keyword) if ds is not None else None
-    return sequence[0] if sequence else None
-
-
-def _functional(frame_group: Any, shared: Any, sequence: str) -> Any | None:
-    """An item of a functional-group ``sequence``, per-frame first, then shared."""
-    for group in (frame_group, shared):
-        item = _first_item(group, sequence)
-        if item is not None:
-            return item
-    return None
-
-
-def _rescale_of(item: Any) -> tuple[float, float]:
-    if item is None:
-        return 1.0, 0.0
-    slope = item.get("RescaleSlope")
-    intercept = item.get("RescaleIntercept")
-    return (
-        float(slope) if slope not in (None, "") else 1.0,
-        float(intercept) if intercept not in (None, "") else 0.0,
-    )
-
-
-def _vector(values: list[float] | None) -> np.ndarray | None:
-    return np.asarray(values, dtype=np.float64) if values else None
-
-
-def _known_pixel_spacing(path: Path, ds: Any) -> list[float] | None:
-    """PixelSpacing, else ImagerPixelSpacing. In a projection radiograph (no ImageOrientationPatient)
-    ``0\\0`` means "not calibrated" (real CR films carry it) and counts as absent, so the film is read
-    with the usual assumption; in a cross-section it stays an error (the geometry would be wrong)."""
-    projection = ds.get("ImageOrientationPatient") is None
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        values = _floats(ds.get(keyword))
-        if values and not any(values) and projection:
-            log.warning("%s: %s is %s (unknown); ignored", path, keyword, "\\".join(f"{v:g}" for v in values))
-            continue
-        if values:
-            return values
-    return None
-
-
-def frames_of(path: Path, ds: Any) -> list[DicomFrame]:
-    """Every frame of one DICOM object with its geometry and rescale (pixel data not decoded)."""
-    rows, columns = _pixel_count(path, ds, "Rows"), _pixel_count(path, ds, "Columns")
-    count = frame_count(path, ds)
-    _check_pixel_budget(path, ds, rows, columns, count)
-    position = _vector(_floats(ds.get("ImagePositionPatient")))
-    orientation = _vector(_floats(ds.get("ImageOrientationPatient")))
-    spacing = _known_pixel_spacing(path, ds)
-    slope, intercept = _rescale_of(ds)
-
-    def frame(index: int | None, **changes: Any) -> DicomFrame:
-        fields: dict[str, Any] = {
-            "position": position,
-            "orientation": orientation,
-            "pixel_spacing": tuple(spacing) if spacing else None,
-            "slope": slope,
-            "intercept": intercept,
-        }
-        fields.update({key: value for key, value in changes.items() if value is not None})
-        made = DicomFrame(
-            path,
-            index,
-            rows,
-            columns,
-            instance_number=_whole_number(ds.get("InstanceNumber")) or 0,
-            sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-            **fields,
-        )
-        return _check_frame(str(path) if index is None else f"{path} (frame {index + 1})", made)
-
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if per_frame:  # enhanced multi-frame (CT, MR, PET, legacy-converted): per-frame, else shared, groups
-        shared = _first_item(ds, "SharedFunctionalGroupsSequence")
-        frames = []
-        for index, group in enumerate(per_frame):
-            plane = _functional(group, shared, "PlanePositionSequence")
-            plane_orientation = _functional(group, shared, "PlaneOrientationSequence")
-            measures = _functional(group, shared, "PixelMeasuresSequence")
-            transformation = _functional(group, shared, "PixelValueTransformationSequence")
-            measured = _floats(measures.get("PixelSpacing")) if measures is not None else None
-            frames.append(
-                frame(
-                    index,
-                    position=_vector(_floats(plane.get("ImagePositionPatient")))
-                    if plane is not None
-                    else None,
-                    orientation=_vector(_floats(plane_orientation.get("ImageOrientationPatient")))
-                    if plane_orientation is not None
-                    else None,
-                    pixel_spacing=tuple(measured) if measured else None,
-                    slope=_rescale_of(transformation)[0] if transformation is not None else None,
-                    intercept=_rescale_of(transformation)[1] if transformation is not None else None,
-                )
-            )
-        return frames
-    if count == 1:
-        return [frame(None)]
-    # Classic multi-frame (RT dose, NM, old MR): frames stacked along the normal from one IPP.
-    if position is None or orientation is None:
-        return [frame(i) for i in range(count)]
-    normal = np.cross(orientation[:3], orientation[3:])
-    offsets = _floats(ds.get("GridFrameOffsetVector"))
-    if offsets and len(offsets) == count:
-        # relative to the IPP when the first offset is 0, else absolute positions along the normal
-        relative = np.asarray(offsets) - (0.0 if offsets[0] == 0 else float(position @ normal))
-    else:
-        step = _floats(ds.get("SpacingBetweenSlices")) or _floats(ds.get("SliceThickness"))
-        if not step:
-            log.warning("%s: multi-frame image without frame spacing; assuming 1 mm between frames", path)
-        relative = np.arange(count) * (step[0] if step else 1.0)
-    return [frame(i, position=position + r * normal) for i, r in enumerate(relative)]
 
 
 # ----------------------------------------------------------------- geometry
@@ -575,7 +130,7 @@ def _plane_spacing(frame: DicomFrame, where: str) -> tuple[float, float]:
 def _single_slice_step(ds: Any) -> float:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         try:
-            value = _floats(ds.get(keyword))
+            value = header_floats(ds.get(keyword))
         except Exception:  # optional and only a fallback: an unparsable value is ignored
             continue
         if value and np.isfinite(value[0]) and value[0] > 0:
@@ -593,7 +148,7 @@ def _assemble(frames: list[DicomFrame], where: str, first_header: Any, allow_gap
         )
 
     positioned = [f for f in frames if f.position is not None and f.orientation is not None]
-    projection = str(first_header.get("Modality", "")) in _PROJECTION_MODALITIES
+    projection = str(first_header.get("Modality", "")) in PROJECTION_MODALITIES
     if not positioned or (projection and len(frames) == 1):
         if len(frames) == 1:  # projection radiograph / secondary capture: a 2D image
             column_step, row_step = _plane_spacing(frames[0], where)
@@ -735,9 +290,9 @@ def _decode_file(path: Path) -> tuple[np.ndarray, Any, bool]:
     try:
         return np.asarray(ds.pixel_array), ds, False
     except Exception as pydicom_error:
-        syntax = _transfer_syntax(ds)
+        syntax = transfer_syntax(ds)
         name = getattr(syntax, "name", str(syntax))
-        if not _is_compressed(syntax) or _decoder_available(syntax):
+        if not is_compressed(syntax) or _decoder_available(syntax):
             # pydicom has a decoder for this data and it failed: the file is damaged. GDCM is not tried
             # on it: damaged compressed data can crash GDCM (SIGFPE), taking a whole batch down.
             raise ImageReadError(
@@ -915,7 +470,7 @@ def read_series(
     for path, ds in members:
         try:
             frames.extend(frames_of(path, ds))
-        except _HEADER_ERRORS as error:
+        except HEADER_ERRORS as error:
             raise ImageReadError(
                 f"{path}: malformed image plane attributes ({type(error).__name__}: {error})"
             ) from error
@@ -931,6 +486,6 @@ def read_dicom_file(path: Path, *, kind: ImageKind = "intensity", allow_gaps: bo
     ds = read_header(path, strict=True)
     if ds is None:
         raise ImageReadError(f"{path}: not a readable DICOM file")
-    if not _is_image(ds):
-        raise ImageReadError(f"{path}: DICOM {_sop_class_name(ds)} object holds no image to read")
+    if not is_image(ds):
+        raise ImageReadError(f"{path}: DICOM {sop_class_name(ds)} object holds no image to read")
     return read_series([(path, ds)], str(path), kind=kind, allow_gaps=allow_gaps)
