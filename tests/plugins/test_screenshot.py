@@ -2,7 +2,9 @@
 
 ``napari_sample.png``: the CT phantom sample with its reference organs, and their volume table.
 ``napari_segment.png``: after a Segment run (the shipped ``demo`` model when there is one, else a
-random-weight checkpoint). The README's ``docs/images/napari_*.png`` are these artefacts, copied by
+random-weight checkpoint). ``napari_dicom_study.png``: a DICOM study of two series opened with
+medswin's reader, its Series dock, the liver window chosen from the presets, and a Segment run
+with its volume table. The README's ``docs/images/napari_*.png`` are these artefacts, copied by
 hand after looking at them.
 """
 
@@ -14,6 +16,7 @@ from napari_medswin._segment import CHECKPOINT_CHOICE
 from napari_medswin._widget import SegmentWidget
 from qtpy.QtWidgets import QApplication
 
+from medswin.data.phantom import make_ct_phantom
 from medswin.models.resolve import shipped_weights
 
 pytestmark = pytest.mark.napari
@@ -51,6 +54,47 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
     }
     predicted = [c for c in colours if (np.abs(canvas - np.asarray(c)).sum(axis=-1) < 160).any()]
     assert predicted, "no predicted label colour is visible on the canvas"
+
+
+def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
+    from dicom_factory import write_series
+    from napari_medswin._widget import SeriesWidget, WindowWidget
+
+    study = tmp_path / "ABDOMEN_CT"
+    first = write_series(
+        study, make_ct_phantom(seed=11).image, series_number=3, series_description="ABD 2.5mm"
+    )
+    low = make_ct_phantom(shape=(48, 40, 16), spacing=(1.6, 1.6, 5.0), seed=12).image
+    write_series(study, low, series_number=2, series_description="SCOUT 5mm", study_uid=first.study_uid)
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 900)
+    [image] = viewer.open(str(study), plugin="medswin")
+    assert image.name == "ABD 2.5mm (ABDOMEN_CT)"  # the largest series, named by its description
+    series = SeriesWidget(viewer)
+    viewer.window.add_dock_widget(series, name="medswin: Series", area="left")
+    viewer.layers.selection.active = image
+    series.use_selected_layer()
+    assert [r["description"] for r in series.rows] == ["ABD 2.5mm", "SCOUT 5mm"]
+    window = WindowWidget(viewer)
+    viewer.window.add_dock_widget(window, name="medswin: Window presets", area="left")
+    window.reset_choices()
+    window._image.value = image
+    window._preset.value = "liver"
+    assert list(image.contrast_limits) == [-20.0, 140.0]
+
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="medswin: Segment")
+    widget.reset_choices()
+    widget._image.value = image
+    if shipped_weights("demo") is None:
+        pytest.skip("the shipped demo model is needed for a meaningful picture")
+    widget._model.value = "demo"
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    result = viewer.layers[-1]
+    _show_structure(viewer, widget, result, "liver")
+    _save(viewer, artifacts_dir / "napari_dicom_study.png")
+    assert {v.name for v in widget.volumes if v.voxels} >= {"liver", "spleen"}
 
 
 def _show_structure(viewer, widget, layer, name):
