@@ -13,6 +13,7 @@ __all__ = [
     "ManifestError",
     "MetricInputError",
     "CancelledError",
+    "ExportError",
 ]
 
 
@@ -54,3 +55,7 @@ class MetricInputError(MedSwinError):
 
 class CancelledError(MedSwinError):
     """A long operation was cancelled by its caller."""
+
+
+class ExportError(MedSwinError):
+    """A network could not be exported or run by another runtime (ONNX Runtime, OpenVINO, TorchScript)."""
