@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "manifest",
     "submit",
     "x2s",
+    "export",
 )
 
 
