@@ -34,6 +34,7 @@ from typing import Any
 
 from medswin.errors import ExportError, MedSwinError
 from medswin.inference.export import (
+    EXPORT_REVISION,
     ONNX_OPSET,
     export_network,
     network_io,
@@ -210,6 +211,7 @@ def _cache_key(network: Any, card: ModelCard, runtime: str, batch_size: int) -> 
         "model": card.id,
         "weights_sha256": weights_sha256(network),
         "format": _FORMAT[runtime],
+        "revision": EXPORT_REVISION,
         "inputs": {name: list(shape) for name, shape in inputs.items()},
         "torch": runtime_version("torch"),
         runtime: runtime_version(runtime),

@@ -138,3 +138,32 @@ def test_network_io_of_volume_and_biplanar_cards() -> None:
     x, y, z = x2s.roi_size
     assert inputs == {"ap": (1, 1, x, z), "lateral": (1, 1, y, z)}
     assert outputs["logits_ap"] == outputs["logits_lateral"] == (1, x2s.num_classes, x, y, z)
+
+
+class ConvNet2D(torch.nn.Module):
+    """The 2D counterpart of ConvNet, for slice-by-slice models (Swin-Unet's use)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 6, 3, padding=1)
+        self.head = torch.nn.Conv2d(6, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x))) * 4
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_two_d_model_runs_slice_batches_through_the_runtime(runtime: str, home: Path) -> None:
+    _need(runtime)
+    card = intensity_card(
+        id="conv2d_test", roi_size=(16, 16), slice_axis=2, spacing=(2.0, 2.0), architecture="swin_unet"
+    )
+    image = clean_phantom("LPS", shape=(30, 26, 7)).image
+    options = {"card": card, "sw_batch_size": 3, "save_probabilities": True}
+    reference = Predictor(ConvNet2D(), **options).predict(image)
+    result = Predictor(ConvNet2D(), runtime=runtime, **options).predict(image)
+    key = json.loads(next(compiled_folder().glob("*/key.json")).read_text())
+    assert key["inputs"] == {"image": [3, 1, 16, 16]}  # slices, not volumes
+    np.testing.assert_allclose(result.probabilities.array, reference.probabilities.array, atol=1e-4)
+    np.testing.assert_array_equal(result.labels.array, reference.labels.array)
