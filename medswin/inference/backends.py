@@ -20,6 +20,7 @@ torch fp32 5.2 s, ONNX Runtime fp32 5.2 s, OpenVINO fp32 4.1 s, OpenVINO bf16 2.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import importlib.util
@@ -115,7 +116,7 @@ class TorchRunner:
         return {"name": "torch", "version": runtime_version("torch"), "precision": self.precision}
 
 
-class _ExportedRunner:
+class _ExportedRunner(abc.ABC):
     """Shared part of the exported runtimes: fixed batch (a smaller last batch is padded), numpy I/O."""
 
     name = ""
@@ -125,8 +126,9 @@ class _ExportedRunner:
         self.precision = precision
         self.path = path
 
+    @abc.abstractmethod
     def _run(self, arrays: list[Any]) -> list[Any]:
-        raise NotImplementedError
+        """The network's outputs (numpy) for full-batch float32 inputs, in the exported order."""
 
     def __call__(self, *inputs: Any) -> Any:
         import numpy as np
