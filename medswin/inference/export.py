@@ -261,6 +261,7 @@ def export_network(
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
                 # tracing warns of shape checks it freezes; shapes are fixed here on purpose
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch.export's own deprecation
                 if fmt == "onnx":
                     _export_onnx(network, examples, target, names, opset)
                 elif fmt == "openvino":
