@@ -167,3 +167,20 @@ def test_two_d_model_runs_slice_batches_through_the_runtime(runtime: str, home: 
     assert key["inputs"] == {"image": [3, 1, 16, 16]}  # slices, not volumes
     np.testing.assert_allclose(result.probabilities.array, reference.probabilities.array, atol=1e-4)
     np.testing.assert_array_equal(result.labels.array, reference.labels.array)
+
+
+def test_openvino_bf16_without_native_bf16_warns_and_reports_what_it_compiled(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _need("openvino")
+    import medswin.inference.backends as backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="medswin.inference.backends"):
+        predictor = Predictor(ConvNet(), card=_card(), runtime="openvino", precision="bf16")
+    assert "emulated" in caplog.text and "--precision fp32" in caplog.text
+    assert predictor.runner.describe()["precision"] in ("bf16", "fp32")  # what OpenVINO compiled
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medswin.inference.backends"):
+        fp32 = Predictor(ConvNet(), card=_card(), runtime="openvino")
+    assert "emulated" not in caplog.text and fp32.runner.describe()["precision"] == "fp32"
