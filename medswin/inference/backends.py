@@ -257,7 +257,7 @@ def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) 
     try:
         export_network(network, card, _FORMAT[runtime], staging, stem="network", batch_size=batch_size)
         (staging / "key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
-        with contextlib.suppress(FileExistsError, OSError):
+        with contextlib.suppress(OSError):
             os.rename(staging, entry)  # a folder that appeared meanwhile (another process) is kept
         if not main.is_file():
             raise ExportError(f"{entry}: the exported network could not be put into the cache")
