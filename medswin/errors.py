@@ -14,6 +14,7 @@ __all__ = [
     "MetricInputError",
     "CancelledError",
     "PacsError",
+    "ExportError",
 ]
 
 
@@ -59,3 +60,7 @@ class CancelledError(MedSwinError):
 
 class PacsError(MedSwinError):
     """A PACS (DICOMweb or DIMSE node) refused, failed or could not be reached; the message names the node."""
+
+
+class ExportError(MedSwinError):
+    """A network could not be exported or run by another runtime (ONNX Runtime, OpenVINO, TorchScript)."""

@@ -420,6 +420,7 @@ def write_case_outputs(
         "labels": label_volumes(prediction.labels, card.labels),
         "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
         "windows": int(prediction.windows),
+        "runtime": getattr(prediction, "runtime", None),
         "files": files,
     }
     if failures:

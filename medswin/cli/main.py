@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "manifest",
     "submit",
     "x2s",
+    "export",
 )
 
 

@@ -38,6 +38,7 @@ def add_parser(subparsers: Any) -> None:
 
 # ----------------------------------------------------------------------------- predict
 def _add_predict(commands: Any) -> None:
+    from medswin.cli.predict import add_runtime_option
     from medswin.inference.runtime import PRECISIONS
 
     parser = commands.add_parser(
@@ -97,6 +98,7 @@ def _add_predict(commands: Any) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
     )
+    add_runtime_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(run=run_predict)
 
@@ -124,7 +126,11 @@ def run_predict(args: argparse.Namespace) -> int:
         for path in (args.output, *([args.probabilities] if args.probabilities else [])):
             check_output_file(path, overwrite=args.overwrite, inputs=(args.ap, args.lateral))
     predictor = X2SPredictor(
-        args.model, device=args.device, precision=args.precision, save_probabilities=bool(args.probabilities)
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        save_probabilities=bool(args.probabilities),
+        runtime=args.runtime,
     )
     options = {"orientations": (args.ap_orientation, args.lateral_orientation), "pixel_spacing": spacings}
     if args.datalist is not None:

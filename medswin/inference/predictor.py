@@ -32,6 +32,10 @@ Speed on CPU: :func:`medswin.inference.runtime.configure_cpu_runtime` keeps free
 process (the kernel's page faults dominated otherwise), MONAI's SDPA window attention is switched
 on under ``torch.inference_mode`` (same weights, same outputs to ~1e-6), and ``precision="bf16"``
 runs the network under bf16 autocast (AVX-512 BF16/AMX CPUs; blending stays float32).
+
+Runtimes: ``runtime="openvino"`` or ``"onnxruntime"`` run each window batch through a network
+exported once and cached (:mod:`medswin.inference.backends`); everything around the window call
+(padding, window grid, blending, stitching, TTA) is the same code for every runtime.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import CancelledError, CheckpointError, GeometryError, MedSwinError
-from medswin.inference.runtime import PRECISIONS, autocast
+from medswin.inference.runtime import PRECISIONS
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
@@ -76,9 +80,12 @@ class Prediction:
         labels: one-channel label map on the input's exact grid (uint8, or uint16 for labels > 255).
         probabilities: ``(K, *input shape)`` float32 on the input grid (softmax over labels, or
             sigmoid per region channel) when ``save_probabilities`` was set, else ``None``.
-        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``total``.
+        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``total``;
+            the predictor's first prediction also holds ``export`` and ``compile`` (OpenVINO / ONNX
+            Runtime: exporting the network, 0 when cached, and loading it), which ``total`` excludes.
         card: the model card that produced it.
         windows: sliding windows run (each ``2**d`` forward passes with test-time augmentation).
+        runtime: what ran the windows: ``{"name", "version", "precision"}``.
     """
 
     labels: Image
@@ -86,6 +93,7 @@ class Prediction:
     timings: dict[str, float]
     card: ModelCard
     windows: int = 0
+    runtime: dict[str, Any] | None = None
 
 
 def resolve_network(source: Any, card: ModelCard | None, device: str) -> tuple[Any, ModelCard]:
@@ -164,6 +172,9 @@ class Predictor:
             (SwinUNETR; same weights, outputs equal to ~1e-6, ~2x faster on CPU).
         tune_allocator / threads: CPU runtime settings, see
             :func:`medswin.inference.runtime.configure_cpu_runtime`.
+        runtime: what runs each window batch: ``"torch"``; ``"openvino"`` / ``"onnxruntime"`` (CPU;
+            the network is exported once per weights, roi and ``sw_batch_size`` and cached, see
+            :mod:`medswin.inference.backends`); ``"auto"``: OpenVINO on CPU when installed, else torch.
     """
 
     def __init__(
@@ -182,12 +193,17 @@ class Predictor:
         fast_attention: bool = True,
         tune_allocator: bool = True,
         threads: int | None = None,
+        runtime: str = "torch",
     ) -> None:
+        from medswin.inference.backends import build_runner, check_precision, choose_runtime
+
         if mode not in ("gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
         self.device = inference_device(device, precision, tune_allocator=tune_allocator, threads=threads)
+        self.runtime = choose_runtime(runtime, self.device.type)
+        check_precision(self.runtime, precision)
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is not None:
             raise MedSwinError(
@@ -213,17 +229,23 @@ class Predictor:
         self.postprocess = postprocess or Postprocess()
         self.save_probabilities = bool(save_probabilities)
         self.fast_attention = bool(fast_attention)
+        self.runner, self._runtime_timings = build_runner(
+            self.network,
+            self.card,
+            self.runtime,
+            device_type=self.device.type,
+            precision=precision,
+            batch_size=self.sw_batch_size,
+            threads=threads,
+        )
 
     def __repr__(self) -> str:
         return (
-            f"Predictor(model {self.card.id!r}, device {self.device}, precision {self.precision}, "
+            f"Predictor(model {self.card.id!r}, device {self.device}, runtime {self.runtime}, precision {self.precision}, "
             f"overlap {self.overlap}, tta {self.tta}, sw_batch_size {self.sw_batch_size})"
         )
 
     # ------------------------------------------------------------------ network call
-    def _autocast(self) -> Any:
-        return autocast(self.precision, self.device.type)
-
     @contextlib.contextmanager
     def _attention_mode(self) -> Iterator[None]:
         """Switch MONAI's SDPA window attention on for the duration (it only acts without autograd)."""
@@ -242,14 +264,13 @@ class Predictor:
         """Network logits ``(B, K, *roi)`` float32 for ``x`` ``(B, C, *roi)``, averaged over mirrors with TTA."""
         import torch
 
-        with self._autocast():
-            out = self.network(x).float()
-            if not self.tta:
-                return out
-            axes = range(2, x.ndim)
-            combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
-            for flip in combos:
-                out += torch.flip(self.network(torch.flip(x, flip)).float(), flip)
+        out = self.runner(x)
+        if not self.tta:
+            return out
+        axes = range(2, x.ndim)
+        combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+        for flip in combos:
+            out += torch.flip(self.runner(torch.flip(x, flip)), flip)
         return out.div_(len(combos) + 1)
 
     def _window_predictor(self, slice_axis: int | None) -> Callable[[Any], Any]:
@@ -365,6 +386,8 @@ class Predictor:
         labels = self.postprocess.apply(labels)
         timings["postprocess"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
+        timings.update(self._runtime_timings)  # once: the first prediction carries the export
+        self._runtime_timings = {}
         log.info(
             "predicted %s with %s: %d windows, %.1f s (%s)",
             "x".join(str(n) for n in image.shape),
@@ -373,4 +396,6 @@ class Predictor:
             timings["total"],
             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"),
         )
-        return Prediction(labels, probability_image, timings, self.card, result.windows)
+        return Prediction(
+            labels, probability_image, timings, self.card, result.windows, runtime=self.runner.describe()
+        )

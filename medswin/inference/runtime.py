@@ -27,6 +27,8 @@ from typing import Any
 
 __all__ = [
     "PRECISIONS",
+    "RUNTIMES",
+    "EXPORT_FORMATS",
     "available_devices",
     "MMAP_THRESHOLD_BYTES",
     "TRIM_THRESHOLD_BYTES",
@@ -40,6 +42,13 @@ log = logging.getLogger(__name__)
 
 #: network precisions a Predictor accepts (``--precision``); torch-free so parsers can list them.
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: what runs the network on each window (``--runtime``); torch-free so parsers can list them.
+#: ``auto``: OpenVINO on CPU when it is installed, else torch (always torch on GPUs).
+RUNTIMES = ("torch", "openvino", "onnxruntime", "auto")
+
+#: what ``medswin export`` writes (``--format``).
+EXPORT_FORMATS = ("onnx", "openvino", "torchscript")
 
 #: blocks below this come from the heap and are reused instead of mmap/munmap per allocation.
 MMAP_THRESHOLD_BYTES = 1 << 30

@@ -35,7 +35,8 @@ class X2SPrediction:
         probabilities: ``(K, X, Y, Z)`` softmax of the summed logits when asked for, else ``None``.
         views: the two network inputs ``(X, Z)`` / ``(Y, Z)`` in [0, 1] (for display and checks).
         notes: how each radiograph was read (orientation, pixel-size source).
-        timings: seconds for ``prepare``, ``inference`` and ``total``.
+        timings: seconds for ``prepare``, ``inference`` and ``total``; the predictor's first prediction
+            also holds ``export`` and ``compile`` (OpenVINO / ONNX Runtime), which ``total`` excludes.
     """
 
     labels: Image
@@ -76,6 +77,8 @@ class X2SPredictor:
         device: ``"cpu"``, ``"cuda"`` ...
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
         save_probabilities: also return the class probabilities.
+        runtime: ``"torch"``, ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (see
+            :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
     """
 
     def __init__(
@@ -86,10 +89,14 @@ class X2SPredictor:
         device: str = "cpu",
         precision: str = "fp32",
         save_probabilities: bool = False,
+        runtime: str = "torch",
     ) -> None:
+        from medswin.inference.backends import build_runner, check_precision, choose_runtime
         from medswin.inference.predictor import inference_device, resolve_network
 
         self.device = inference_device(device, precision)
+        self.runtime = choose_runtime(runtime, self.device.type)
+        check_precision(self.runtime, precision)
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is None:
             raise MedSwinError(
@@ -99,22 +106,32 @@ class X2SPredictor:
         self.network = network.to(self.device).eval()
         self.precision = precision
         self.save_probabilities = bool(save_probabilities)
+        self.runner, self._runtime_timings = build_runner(
+            self.network,
+            self.card,
+            self.runtime,
+            device_type=self.device.type,
+            precision=precision,
+            batch_size=1,
+        )
 
     def __repr__(self) -> str:
-        return f"X2SPredictor(model {self.card.id!r}, device {self.device}, precision {self.precision})"
+        return (
+            f"X2SPredictor(model {self.card.id!r}, device {self.device}, runtime {self.runtime}, "
+            f"precision {self.precision})"
+        )
 
     def logits(self, ap: np.ndarray, lateral: np.ndarray) -> Any:
         """Summed logits ``(B, K, X, Y, Z)`` float32 of prepared views ``(B, 1, X, Z)`` / ``(B, 1, Y, Z)``."""
         import torch
 
-        from medswin.inference.runtime import autocast
         from medswin.models.swin_x2s import fuse_view_logits
 
         a = torch.as_tensor(ap, dtype=torch.float32, device=self.device)
         b = torch.as_tensor(lateral, dtype=torch.float32, device=self.device)
-        with torch.inference_mode(), autocast(self.precision, self.device.type):
-            out_a, out_b = self.network(a, b)
-        return fuse_view_logits(out_a.float(), out_b.float())
+        with torch.inference_mode():
+            out_a, out_b = self.runner(a, b)
+        return fuse_view_logits(out_a, out_b)
 
     def predict(
         self,
@@ -166,5 +183,15 @@ class X2SPredictor:
                 "ap": front.notes + ([warnings["ap"]] if "ap" in warnings else []),
                 "lateral": side.notes + ([warnings["lateral"]] if "lateral" in warnings else []),
             },
-            timings={"prepare": prepared - start, "inference": done - prepared, "total": done - start},
+            timings={
+                "prepare": prepared - start,
+                "inference": done - prepared,
+                "total": done - start,
+                **self._pop_runtime_timings(),
+            },
         )
+
+    def _pop_runtime_timings(self) -> dict[str, float]:
+        """Export/compile seconds, reported with the first prediction only."""
+        timings, self._runtime_timings = self._runtime_timings, {}
+        return timings

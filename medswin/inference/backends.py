@@ -1,0 +1,290 @@
+"""Window runners: what turns a batch of windows into logits, in torch, OpenVINO or ONNX Runtime.
+
+Sliding window, blending, stitching and TTA do not change with the runtime; only the per-window
+network call does. A runner is called like the network, ``runner(x)`` with ``x`` ``(B, C, *roi)``
+(or ``runner(ap, lateral)`` for Swin-X2S), and returns float32 torch tensors.
+
+OpenVINO and ONNX Runtime run a network exported once per model, window shape and batch size, and
+cached under the weights cache (:func:`medswin.weights.weights_home`)::
+
+    compiled/<key>/network.xml + .bin   (OpenVINO IR)  or  network.onnx   (ONNX Runtime)
+    compiled/<key>/key.json             what the key was made of
+    compiled/<key>/openvino-cache/      OpenVINO's own compiled blobs (per precision hint)
+
+``<key>`` hashes the weights' SHA-256, the card id, the tensor shapes, the format, the exporting
+torch and runtime versions and the ONNX opset, so a second run loads instead of exporting again.
+A precision is a compile setting of OpenVINO (the IR keeps fp32 weights), so it does not split the
+cache; ONNX Runtime runs fp32 only. Measured (DESIGN.md, one fs48 96³ window, AVX-512 BF16 CPU):
+torch fp32 5.2 s, ONNX Runtime fp32 5.2 s, OpenVINO fp32 4.1 s, OpenVINO bf16 2.1 s.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medswin.errors import ExportError, MedSwinError
+from medswin.inference.export import (
+    EXPORT_REVISION,
+    ONNX_OPSET,
+    export_network,
+    network_io,
+    require_package,
+    runtime_version,
+    weights_sha256,
+)
+from medswin.inference.runtime import RUNTIMES, autocast, cpu_has_native_bf16
+from medswin.models.card import ModelCard
+
+__all__ = [
+    "WindowRunner",
+    "TorchRunner",
+    "OpenVINORunner",
+    "OnnxRuntimeRunner",
+    "choose_runtime",
+    "check_precision",
+    "compiled_folder",
+    "cached_export",
+    "build_runner",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``runner(*inputs) -> logits`` (one tensor, or a tuple for networks with several outputs).
+WindowRunner = Callable[..., Any]
+
+#: precision -> OpenVINO's INFERENCE_PRECISION_HINT.
+_OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: export format each exported runtime loads.
+_FORMAT = {"openvino": "openvino", "onnxruntime": "onnx"}
+
+
+def choose_runtime(runtime: str, device_type: str) -> str:
+    """The runtime that ``runtime`` means on ``device_type`` (resolves ``auto``; checks the rest).
+
+    ``auto`` is OpenVINO on CPU when the package is installed, else torch; on a GPU always torch.
+    OpenVINO and ONNX Runtime run on the CPU here, so asking for them with a GPU device is an error.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "auto":
+        if device_type == "cpu" and importlib.util.find_spec("openvino") is not None:
+            return "openvino"
+        return "torch"
+    if runtime != "torch" and device_type != "cpu":
+        raise MedSwinError(
+            f"runtime {runtime!r} runs on the CPU in medswin; use --device cpu, or --runtime torch on {device_type}"
+        )
+    return runtime
+
+
+def check_precision(runtime: str, precision: str) -> None:
+    """Refuse a precision the runtime cannot run (ONNX Runtime: fp32 only), naming the alternatives."""
+    if runtime == "onnxruntime" and precision != "fp32":
+        raise MedSwinError(
+            f"runtime 'onnxruntime' runs fp32 networks only, not {precision}; use --precision fp32, "
+            "or --runtime openvino / torch for bf16"
+        )
+
+
+class TorchRunner:
+    """The torch module itself, under autocast for bf16/fp16; outputs as float32."""
+
+    name = "torch"
+
+    def __init__(self, network: Any, precision: str, device_type: str) -> None:
+        self.network = network
+        self.precision = precision
+        self.device_type = device_type
+
+    def __call__(self, *inputs: Any) -> Any:
+        with autocast(self.precision, self.device_type):
+            out = self.network(*inputs)
+        return tuple(o.float() for o in out) if isinstance(out, tuple | list) else out.float()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "torch", "version": runtime_version("torch"), "precision": self.precision}
+
+
+class _ExportedRunner(abc.ABC):
+    """Shared part of the exported runtimes: fixed batch (a smaller last batch is padded), numpy I/O."""
+
+    name = ""
+
+    def __init__(self, batch_size: int, precision: str, path: Path) -> None:
+        self.batch_size = batch_size
+        self.precision = precision
+        self.path = path
+
+    @abc.abstractmethod
+    def _run(self, arrays: list[Any]) -> list[Any]:
+        """The network's outputs (numpy) for full-batch float32 inputs, in the exported order."""
+
+    def __call__(self, *inputs: Any) -> Any:
+        import numpy as np
+        import torch
+
+        count = int(inputs[0].shape[0])
+        if count > self.batch_size:
+            raise ValueError(
+                f"{self.name}: {count} windows in one call, but the network was exported for {self.batch_size}"
+            )
+        arrays = []
+        for tensor in inputs:
+            array = tensor.detach().to("cpu", torch.float32).numpy()
+            if count < self.batch_size:  # the last group of windows: pad to the exported batch
+                padding = np.zeros((self.batch_size - count, *array.shape[1:]), np.float32)
+                array = np.concatenate([array, padding])
+            arrays.append(np.ascontiguousarray(array))
+        outputs = [torch.from_numpy(np.asarray(out, dtype=np.float32)[:count]) for out in self._run(arrays)]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": runtime_version(self.name), "precision": self.precision}
+
+
+class OpenVINORunner(_ExportedRunner):
+    """An OpenVINO IR compiled for the CPU with a precision hint (bf16 pays off on AVX-512 BF16/AMX)."""
+
+    name = "openvino"
+
+    def __init__(self, path: Path, batch_size: int, precision: str, threads: int | None = None) -> None:
+        super().__init__(batch_size, precision, path)
+        ov = require_package("openvino", "--runtime openvino")
+        core = ov.Core()
+        # OpenVINO keeps its compiled blob here and loads it next time instead of compiling again
+        core.set_property({"CACHE_DIR": str(path.parent / "openvino-cache")})
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _OPENVINO_PRECISION[precision]}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = max(1, int(threads))
+        try:
+            self.compiled = core.compile_model(str(path), "CPU", config)
+        except Exception as error:
+            raise ExportError(f"{path}: OpenVINO could not compile it for the CPU ({error})") from error
+        self.request = self.compiled.create_infer_request()
+        if precision == "bf16" and not cpu_has_native_bf16():
+            log.warning(
+                "OpenVINO bf16 on a CPU without AVX-512 BF16/AMX is emulated: measured slower than fp32 and "
+                "97.5% label agreement with torch fp32 on the demo model; use --precision fp32 here"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """The runtime, its version and the precision OpenVINO compiled (it runs f16 as f32 where the CPU lacks it)."""
+        hint = str(
+            self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        ).lower()  # e.g. "<Type: 'bfloat16'>"
+        names = (("bfloat16", "bf16"), ("float16", "fp16"), ("float32", "fp32"))  # bfloat16 before float16
+        compiled = next((ours for theirs, ours in names if theirs in hint), self.precision)
+        return {"name": self.name, "version": runtime_version(self.name), "precision": compiled}
+
+    def _run(self, arrays: list[Any]) -> list[Any]:
+        results = self.request.infer(arrays)
+        return [results[output] for output in self.compiled.outputs]
+
+
+class OnnxRuntimeRunner(_ExportedRunner):
+    """An ONNX network in ONNX Runtime's CPU provider (fp32)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, batch_size: int, precision: str, threads: int | None = None) -> None:
+        check_precision("onnxruntime", precision)
+        super().__init__(batch_size, precision, path)
+        ort = require_package("onnxruntime", "--runtime onnxruntime")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = max(1, int(threads))
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise ExportError(f"{path}: ONNX Runtime could not load it ({error})") from error
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def _run(self, arrays: list[Any]) -> list[Any]:
+        return self.session.run(None, dict(zip(self.input_names, arrays)))
+
+
+def compiled_folder() -> Path:
+    """``<weights cache>/compiled``: exported networks the runtimes load (safe to delete)."""
+    from medswin.weights.cache import weights_home
+
+    return weights_home() / "compiled"
+
+
+def _cache_key(network: Any, card: ModelCard, runtime: str, batch_size: int) -> dict[str, Any]:
+    inputs, _ = network_io(card, batch_size)
+    key: dict[str, Any] = {
+        "model": card.id,
+        "weights_sha256": weights_sha256(network),
+        "format": _FORMAT[runtime],
+        "revision": EXPORT_REVISION,
+        "inputs": {name: list(shape) for name, shape in inputs.items()},
+        "torch": runtime_version("torch"),
+        runtime: runtime_version(runtime),
+    }
+    if runtime == "onnxruntime":
+        key.update(opset=ONNX_OPSET, onnxscript=runtime_version("onnxscript"))
+    return key
+
+
+def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) -> tuple[Path, float]:
+    """``(network file, export seconds)`` for ``runtime``: from the cache, or exported into it (0 s when cached).
+
+    The export is made in a staging folder and renamed into place whole; when two processes export at
+    once the first rename wins and the other's copy is dropped.
+    """
+    key = _cache_key(network, card, runtime, batch_size)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    root = compiled_folder()
+    entry = root / f"{card.id}-{digest}"
+    main = entry / ("network.xml" if runtime == "openvino" else "network.onnx")
+    if main.is_file() and (entry / "key.json").is_file():
+        log.debug("%s: cached %s network %s", card.id, runtime, main)
+        return main, 0.0
+    start = time.perf_counter()
+    staging = root / f".{entry.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        export_network(network, card, _FORMAT[runtime], staging, stem="network", batch_size=batch_size)
+        (staging / "key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
+        with contextlib.suppress(OSError):
+            os.rename(staging, entry)  # a folder that appeared meanwhile (another process) is kept
+        if not main.is_file():
+            raise ExportError(f"{entry}: the exported network could not be put into the cache")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return main, time.perf_counter() - start
+
+
+def build_runner(
+    network: Any,
+    card: ModelCard,
+    runtime: str,
+    *,
+    device_type: str,
+    precision: str,
+    batch_size: int,
+    threads: int | None = None,
+) -> tuple[WindowRunner, dict[str, float]]:
+    """The runner for ``runtime`` (already resolved by :func:`choose_runtime`), and seconds spent
+    ``export``-ing and ``compile``-ing it (empty for torch)."""
+    if runtime == "torch":
+        return TorchRunner(network, precision, device_type), {}
+    # the package check comes first: no minute-long export for a runtime that cannot load it
+    require_package(runtime, f"--runtime {runtime}")
+    check_precision(runtime, precision)
+    path, export_seconds = cached_export(network, card, runtime, batch_size)
+    start = time.perf_counter()
+    cls = OpenVINORunner if runtime == "openvino" else OnnxRuntimeRunner
+    runner = cls(path, batch_size, precision, threads)
+    return runner, {"export": export_seconds, "compile": time.perf_counter() - start}
