@@ -445,6 +445,20 @@ def _report(outcomes: list, summary: Path, quiet: bool) -> None:
             f"{counts['done']} case(s) predicted, {counts['skipped']} already finished, {counts['failed']} failed; "
             f"summary: {summary}"
         )
+    lines = _summary_lines(summary)
     for outcome in outcomes:
         if outcome.status == "failed":
-            print(f"medswin: case {outcome.case_id} failed: {outcome.reason}", file=sys.stderr)
+            where = f" ({summary.name} line {lines[outcome.case_id]})" if outcome.case_id in lines else ""
+            print(f"medswin: case {outcome.case_id} failed{where}: {outcome.reason}", file=sys.stderr)
+
+
+def _summary_lines(summary: Path) -> dict[str, int]:
+    """Case -> its line in the summary CSV. A failure printed with patient names masked ([PHI]) can
+    then be found: the summary file holds the case's real name and paths."""
+    import csv
+
+    try:
+        with open(summary, newline="", encoding="utf-8") as stream:
+            return {row["case"]: number for number, row in enumerate(csv.DictReader(stream), start=2)}
+    except (OSError, KeyError, csv.Error):
+        return {}

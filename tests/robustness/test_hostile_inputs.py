@@ -215,7 +215,9 @@ def test_a_broken_case_fails_naming_its_file_and_problem(hostile_batch: HostileB
     assert str(hostile_batch.inbox / expected.names) in row["reason"], row["reason"]
     assert re.search(expected.problem, row["reason"]), row["reason"]
     assert row["output"] == ""
-    assert f"medswin: case {case} failed: {row['reason'].splitlines()[0]}" in hostile_batch.run.stderr
+    line = 2 + list(hostile_batch.rows).index(case)  # the header is line 1
+    failure = f"medswin: case {case} failed (summary.csv line {line}): {row['reason'].splitlines()[0]}"
+    assert failure in hostile_batch.run.stderr
     assert not any(
         p.name.startswith(f"{case}.") or p.name.startswith(f".{case}.") for p in hostile_batch.out.iterdir()
     )

@@ -82,7 +82,10 @@ def test_predict_logs_mask_patient_identifiers(
     else:
         assert _leaks(logged) == [], logged
         assert _leaks(run.stderr) == [], run.stderr  # the per-case failure lines on stderr too
-        assert MASK in logged and f"{MASK}_{MASK}_s4 failed" in run.stderr
+        assert MASK in logged and f"{MASK}_{MASK}_s4 failed (summary.csv line 3)" in run.stderr
+        # ... and that line of the summary names the case and its folder as they are on disk
+        rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+        assert rows[2].startswith(f"Phantom_Test_{PATIENT_ID}_s4,failed,")
     # the mask is gone once main returns: nothing stays installed on the root handlers
     assert not any(isinstance(f, PHIFilter) for h in logging.getLogger().handlers for f in h.filters)
 
