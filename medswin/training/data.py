@@ -155,20 +155,13 @@ class CardPreprocessd(Transform):
     """Dictionary transform: the card's preprocessing on ``image``; ``label`` onto the same model grid (nearest)."""
 
     def __init__(self, card: ModelCard) -> None:
-        from monai.transforms import Compose, Orientation, Spacing
+        from monai.transforms import Compose
 
-        from medswin.transforms.preprocessing import build_preprocess, model_orientation, model_spacing
+        from medswin.transforms.preprocessing import build_preprocess, grid_transforms
 
         dims = image_spatial_dims(card)
         self.image_chain = build_preprocess(card, dims)
-        steps: list[Any] = []
-        orientation = model_orientation(card, dims)
-        if orientation is not None:
-            steps.append(Orientation(axcodes=orientation, labels=None))
-        spacing = model_spacing(card, dims)
-        if spacing is not None:
-            steps.append(Spacing(pixdim=spacing, mode="nearest", padding_mode="zeros"))
-        self.label_chain = Compose(steps)
+        self.label_chain = Compose(grid_transforms(card, dims, labels=True))
 
     def __call__(self, data: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(data)

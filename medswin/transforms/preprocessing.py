@@ -21,7 +21,14 @@ from medswin.io.geometry import resample_to_reference
 from medswin.io.image import Image, ImageKind
 from medswin.models.card import ModelCard
 
-__all__ = ["build_preprocess", "model_orientation", "model_spacing", "preprocess", "to_input_grid"]
+__all__ = [
+    "build_preprocess",
+    "grid_transforms",
+    "model_orientation",
+    "model_spacing",
+    "preprocess",
+    "to_input_grid",
+]
 
 
 def model_orientation(card: ModelCard, spatial_dims: int) -> str | None:
@@ -83,6 +90,25 @@ def _intensity_transform(card: ModelCard) -> Any | None:
     raise ModelCardError(f"card {card.id}: unknown intensity type {kind!r}")
 
 
+def grid_transforms(card: ModelCard, spatial_dims: int, *, labels: bool) -> list[Any]:
+    """MONAI ``Orientation`` and ``Spacing`` onto the card's model grid, each only when the card asks:
+    bilinear in float32 with border padding for images, nearest with zero padding for label maps
+    (training resamples its labels with exactly the image's grid steps)."""
+    from monai.transforms import Orientation, Spacing
+
+    steps: list[Any] = []
+    orientation = model_orientation(card, spatial_dims)
+    if orientation is not None:
+        # labels=None: read the axis labels from the MetaTensor's "space" (RAS), MONAI's new default
+        steps.append(Orientation(axcodes=orientation, labels=None))
+    spacing = model_spacing(card, spatial_dims)
+    if spacing is not None and labels:
+        steps.append(Spacing(pixdim=spacing, mode="nearest", padding_mode="zeros"))
+    elif spacing is not None:
+        steps.append(Spacing(pixdim=spacing, mode="bilinear", padding_mode="border", dtype=np.float32))
+    return steps
+
+
 def build_preprocess(card: ModelCard, spatial_dims: int = 3) -> Any:
     """MONAI ``Compose`` taking a channel-first ``MetaTensor`` (C, X, Y[, Z]) onto the model grid.
 
@@ -91,16 +117,9 @@ def build_preprocess(card: ModelCard, spatial_dims: int = 3) -> Any:
     final cast to float32. The output's ``.affine`` is the model grid's RAS affine.
     """
     import torch
-    from monai.transforms import Compose, EnsureType, Orientation, Spacing
+    from monai.transforms import Compose, EnsureType
 
-    steps: list[Any] = []
-    orientation = model_orientation(card, spatial_dims)
-    if orientation is not None:
-        # labels=None: read the axis labels from the MetaTensor's "space" (RAS), MONAI's new default
-        steps.append(Orientation(axcodes=orientation, labels=None))
-    spacing = model_spacing(card, spatial_dims)
-    if spacing is not None:
-        steps.append(Spacing(pixdim=spacing, mode="bilinear", padding_mode="border", dtype=np.float32))
+    steps = grid_transforms(card, spatial_dims, labels=False)
     intensity = _intensity_transform(card)
     if intensity is not None:
         steps.append(intensity)
