@@ -68,14 +68,14 @@ def rename_cases(cases: Sequence[Case], scheme: str, output_dir: Path) -> list[C
     area = Path(output_dir) / WORK_AREA
     try:
         key = folder_key(output_dir)
-        digests = [_digest(key, case.case_id) for case in sorted(cases, key=lambda c: c.case_id)]
-        numbers = _numbers(area, digests) if scheme == "index" else {}
+        digests = {case.case_id: _digest(key, case.case_id) for case in cases}
+        numbers = _numbers(area, [digests[c] for c in sorted(digests)]) if scheme == "index" else {}
     except OSError as error:
         raise MedSwinError(f"{area}: cannot keep the case-name key ({error.strerror or error})") from error
     width = max(4, len(str(max(numbers.values(), default=0))))
-    renamed = []
-    for case in cases:
-        digest = _digest(key, case.case_id)
-        name = f"case-{numbers[digest]:0{width}d}" if scheme == "index" else f"case-{digest[:12]}"
-        renamed.append(replace(case, case_id=name))
-    return renamed
+
+    def name(case_id: str) -> str:
+        digest = digests[case_id]
+        return f"case-{numbers[digest]:0{width}d}" if scheme == "index" else f"case-{digest[:12]}"
+
+    return [replace(case, case_id=name(case.case_id)) for case in cases]

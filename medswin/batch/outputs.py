@@ -212,17 +212,18 @@ def prediction_settings(predictor: Any) -> dict[str, Any]:
 
 
 def setting_changes(recorded: Any, settings: Mapping[str, Any]) -> list[str]:
-    """What differs between a record's settings and ``settings``, as ``name recorded -> now`` texts."""
+    """What differs between a record's settings and ``settings``, as ``name recorded -> now`` texts.
+
+    A setting absent on one side counts as ``None``, so one recorded only when on (``deidentify``)
+    needs no redo of older records and is noticed when it is turned off again.
+    """
     if not isinstance(recorded, dict):
         return ["settings not recorded"]
+    names = [*settings, *(name for name in recorded if name not in settings)]
     return [
-        f"{name} {recorded.get(name)!r} -> {value!r}"
-        for name, value in settings.items()
-        if recorded.get(name) != value
-    ] + [
-        f"{name} {recorded[name]!r} -> off"
-        for name in ("deidentify",)
-        if recorded.get(name) and name not in settings
+        f"{name} {recorded.get(name)!r} -> {settings.get(name)!r}"
+        for name in names
+        if recorded.get(name) != settings.get(name)
     ]
 
 

@@ -467,14 +467,10 @@ def _run_locked(
                 earlier=plan.earlier,
                 deidentify_key=deidentify_key,
             )
-        except IncompleteOutputsError as error:  # the record vouches for what was written
-            _remove_run(output_dir, case.case_id)
-            return CaseOutcome(
-                case.case_id, "failed", time.perf_counter() - started, _reason(error), record=error.record
-            )
         except Exception as error:
-            _remove_run(output_dir, case.case_id)
-            return CaseOutcome(case.case_id, "failed", time.perf_counter() - started, _reason(error))
+            _remove_run(output_dir, case.case_id)  # keeps what a record vouches for
+            kept = error.record if isinstance(error, IncompleteOutputsError) else {}
+            return CaseOutcome(case.case_id, "failed", time.perf_counter() - started, _reason(error), kept)
         running_marker(output_dir, case.case_id).unlink(missing_ok=True)
         return CaseOutcome(case.case_id, "done", time.perf_counter() - started, record=record)
 
