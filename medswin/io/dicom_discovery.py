@@ -26,6 +26,7 @@ from medswin.io.phi import remember_identifiers
 __all__ = [
     "HEADER_ERRORS",
     "PROJECTION_MODALITIES",
+    "SEGMENTATION_SOP_CLASS",
     "SeriesInfo",
     "discover_series",
     "is_image",
@@ -39,7 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: Segmentation Storage: DICOM-SEG objects hold labels drawn on a series, not a series to read.
+SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 #: what pydicom raises for values it cannot parse (unknown VR, wrong length, bad numbers).
 HEADER_ERRORS = (
     ValueError,
@@ -151,7 +153,7 @@ def _iter_candidate_files(folder: Path) -> Iterable[Path]:
 
 
 def is_image(ds: Any) -> bool:
-    return "Rows" in ds and "Columns" in ds and str(ds.get("SOPClassUID", "")) != _SEGMENTATION_SOP_CLASS
+    return "Rows" in ds and "Columns" in ds and str(ds.get("SOPClassUID", "")) != SEGMENTATION_SOP_CLASS
 
 
 def sop_class_name(ds: Any) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 
 from medswin.errors import ImageReadError, ImageWriteError
 from medswin.io.anatomy import CodedTerm, find_structure, structure_colors
+from medswin.io.dicom_discovery import SEGMENTATION_SOP_CLASS
 from medswin.io.geometry import resample_to_reference
 from medswin.io.image import Image, lps_to_ras
 from medswin.io.writers import atomic_output
@@ -31,8 +32,6 @@ __all__ = ["write_dicom_seg", "read_dicom_seg", "is_dicom_seg", "source_datasets
 log = logging.getLogger(__name__)
 
 RGB = tuple[int, int, int]
-#: SOP Class UID of DICOM Segmentation Storage.
-SEGMENTATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
 def source_datasets(source: Image) -> list[Any]:
