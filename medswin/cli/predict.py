@@ -457,8 +457,15 @@ def _summary_lines(summary: Path) -> dict[str, int]:
     then be found: the summary file holds the case's real name and paths."""
     import csv
 
+    lines: dict[str, int] = {}
     try:
         with open(summary, newline="", encoding="utf-8") as stream:
-            return {row["case"]: number for number, row in enumerate(csv.DictReader(stream), start=2)}
-    except (OSError, KeyError, csv.Error):
+            reader = csv.reader(stream)
+            column = next(reader).index("case")
+            start = reader.line_num + 1
+            for row in reader:  # a reason with line breaks spans several lines of the file
+                lines[row[column]] = start
+                start = reader.line_num + 1
+    except (OSError, StopIteration, ValueError, IndexError, csv.Error):
         return {}
+    return lines
