@@ -3,7 +3,8 @@
 Per case ``<id>``:
 
 * the label map: ``<id>.nii.gz`` (``nifti``), ``<id>.mha`` (``mha``) and/or ``<id>.dcm``
-  (``dicom-seg``, for DICOM inputs), each written atomically on the input's exact grid;
+  (``dicom-seg``, for DICOM inputs), each written atomically on the input's exact grid (a
+  radiograph pair's on the model's grid);
 * ``<id>_probabilities.nii.gz`` with ``save_probabilities`` (float32, one channel per class or region);
 * ``<id>_preview.png`` with ``preview``: three orthogonal slices through the labelled region;
 * ``<id>.json``, written last: label volumes (mL), voxel counts, timings, the model card's id, the
@@ -207,6 +208,7 @@ def prediction_settings(predictor: Any) -> dict[str, Any]:
         "keep_largest": getattr(post, "keep_largest", None),
         "min_size_mm3": getattr(post, "min_size_mm3", None),
         "remap": {str(k): v for k, v in sorted(getattr(post, "remap", {}).items())},
+        **getattr(predictor, "input_settings", {}),  # how a predictor reads its inputs (X-ray views)
     }
     return json.loads(json.dumps(settings))  # tuples -> lists, as a record read back holds them
 
@@ -315,8 +317,14 @@ def write_preview(
     return path
 
 
+def _volume(source: Any) -> Image | None:
+    """The input image outputs are written onto, or None for a source without a volume grid (a
+    radiograph pair: its outputs stay on the model's grid)."""
+    return source if isinstance(source, Image) else None
+
+
 def _write_labels_as(
-    fmt: str, target: Path, image: Image, prediction: Any, case_id: str, deidentify_key: bytes | None
+    fmt: str, target: Path, image: Any, prediction: Any, case_id: str, deidentify_key: bytes | None
 ) -> Path:
     """One label map in output format ``fmt`` (DICOM-SEG de-identified under ``deidentify_key``)."""
     from medswin.io import write_labels
@@ -324,7 +332,7 @@ def _write_labels_as(
 
     card = prediction.card
     if fmt != "dicom-seg":
-        return write_labels(prediction.labels, target, reference=image)
+        return write_labels(prediction.labels, target, reference=_volume(image))
     if not image.meta.get("source_files") or image.meta.get("format") != "dicom":
         raise ImageWriteError(
             f"{target}: DICOM-SEG needs a DICOM input, and {image.meta.get('path', case_id)} is "
@@ -339,7 +347,7 @@ def _write_labels_as(
 
 
 def _write_output(
-    kind: str, target: Path, image: Image, prediction: Any, case_id: str, deidentify_key: bytes | None
+    kind: str, target: Path, image: Any, prediction: Any, case_id: str, deidentify_key: bytes | None
 ) -> Path:
     """One output file of kind ``kind`` (a label format, ``probabilities`` or ``preview``)."""
     from medswin.io import write_image
@@ -350,7 +358,9 @@ def _write_output(
     if kind == "probabilities":
         if prediction.probabilities is None:
             raise ImageWriteError(f"{target}: the predictor was not asked to keep probabilities")
-        return write_image(prediction.probabilities, target, reference=image, dtype=np.float32)
+        return write_image(prediction.probabilities, target, reference=_volume(image), dtype=np.float32)
+    if _volume(image) is None:
+        raise ImageWriteError(f"{target}: a preview shows the input volume, and this case has none")
     colors = card.colors or {v: (255, 64, 64) for v in card.labels if v}
     intensity = card.intensity
     window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
@@ -367,7 +377,7 @@ class IncompleteOutputsError(ImageWriteError):
 
 def write_case_outputs(
     case_id: str,
-    image: Image,
+    image: Any,
     prediction: Any,
     output_dir: Path,
     kinds: Sequence[str],
@@ -379,6 +389,9 @@ def write_case_outputs(
     """Write one case's files (see the module docstring), the record last; returns the record.
 
     Args:
+        image: the case's input: an :class:`Image`, whose grid the outputs take, or a source
+            without a volume grid (a :class:`~medswin.batch.biplanar.RadiographPair`), whose
+            outputs stay on the prediction's grid.
         kinds: outputs to write now: label formats (:data:`OUTPUT_FORMATS`), ``probabilities``, ``preview``.
         settings: :func:`prediction_settings` of the run, stored in the record.
         earlier: an intact record of the same settings whose files stay and are listed again (a rerun

@@ -59,6 +59,7 @@ from medswin.batch.outputs import (
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
+from medswin.io.image import Image
 from medswin.models.fit import check_fit
 
 __all__ = [
@@ -381,17 +382,21 @@ def run_batch(
     on_case: Callable[[CaseOutcome, int, int], None] | None = None,
     progress: Callable[[str, int, int, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    reader: Callable[..., Any] = read_case,
 ) -> BatchResult:
     """Predict this shard's cases into ``output_dir``; see the module docstring for the guarantees.
 
     Args:
-        predictor: a :class:`~medswin.inference.Predictor`.
+        predictor: a :class:`~medswin.inference.Predictor`, or anything with its ``card`` and
+            ``predict(source, progress=, cancel=)`` (e.g. :class:`~medswin.batch.biplanar.BiplanarBatchPredictor`).
         cases: every case of the batch (this function takes the shard's part).
         output_dir: created if missing.
         options: formats, overwrite, preview, jobs, shard.
         on_case: called as ``on_case(outcome, number done, number in shard)`` after every case.
         progress: called as ``progress(case_id, windows done, windows total, message)``.
         cancel: checked between windows; a cancelled case is removed and the batch stops.
+        reader: reads a case for the predictor, as :func:`~medswin.batch.cases.read_case` (default)
+            takes it (``allow_gaps``, ``scratch``): e.g. :func:`~medswin.batch.biplanar.read_radiograph_pair`.
 
     Raises:
         MedSwinError: before any case, when the output folder holds inputs, is in use by another
@@ -403,7 +408,9 @@ def run_batch(
     output_dir = Path(output_dir)
     check_output_folder(output_dir, [path for case in cases for path in case.paths])
     with OutputLock(output_dir, options.shard) as lock:
-        return _run_locked(predictor, cases, output_dir, options, lock.work, on_case, progress, cancel)
+        return _run_locked(
+            predictor, cases, output_dir, options, lock.work, on_case, progress, cancel, reader
+        )
 
 
 def _run_locked(
@@ -415,6 +422,7 @@ def _run_locked(
     on_case: Callable[[CaseOutcome, int, int], None] | None,
     progress: Callable[[str, int, int, str], None] | None,
     cancel: Callable[[], bool] | None,
+    reader: Callable[..., Any],
 ) -> BatchResult:
     """:func:`run_batch` once the folder is checked and locked; ``scratch`` is the lock's work folder."""
     mine = shard_cases(cases, *options.shard)
@@ -486,9 +494,7 @@ def _run_locked(
             case = next(queue, None)
             if case is None:
                 return
-            reads.append(
-                (case, readers.submit(read_case, case, allow_gaps=options.allow_gaps, scratch=scratch))
-            )
+            reads.append((case, readers.submit(reader, case, allow_gaps=options.allow_gaps, scratch=scratch)))
 
     def settle_write() -> None:
         nonlocal pending
@@ -509,7 +515,8 @@ def _run_locked(
                     if options.record_inputs
                     else []
                 )
-                for reason in check_fit(image, predictor.card):  # said, not enforced
+                fit = check_fit(image, predictor.card) if isinstance(image, Image) else []
+                for reason in fit:  # said, not enforced
                     log.warning("case %s may not suit %s: %s", current.case_id, predictor.card.id, reason)
                 prediction = predictor.predict(
                     image,

@@ -307,7 +307,7 @@ def parse_labels_subset(text: str | None, labels: dict[int, str]) -> tuple[int, 
 
 
 @contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
+def sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into SystemExit(143) so the batch removes the interrupted case before exiting."""
 
     def stop(signum: int, frame: Any) -> None:
@@ -392,8 +392,8 @@ def run(args: argparse.Namespace) -> int:
             send_to=sink,
         )
         quiet = bool(getattr(args, "quiet", False)) or not ctx.main
-        with _sigterm_as_exit():
-            result = _run_with_progress(predictor, cases, args.output, options, quiet)
+        with sigterm_as_exit():
+            result = run_with_progress(predictor, cases, args.output, options, quiet)
         outcomes = [o for part in all_gather(result.outcomes, ctx) for o in part]
         if ctx.world > 1 and ctx.main:
             earlier = recorded_outcomes(args.output, {c.case_id for c in cases})
@@ -402,11 +402,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     if not quiet or any(o.status == "failed" for o in outcomes):
-        _report(outcomes, args.output / ("summary.csv" if ctx.world > 1 else options.summary_name), quiet)
+        report_batch(
+            outcomes, args.output / ("summary.csv" if ctx.world > 1 else options.summary_name), quiet
+        )
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def _run_with_progress(predictor: Any, cases: list, output: Path, options: Any, quiet: bool) -> Any:
+def run_with_progress(
+    predictor: Any, cases: list, output: Path, options: Any, quiet: bool = False, **run_options: Any
+) -> Any:
+    """:func:`~medswin.batch.run_batch` with a progress bar on stderr (cases, and windows of the current case)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -428,10 +433,11 @@ def _run_with_progress(predictor: Any, cases: list, output: Path, options: Any, 
         def progress(case_id: str, done: int, total: int, message: str) -> None:
             bar.update(windows, completed=done, total=total, description=f"{case_id}: {message}")
 
-        return run_batch(predictor, cases, output, options, on_case=on_case, progress=progress)
+        return run_batch(predictor, cases, output, options, on_case=on_case, progress=progress, **run_options)
 
 
-def _report(outcomes: list, summary: Path, quiet: bool) -> None:
+def report_batch(outcomes: list, summary: Path, quiet: bool = False) -> None:
+    """Print what each case became (done, skipped, failed with its summary line) and the counts."""
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
     if not quiet:
         for outcome in outcomes:

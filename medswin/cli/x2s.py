@@ -171,37 +171,25 @@ def _datalist_cases(path: Path, fold: int | None) -> list[Any]:
 
 
 def _predict_datalist(predictor: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    """Every chosen case to ``OUT/<case>.nii.gz``; a failing case is reported and the others go on."""
-    cases = _datalist_cases(args.datalist, args.fold)
-    args.output.mkdir(parents=True, exist_ok=True)
-    failed: dict[str, str] = {}
-    written = skipped = 0
-    for entry in cases:
-        target = args.output / f"{entry.case_id}.nii.gz"
-        probabilities = args.output / f"{entry.case_id}_probabilities.nii.gz" if args.probabilities else None
-        if target.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        try:
-            if len(entry.images) != 2:
-                raise MedSwinError(f"a biplanar case has two images (AP, lateral), got {len(entry.images)}")
-            _write_prediction(predictor.predict(*entry.images, **options), target, probabilities)
-            written += 1
-        except MedSwinError as error:
-            log.error("case %s: %s", entry.case_id, error)
-            failed[entry.case_id] = str(error)
-    print(
-        f"{args.output}: {written} case(s) predicted, {skipped} already there (kept; --overwrite replaces), "
-        f"{len(failed)} failed"
-    )
-    for case, reason in failed.items():
-        print(f"  failed {case}: {reason}", file=sys.stderr)
-    return 1 if failed else 0
+    """Every chosen case to ``OUT/<case>.nii.gz`` through the batch runner (records, resume, summary)."""
+    from medswin.batch import BatchOptions, Case
+    from medswin.batch.biplanar import BiplanarBatchPredictor, read_radiograph_pair
+    from medswin.cli.predict import report_batch, run_with_progress, sigterm_as_exit
+
+    cases = [Case(entry.case_id, tuple(entry.images)) for entry in _datalist_cases(args.datalist, args.fold)]
+    batch = BiplanarBatchPredictor(predictor, **options)
+    with sigterm_as_exit():
+        result = run_with_progress(
+            batch, cases, args.output, BatchOptions(overwrite=args.overwrite), reader=read_radiograph_pair
+        )
+    report_batch(result.outcomes, result.summary)
+    return 1 if result.failed else 0
 
 
 # --------------------------------------------------------------------------------- drr
 def _add_drr(commands: Any) -> None:
-    defaults = _default_geometry()
+    # Geometry defaults are None here (DrrGeometry's own apply), so building the parser imports no
+    # numpy and -m can tell which settings the user asked for.
     parser = commands.add_parser(
         "drr",
         help="DRR pairs and model-grid labels from CT cases (Swin-X2S training data)",
@@ -221,39 +209,29 @@ def _add_drr(commands: Any) -> None:
     parser.add_argument(
         "-m", "--model", help="take the DRR geometry and output grid from this Swin-X2S card/model"
     )
+    parser.add_argument("--cube-size", type=int, help="cube voxels per side (default 160)")
     parser.add_argument(
-        "--cube-size", type=int, default=defaults.cube_size, help="cube voxels per side (default 160)"
-    )
-    parser.add_argument(
-        "--volume-size",
-        type=int,
-        nargs=3,
-        metavar=("X", "Y", "Z"),
-        default=list(defaults.volume_size),
-        help="output grid (default 128 128 160)",
+        "--volume-size", type=int, nargs=3, metavar=("X", "Y", "Z"), help="output grid (default 128 128 160)"
     )
     parser.add_argument(
         "--projection",
         choices=("cone", "parallel"),
-        default=defaults.projection,
-        help="parallel needs --values full_precision",
+        help="default cone; parallel needs --values full_precision",
     )
     parser.add_argument(
-        "--source-to-isocentre", type=float, default=defaults.source_to_isocentre_mm, metavar="MM"
+        "--source-to-isocentre", type=float, metavar="MM", help="cone beam (default 1800, the official)"
     )
     parser.add_argument(
-        "--source-to-detector", type=float, default=defaults.source_to_detector_mm, metavar="MM"
+        "--source-to-detector", type=float, metavar="MM", help="cone beam (default 2000, the official)"
     )
     parser.add_argument(
         "--intensity",
         choices=("hu_above_threshold", "attenuation"),
-        default=defaults.intensity,
-        help="attenuation needs --values full_precision",
+        help="default hu_above_threshold; attenuation needs --values full_precision",
     )
     parser.add_argument(
         "--oversample",
         type=int,
-        default=defaults.oversample,
         help="rays per pixel per axis (default 2; --values full_precision only, the official program casts one)",
     )
     parser.add_argument(
@@ -276,12 +254,6 @@ def _add_drr(commands: Any) -> None:
         "--overwrite", action="store_true", help="write into an OUT folder that already holds a dataset"
     )
     parser.set_defaults(run=run_drr)
-
-
-def _default_geometry() -> Any:
-    from medswin.transforms.drr import DrrGeometry
-
-    return DrrGeometry()
 
 
 def _ct_cases(source: Path) -> tuple[list[Any], dict[int, str] | None]:
@@ -309,32 +281,34 @@ def run_drr(args: argparse.Namespace) -> int:
 
     if (args.output / "datalist.json").exists() and not args.overwrite:
         raise MedSwinError(f"{args.output}: already holds a DRR dataset; pass --overwrite to write into it")
+    asked = {
+        "cube_size": args.cube_size,
+        "volume_size": tuple(args.volume_size) if args.volume_size else None,
+        "projection": args.projection,
+        "source_to_isocentre_mm": args.source_to_isocentre,
+        "source_to_detector_mm": args.source_to_detector,
+        "intensity": args.intensity,
+        "oversample": args.oversample,
+        "values": args.values,
+        "frame": args.frame and args.frame.upper(),
+    }
+    asked = {name: value for name, value in asked.items() if value is not None}
     if args.model:
         from medswin.models.resolve import resolve_model
         from medswin.transforms.radiograph import drr_geometry
 
         _, card = resolve_model(args.model, load_weights=False)
         geometry = drr_geometry(card)
-        asked = {"values": args.values, "frame": args.frame and args.frame.upper()}
-        clash = {k: v for k, v in asked.items() if v is not None and v != getattr(geometry, k)}
+        clash = {name: value for name, value in asked.items() if value != getattr(geometry, name)}
         if clash:
+            trained = ", ".join(f"{name} {getattr(geometry, name)!r}" for name in clash)
             raise MedSwinError(
-                f"model {card.id!r} was trained on DRRs with values {geometry.values!r} and frame "
-                f"{geometry.frame!r}; --{' --'.join(clash)} would make data it never saw. Leave them out, "
-                "or drop -m and give the geometry yourself"
+                f"model {card.id!r} was trained on DRRs with {trained}; "
+                f"{', '.join(f'{name} {value!r}' for name, value in clash.items())} would make data it "
+                "never saw. Leave them out, or drop -m and give the geometry yourself"
             )
     else:
-        geometry = DrrGeometry(
-            cube_size=args.cube_size,
-            volume_size=tuple(args.volume_size),
-            projection=args.projection,
-            source_to_isocentre_mm=args.source_to_isocentre,
-            source_to_detector_mm=args.source_to_detector,
-            intensity=args.intensity,
-            oversample=args.oversample,
-            values=args.values or "official",
-            frame=(args.frame or "LPI").upper(),
-        )  # checked by write_drr_dataset before anything is read or written
+        geometry = DrrGeometry(**asked)  # checked by write_drr_dataset before anything is read or written
     cases, labels = _ct_cases(args.input)
 
     def loader(entry: Any) -> Any:

@@ -321,6 +321,9 @@ def test_x2s_drr_refuses_values_a_card_was_not_trained_on(tmp_path: Path, capsys
     assert main([*argv, "--values", "full_precision"]) != 0
     assert "never saw" in capsys.readouterr().err
     assert main([*argv, "--frame", "rai"]) != 0
+    capsys.readouterr()
+    assert main([*argv, "--cube-size", "96"]) != 0  # was ignored under -m before: every setting is checked
+    assert "cube_size 160" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

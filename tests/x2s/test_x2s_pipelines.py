@@ -84,7 +84,7 @@ def test_femur_recipe_end_to_end_at_tiny_size(tmp_path: Path, capsys) -> None:  
         main(["x2s", "predict", "--datalist", datalist, "--fold", "0", "-m", model, "-o", str(predicted)])
         == 0
     )
-    held_out = sorted(p.name for p in predicted.iterdir())
+    held_out = sorted(p.name for p in predicted.glob("*.nii.gz"))
     assert held_out and len(held_out) == 2  # fold 0 of 2: half of the four cases
     capsys.readouterr()
     metrics = tmp_path / "metrics.csv"
@@ -121,7 +121,7 @@ def test_femur_recipe_end_to_end_at_tiny_size(tmp_path: Path, capsys) -> None:  
         main(["x2s", "predict", "--datalist", datalist, "--fold", "0", "-m", model, "-o", str(predicted)])
         == 0
     )
-    assert "0 case(s) predicted, 2 already there" in capsys.readouterr().out
+    assert "0 case(s) predicted, 2 already finished" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
