@@ -20,25 +20,28 @@ __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("medswin")
 
-#: sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "predict",
-    "listen",
-    "evaluate",
-    "info",
-    "convert",
-    "models",
-    "import_checkpoint",
-    "weights",
-    "train",
-    "manifest",
-    "submit",
-    "x2s",
-    "export",
-)
+#: sub-command -> the module of :mod:`medswin.cli` that defines it, in the order ``--help`` lists them.
+COMMANDS = {
+    "predict": "predict",
+    "listen": "listen",
+    "evaluate": "evaluate",
+    "info": "info",
+    "convert": "convert",
+    "models": "models",
+    "card": "models",
+    "import-checkpoint": "import_checkpoint",
+    "weights": "weights",
+    "train": "train",
+    "manifest": "manifest",
+    "submit": "submit",
+    "x2s": "x2s",
+    "export": "export",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with a known ``command``, only that sub-command's module is imported and
+    built (``medswin info f.nii.gz`` starts without reading the other commands' options)."""
     from medswin import __version__
 
     parser = argparse.ArgumentParser(prog="medswin", description="Swin-family medical image segmentation.")
@@ -51,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="let output and logs show patient names and ids found in DICOM headers (default: [PHI])",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMANDS.values()
+    for name in dict.fromkeys(modules):
         try:
             module = importlib.import_module(f"medswin.cli.{name}")
         except ModuleNotFoundError as error:
@@ -60,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(subparsers)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names: its first word that is not an option (the top-level options
+    take no values); None when ``--help`` comes first, so every command is listed."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def _configure_logging(verbose: int, quiet: bool, log_phi: bool = False) -> Callable[[], None]:
@@ -106,7 +121,8 @@ class _MaskedStream:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 some cases failed, 2 usage or setup error)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()

@@ -28,6 +28,29 @@ def test_building_the_parser_imports_no_heavy_package() -> None:
     assert "medswin" in loaded
 
 
+def test_the_command_table_is_what_the_modules_register() -> None:
+    from medswin.cli.main import COMMANDS, build_parser
+
+    registered = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert list(registered) == list(COMMANDS)
+    for command, module in COMMANDS.items():  # each command alone builds from its own module
+        alone = next(a for a in build_parser(command)._actions if a.dest == "command").choices
+        assert command in alone and set(alone) == {c for c, m in COMMANDS.items() if m == module}
+
+
+def test_a_named_command_builds_only_its_own_parser() -> None:
+    probe = (
+        "from medswin.cli.main import main\n"
+        "try:\n    main(['-q', 'info', '--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('medswin.cli.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "medswin.cli.info medswin.cli.main", done.stdout
+    assert "numpy" not in _modules_after(
+        "from medswin.cli.main import build_parser\nbuild_parser().format_help()"
+    )
+
+
 def test_package_api_is_lazy_but_complete() -> None:
     import medswin
     import medswin.inference
