@@ -59,7 +59,8 @@ def _add_predict(commands: Any) -> None:
     parser.add_argument(
         "--datalist",
         type=Path,
-        help="instead of --ap/--lateral: predict every case of a biplanar datalist into the -o folder",
+        help="instead of --ap/--lateral: predict every case of a biplanar datalist into the -o folder (a "
+        "record per case, summary.csv, finished cases kept, as medswin predict)",
     )
     parser.add_argument(
         "--fold",
