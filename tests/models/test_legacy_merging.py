@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from merging_oracle import monai13_merging
 from monai.networks.nets.swin_unetr import PatchMerging
 
 from medswin.models import create_model
@@ -22,23 +23,6 @@ def _pair(dim: int = 6) -> tuple[LegacyPatchMerging, PatchMerging]:
     return legacy, current
 
 
-def _explicit_legacy(module: LegacyPatchMerging, x: torch.Tensor) -> torch.Tensor:
-    """MONAI < 1.5 order written out by hand (MONAI issues #4757/#8284): x2==x5 and x3==x6."""
-    parts = [
-        x[:, 0::2, 0::2, 0::2, :],
-        x[:, 1::2, 0::2, 0::2, :],
-        x[:, 0::2, 1::2, 0::2, :],
-        x[:, 0::2, 0::2, 1::2, :],
-        x[:, 1::2, 0::2, 1::2, :],
-        x[:, 0::2, 1::2, 0::2, :],
-        x[:, 0::2, 0::2, 1::2, :],
-        x[:, 1::2, 1::2, 1::2, :],
-    ]
-    merged = torch.cat(parts, dim=-1)
-    normed = F.layer_norm(merged, (merged.shape[-1],), module.norm.weight, module.norm.bias, module.norm.eps)
-    return F.linear(normed, module.reduction.weight)
-
-
 def test_offsets_have_the_published_duplicates() -> None:
     assert len(LEGACY_MERGING_OFFSETS) == 8
     assert set(LEGACY_MERGING_OFFSETS) == {(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1)}
@@ -49,7 +33,7 @@ def test_legacy_matches_explicit_old_order_and_differs_from_monai() -> None:
     x = torch.randn(2, 4, 6, 8, 6, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         old, new = legacy(x), current(x)
-        expected = _explicit_legacy(legacy, x)
+        expected = monai13_merging(legacy, x)
     assert old.shape == new.shape == (2, 2, 3, 4, 12)
     torch.testing.assert_close(old, expected, rtol=0, atol=1e-6)
     assert (old - new).abs().max() > 1e-2  # MONAI 1.5+ computes a different function on the same weights
@@ -76,7 +60,7 @@ def test_odd_sizes_are_padded_like_monai() -> None:
     x = torch.randn(1, 5, 3, 7, 6, generator=torch.Generator().manual_seed(3))
     padded = F.pad(x, (0, 0, 0, 1, 0, 1, 0, 1))
     with torch.no_grad():
-        torch.testing.assert_close(legacy(x), _explicit_legacy(legacy, padded), rtol=0, atol=1e-6)
+        torch.testing.assert_close(legacy(x), monai13_merging(legacy, padded), rtol=0, atol=1e-6)
 
 
 def test_2d_tokens_use_monai_2d_order() -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from weights_factory import (
+
+# the legacy-merging standard (merging_oracle) lives beside the model tests
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+
+from weights_factory import (  # noqa: E402
     BRATS_FILE,
     BTCV_FILE,
     BUNDLE_FILE,
@@ -26,7 +31,7 @@ from weights_factory import (
     tiny_card,
     tiny_net,
 )
-from weights_server import FixtureServer
+from weights_server import FixtureServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

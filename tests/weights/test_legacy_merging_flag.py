@@ -7,29 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from merging_oracle import monai13_merging
 from monai.networks.nets import SwinUNETR
 from weights_factory import Site, saved, tiny_net
 
 from medswin.cli.main import main
 from medswin.models import load_checkpoint, preset_card, read_checkpoint_card
-
-
-def _monai13_merging(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """MONAI < 1.5 3D PatchMerging written out by hand (issues #4757/#8284): sub-grids 2==5 and 3==6."""
-    if x.dim() == 5 and any(s % 2 for s in x.shape[1:4]):
-        x = F.pad(x, (0, 0, 0, x.shape[3] % 2, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
-    parts = [
-        x[:, 0::2, 0::2, 0::2, :],
-        x[:, 1::2, 0::2, 0::2, :],
-        x[:, 0::2, 1::2, 0::2, :],
-        x[:, 0::2, 0::2, 1::2, :],
-        x[:, 1::2, 0::2, 1::2, :],
-        x[:, 0::2, 1::2, 0::2, :],
-        x[:, 0::2, 0::2, 1::2, :],
-        x[:, 1::2, 1::2, 1::2, :],
-    ]
-    return module.reduction(module.norm(torch.cat(parts, dim=-1)))
 
 
 def _monai13_network(state: dict) -> SwinUNETR:
@@ -38,7 +21,7 @@ def _monai13_network(state: dict) -> SwinUNETR:
     net.load_state_dict(state)
     for stage in range(1, 5):
         down = getattr(net.swinViT, f"layers{stage}")[0].downsample
-        down.forward = lambda x, m=down: _monai13_merging(m, x)
+        down.forward = lambda x, m=down: monai13_merging(m, x)
     return net
 
 
