@@ -32,8 +32,8 @@ Run: ``python benchmarks/bench_runtimes.py [--feature-size 48] [--roi 96 96 96] 
 ``python benchmarks/bench_runtimes.py --end-to-end [--ct-shape 512 512 120]``. The full-size end to
 end run is 75 windows per runtime; ``--runtimes`` picks runtimes and ``--child-timeout`` stops one
 that runs too long (its row says so). bf16 is measured only where the CPU has AVX-512 BF16/AMX
-(elsewhere it is emulated and slow) unless ``--precisions`` names it. Results on this project's
-machines are in README.md ("Performance").
+(elsewhere it is emulated and slow) unless ``--precisions`` names it. Per-window results on this
+project's machines, and the command for the end-to-end table, are in README.md ("Performance").
 """
 
 from __future__ import annotations
