@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from medswin.errors import CheckpointError
     from medswin.models import import_checkpoint, load_card, preset_card, save_checkpoint
     from medswin.weights.download import file_checksums
-    from medswin.weights.legacy import check_legacy_choice, decide_legacy_merging
+    from medswin.weights.legacy import check_legacy_choice, decide_legacy_merging, with_legacy_merging
 
     output: Path = args.output
     if output.suffix != ".safetensors":
@@ -68,11 +68,8 @@ def run(args: argparse.Namespace) -> int:
         "imported_from": f"{args.source.name} sha256 {sha256} (key map {report.key_map}, "
         f"{len(report.loaded)} loaded, {len(report.missing)} missing, {len(report.unexpected)} unexpected)",
     }
-    config = card.config
     if flag is not None:
-        config = {**config, "legacy_merging": flag}
-        provenance["legacy_merging"] = f"{flag}: {why}"
         print(f"legacy_merging {str(flag).lower()}: {why}")
-    save_checkpoint(model, card.replace(config=config, provenance=provenance), output)
+    save_checkpoint(model, with_legacy_merging(card.replace(provenance=provenance), flag, why), output)
     print(f"wrote {output} (model card {card.id})")
     return 0

@@ -21,7 +21,14 @@ from torch import nn
 
 from medswin.models.inputs import check_input_shape
 
-__all__ = ["PatchEmbed2d", "SwinStage2d", "PatchExpand", "CrossContextAttention", "SwinUnet"]
+__all__ = [
+    "PatchEmbed2d",
+    "run_swin_blocks",
+    "SwinStage2d",
+    "PatchExpand",
+    "CrossContextAttention",
+    "SwinUnet",
+]
 
 
 class PatchEmbed2d(nn.Module):
@@ -69,6 +76,27 @@ class PatchExpand(nn.Module):
         x = self.expand(x).view(b, h, w, s, s, self.out_dim)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, h * s, w * s, self.out_dim)
         return self.norm(x)
+
+
+def run_swin_blocks(blocks: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, H, W, C)`` through 2D Swin blocks in turn, each shifted block with its attention mask.
+
+    Masks are made once per (window, shift) on the grid zero-padded to whole windows; padded tokens
+    take part unmasked, as in the official Swin-Unet and Swin-X2S models.
+    """
+    _, h, w, _ = x.shape
+    masks: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
+    for block in blocks:
+        window, shift = get_window_size((h, w), block.window_size, block.shift_size)
+        mask = None
+        if any(shift):
+            key = (tuple(window), tuple(shift))
+            if key not in masks:
+                padded = [-(-h // window[0]) * window[0], -(-w // window[1]) * window[1]]
+                masks[key] = compute_mask(padded, window, shift, x.device)
+            mask = masks[key]
+        x = block(x, mask)
+    return x
 
 
 class SwinStage2d(nn.Module):
@@ -128,18 +156,7 @@ class SwinStage2d(nn.Module):
         self.upsample = PatchExpand(dim, scale=2) if resample == "expand" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h, w, _ = x.shape
-        masks: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
-        for block in self.blocks:
-            window, shift = get_window_size((h, w), block.window_size, block.shift_size)
-            mask = None
-            if any(shift):
-                key = (tuple(window), tuple(shift))
-                if key not in masks:
-                    padded = [-(-h // window[0]) * window[0], -(-w // window[1]) * window[1]]
-                    masks[key] = compute_mask(padded, window, shift, x.device)
-                mask = masks[key]
-            x = block(x, mask)
+        x = run_swin_blocks(self.blocks, x)
         if self.downsample is not None:
             x = self.downsample(x)
         if self.upsample is not None:

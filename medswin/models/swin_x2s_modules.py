@@ -24,11 +24,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrUpBlock
-from monai.networks.nets.swin_unetr import PatchMergingV2, SwinTransformerBlock, compute_mask, get_window_size
+from monai.networks.nets.swin_unetr import PatchMergingV2, SwinTransformerBlock
 from torch import nn
 
 from medswin.models.inputs import ModelInputError, check_input_shape
-from medswin.models.swin_unet_modules import PatchEmbed2d
+from medswin.models.swin_unet_modules import PatchEmbed2d, run_swin_blocks
 
 __all__ = [
     "XrayStage",
@@ -110,20 +110,7 @@ class XrayStage(nn.Module):
         self.downsample = PatchMergingV2(dim, spatial_dims=2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, h, w, _ = x.shape
-        masks: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
-        for block in self.blocks:
-            window, shift = get_window_size((h, w), block.window_size, block.shift_size)
-            mask = None
-            if any(shift):
-                key = (tuple(window), tuple(shift))
-                if key not in masks:
-                    # zero padding to whole windows; padded tokens take part unmasked, as in the official model
-                    padded = [-(-h // window[0]) * window[0], -(-w // window[1]) * window[1]]
-                    masks[key] = compute_mask(padded, window, shift, x.device)
-                mask = masks[key]
-            x = block(x, mask)
-        merged = self.downsample(x)
+        merged = self.downsample(run_swin_blocks(self.blocks, x))
         return merged, self.norm(merged)
 
 

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,20 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return components, np.bincount(components.ravel())
 
 
+def _label_components(
+    labels: np.ndarray, values: Sequence[int] | None
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per label present (of ``values``, default all): a writable view of its bounding box in
+    ``labels``, the components of that label inside it, and their voxel counts (0 = the rest)."""
+    from scipy import ndimage
+
+    for value, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or (values is not None and value not in values):
+            continue
+        crop = labels[box]
+        yield (crop, *_components(crop == value))
+
+
 def keep_largest_component(labels: np.ndarray, values: Sequence[int] | None = None) -> np.ndarray:
     """Set to 0 every voxel of label ``v`` outside its largest connected component (in place).
 
@@ -100,14 +114,7 @@ def keep_largest_component(labels: np.ndarray, values: Sequence[int] | None = No
         labels: integer label map ``(X, Y[, Z])``.
         values: labels to clean; default: every non-zero label present.
     """
-    from scipy import ndimage
-
-    boxes = ndimage.find_objects(labels)
-    for value, box in enumerate(boxes, start=1):
-        if box is None or (values is not None and value not in values):
-            continue
-        crop = labels[box]
-        components, sizes = _components(crop == value)
+    for crop, components, sizes in _label_components(labels, values):
         if len(sizes) <= 2:  # background + one component
             continue
         sizes[0] = 0
@@ -119,16 +126,9 @@ def remove_small_components(
     labels: np.ndarray, min_voxels: int, values: Sequence[int] | None = None
 ) -> np.ndarray:
     """Set to 0 the connected components of each label smaller than ``min_voxels`` (in place)."""
-    from scipy import ndimage
-
     if min_voxels <= 1:
         return labels
-    boxes = ndimage.find_objects(labels)
-    for value, box in enumerate(boxes, start=1):
-        if box is None or (values is not None and value not in values):
-            continue
-        crop = labels[box]
-        components, sizes = _components(crop == value)
+    for crop, components, sizes in _label_components(labels, values):
         small = np.flatnonzero(sizes < min_voxels)
         small = small[small > 0]
         if small.size:

@@ -228,7 +228,7 @@ def import_bundle(
     """
     from medswin.weights.cache import converted_path, model_lock, utc_timestamp
     from medswin.weights.download import file_checksums
-    from medswin.weights.legacy import decide_legacy_merging
+    from medswin.weights.legacy import decide_legacy_merging, with_legacy_merging
     from medswin.weights.pulling import cached_weights, convert_file
 
     with _bundle_folder(source) as (folder, bundle_name):
@@ -249,9 +249,7 @@ def import_bundle(
             "weights_checksum": f"{_WEIGHTS}: sha256 {sha256}, md5 {md5}",
             "downloaded": f"imported {utc_timestamp()}",
         }
-        if flag is not None:
-            card = card.replace(config={**card.config, "legacy_merging": flag})
-            provenance["legacy_merging"] = f"{flag}: {why}"
+        card = with_legacy_merging(card, flag, why)
         with model_lock(name):
             if cached_weights(name) is not None and not force:
                 raise WeightsError(

@@ -22,6 +22,7 @@ __all__ = [
     "uses_patch_merging",
     "legacy_from_monai_version",
     "decide_legacy_merging",
+    "with_legacy_merging",
 ]
 
 LEGACY_CHOICES = ("auto", "yes", "no")
@@ -131,4 +132,15 @@ def decide_legacy_merging(
         "the new order and computes a different function (about 11% of voxels change label). Re-run with "
         "--legacy-merging yes if it was trained with MONAI 1.4 or older (every published SwinUNETR file was), "
         "or --legacy-merging no if it was trained with MONAI 1.5 or newer."
+    )
+
+
+def with_legacy_merging(card: Any, flag: bool | None, why: str) -> Any:
+    """``card`` with the decided merging flag in its config and the reason in its provenance;
+    unchanged for a model without patch merging (``flag`` None)."""
+    if flag is None:
+        return card
+    return card.replace(
+        config={**card.config, "legacy_merging": flag},
+        provenance={**card.provenance, "legacy_merging": f"{flag}: {why}"},
     )

@@ -220,7 +220,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
     then need ``legacy_merging`` decided (see :func:`medswin.weights.legacy.decide_legacy_merging`).
     """
     from medswin.models.card import has_preset, preset_card
-    from medswin.weights.legacy import decide_legacy_merging
+    from medswin.weights.legacy import decide_legacy_merging, with_legacy_merging
 
     if not source.is_file():
         raise WeightsError(f"{source}: no such file")
@@ -251,7 +251,5 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
             "weights_checksum": f"{source.name}: sha256 {sha256}",
             "downloaded": f"imported {utc_timestamp()}",
         }
-        if flag is not None:
-            card = card.replace(config={**card.config, "legacy_merging": flag})
-            provenance["legacy_merging"] = f"{flag}: {why}"
+        card = with_legacy_merging(card, flag, why)
         return convert_file(source, card, name, key_map=None, partial=False, provenance=provenance)
