@@ -151,6 +151,7 @@ class X2SWidget(Container):
             ]
         )
         self.native.layout().addWidget(self._morphometry_table)
+        self._morphometry_table.setVisible(False)
         self._models.update()
         self._source.changed.connect(self._on_source_changed)
         for v in VIEWS:
@@ -231,6 +232,7 @@ class X2SWidget(Container):
                 setattr(layer, key, kwargs[key])
         else:
             self._films[view] = self._viewer.add_image(data, **kwargs)
+            self._viewer.reset_view()  # a new film in sight, whatever was shown before
         lateral = self._films.get("lateral")
         if view == "ap" and lateral is not None and lateral in self._viewer.layers:
             lateral.translate = [
@@ -351,6 +353,9 @@ class X2SWidget(Container):
     def _show_morphometry(self, layer_name: str, rows: list[dict[str, Any]] | None) -> None:
         self.morphometry = list(rows or [])
         self._morphometry_table.set_rows(morphometry_table_rows(self.morphometry))
+        self._morphometry_table.setVisible(
+            bool(self.morphometry)
+        )  # the volume table keeps the room otherwise
         if rows is None:
             self._morphometry_note.value = _NO_BONES
         elif not rows:

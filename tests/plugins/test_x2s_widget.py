@@ -170,6 +170,7 @@ def test_dicom_films_give_the_cli_labels_in_physical_space(
     check_volume_table(widget, labels)
     assert [v.name for v in widget.volumes] == [card.labels[v] for v in sorted(card.label_names())]
     assert widget.morphometry == [] and "No bones" in widget._morphometry_note.value
+    assert not widget._morphometry_table.isVisibleTo(widget.native)  # the volume table keeps the room
     assert (
         "from PatientOrientation" in widget._notes["ap"].value
         and "pixel spacing" in widget._notes["ap"].value
@@ -312,6 +313,7 @@ def test_a_bone_model_gets_the_morphometry_of_its_prediction(widget, viewer, qtb
     anatomy = anatomy_from_labels(BONES)
     expected = measure_x2s_structures(image_from_layer(layer), anatomy)
     assert expected  # the random network paints some of the bones
+    assert widget._morphometry_table.isVisibleTo(widget.native)
     shown = widget._morphometry_table.texts()
     rows = morphometry_table_rows(expected)
     assert shown["bone"] == [r["structure"] for r in rows] and shown["parameter"] == [
