@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medswin.errors import MedSwinError
+from medswin.errors import CancelledError, MedSwinError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 
@@ -46,25 +47,35 @@ class X2SPrediction:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: steps :meth:`X2SPredictor.predict` reports progress for: reading, preparing the views, the network.
+_STEPS = 3
 _FRONTAL = {"AP", "PA"}
 _LATERAL = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
 
 
-def view_position_conflict(image: Image, view: str) -> str | None:
+def view_position_conflict(
+    image: Image, view: str, roles: tuple[str, str] = ("--ap", "--lateral")
+) -> str | None:
     """A warning when a DICOM's ViewPosition says the image is the other view (AP/PA vs LL/RL).
 
     The two inputs are otherwise accepted in either order, and a lateral fed as the AP silently
     gives a wrong volume.
+
+    Args:
+        image: the radiograph (its ``meta["dicom"]["ViewPosition"]``, when it has one).
+        view: the role it was given, ``"ap"`` or ``"lateral"``.
+        roles: how the caller names the AP and the lateral input (the CLI's options by default; a
+            viewer says e.g. ``("AP film", "lateral film")``).
     """
     stated = str((image.meta.get("dicom") or {}).get("ViewPosition") or "").strip().upper()
     other = _LATERAL if view == "ap" else _FRONTAL
     if stated not in other:
         return None
     where = image.meta.get("path", f"<{view} image>")
-    given = "--ap" if view == "ap" else "--lateral"
+    given = roles[0] if view == "ap" else roles[1]
     return (
         f"{where}: DICOM ViewPosition {stated} is a {'lateral' if view == 'ap' else 'frontal (AP/PA)'} view, "
-        f"but it was given as {given}; are --ap and --lateral swapped?"
+        f"but it was given as {given}; are {roles[0]} and {roles[1]} swapped?"
     )
 
 
@@ -140,14 +151,35 @@ class X2SPredictor:
         *,
         orientations: tuple[str | None, str | None] = (None, None),
         pixel_spacing: tuple[float | None, float | None] = (None, None),
+        progress: Callable[[int, int, str], None] | None = None,
+        cancel: Callable[[], bool] | Any | None = None,
     ) -> X2SPrediction:
-        """Label volume of one radiograph pair (Images or file paths; see :func:`prepare_views` for the options)."""
+        """Label volume of one radiograph pair (Images or file paths; see :func:`prepare_views` for the options).
+
+        Args:
+            progress: called as ``progress(done, total, message)`` before each of the three steps
+                (reading, preparing the views, the network) and ``(3, 3, "done")`` at the end.
+            cancel: a callable returning True (or an object with ``is_set()``), asked before each step
+                and after the network; a viewer's Cancel button.
+
+        Raises:
+            CancelledError: when ``cancel`` asked to stop (nothing is returned).
+        """
         import torch
 
         from medswin.io.readers import read_image
         from medswin.transforms.radiograph import output_grid, prepare_views
 
+        is_cancelled = getattr(cancel, "is_set", cancel)
+
+        def step(done: int, message: str) -> None:
+            if is_cancelled is not None and is_cancelled():
+                raise CancelledError(f"biplanar prediction cancelled before {message}")
+            if progress is not None:
+                progress(done, _STEPS, message)
+
         start = time.perf_counter()
+        step(0, "reading radiographs")
         ap_image = ap if isinstance(ap, Image) else read_image(ap)
         lateral_image = lateral if isinstance(lateral, Image) else read_image(lateral)
         warnings = {}
@@ -156,13 +188,16 @@ class X2SPredictor:
             if conflict:
                 log.warning("%s", conflict)
                 warnings[view] = conflict
+        step(1, "preparing the views")
         front, side, spacing = prepare_views(
             ap_image, lateral_image, self.card, orientations=orientations, pixel_spacing=pixel_spacing
         )
         prepared = time.perf_counter()
+        step(2, "network")
         logits = self.logits(front.array[None, None], side.array[None, None])
         labels = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
         done = time.perf_counter()
+        step(_STEPS, "done")
         meta = {
             "model": self.card.id,
             "source": "medswin x2s predict",

@@ -59,6 +59,7 @@ from medswin.metrics.surface import union_box
 from medswin.metrics.x2s_anatomy import GROUPS, X2SAnatomy, X2SStructure, anatomy_from_labels
 
 __all__ = [
+    "MEASUREMENT_COLUMNS",
     "MORPHOMETRY_COLUMNS",
     "NOTES",
     "OVERLAP_COLUMNS",
@@ -67,6 +68,7 @@ __all__ = [
     "evaluate_x2s_case",
     "evaluate_x2s_folders",
     "format_x2s_table",
+    "measure_x2s_structures",
     "summarize_x2s",
     "write_x2s_csvs",
 ]
@@ -97,6 +99,18 @@ MORPHOMETRY_COLUMNS: tuple[str, ...] = (
     "error",
     "reference_value",
     "predicted_value",
+    "status",
+    "reason",
+)
+
+#: keys of :func:`measure_x2s_structures` rows: one row per structure and parameter of one label image.
+MEASUREMENT_COLUMNS: tuple[str, ...] = (
+    "structure",
+    "group",
+    "parameter",
+    "kind",
+    "unit",
+    "value",
     "status",
     "reason",
 )
@@ -275,6 +289,59 @@ def _morphometry(pred: Image, ref: Image, anatomy: X2SAnatomy) -> list[dict[str,
             continue
         errors = pred_result.errors(ref_result)
         rows += _structure_rows(structure, "ok", "", errors, pred_result, ref_result)
+    return rows
+
+
+def _value(result: Any, parameter: str, kind: str) -> float | tuple[float, ...]:
+    value = getattr(result, parameter)
+    if kind == "scalar":
+        return float(value)
+    return tuple(float(v) for v in np.asarray(value).ravel())
+
+
+def measure_x2s_structures(labels: Image, anatomy: X2SAnatomy) -> list[dict[str, Any]]:
+    """The clinical parameters of every bone in one label image, with no reference (a prediction alone).
+
+    The same measurements ``medswin x2s evaluate`` compares (:mod:`medswin.metrics.morphometry`,
+    the same neighbours for the spine axis), for a viewer or a report on a new patient.
+
+    Args:
+        labels: label image ``(1, X, Y, Z)`` (e.g. :attr:`X2SPrediction.labels`).
+        anatomy: which labels are which bones (:func:`anatomy_from_labels` of the model's labels).
+
+    Returns:
+        rows with the keys :data:`MEASUREMENT_COLUMNS`, in :meth:`X2SAnatomy.structures` order, for
+        each structure with at least one of its labels present. ``value`` is a float for
+        ``kind == "scalar"`` (mm or degrees, ``unit``), an LPS point ``(x, y, z)`` in mm for
+        ``"point"`` and a unit direction for ``"axis"``; ``status`` is ``"ok"``, or ``"failed"``
+        with ``value`` None and the ``reason`` (a structure too cropped or malformed to measure).
+    """
+    array = np.asarray(labels.array[0])
+    present = set(np.unique(array).tolist())
+    centroids = _centroids_mm(labels, array, anatomy.vertebrae)
+    rows: list[dict[str, Any]] = []
+    for structure in anatomy.structures():
+        if not present.intersection(structure.labels):
+            continue
+        try:
+            result = _measure(structure, labels, anatomy, centroids)
+            status, reason = "ok", ""
+        except Exception as error:  # a malformed bone is reported in its rows, the others are measured
+            log.debug("%s not measurable", structure.name, exc_info=True)
+            result, status, reason = None, "failed", _reason(error)
+        for parameter, kind in _parameters(structure.group):
+            rows.append(
+                {
+                    "structure": structure.name,
+                    "group": structure.group,
+                    "parameter": parameter,
+                    "kind": kind,
+                    "unit": _unit(parameter, kind),
+                    "value": None if result is None else _value(result, parameter, kind),
+                    "status": status,
+                    "reason": reason,
+                }
+            )
     return rows
 
 

@@ -41,10 +41,13 @@ from medswin.transforms.drr import MODEL_DIRECTION, DrrGeometry, frame_direction
 
 __all__ = [
     "VIEW_ORIENTATION",
+    "OrientedRadiograph",
     "PreparedView",
     "drr_geometry",
+    "orient_radiograph",
     "parse_orientation",
     "prepare_view",
+    "radiograph_orientation",
     "prepare_views",
     "output_grid",
     "in_radiograph_frame",
@@ -204,6 +207,69 @@ def _grey(image: Image, where: str) -> tuple[np.ndarray, tuple[float, float]]:
     return array[0], (spacing[0], spacing[1])
 
 
+@dataclass
+class OrientedRadiograph:
+    """A radiograph's grey pixels turned to a view's axes, before any scaling (what a viewer shows upright).
+
+    Attributes:
+        array: ``(x, y)`` float64 pixels: x towards the view's first letter (AP: the patient's left,
+            lateral: posterior, in frame ``"LPI"``), y towards the feet.
+        spacing: ``(x, y)`` pixel size in mm as the file states it (its own axes turned with it).
+        orientation: the orientation the file was read with, ``(image x, image y)``, e.g. ``("F", "L")``.
+        note: how that orientation was decided (given, from PatientOrientation, or assumed).
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float]
+    orientation: tuple[str, str]
+    note: str
+
+
+def radiograph_orientation(
+    image: Image, view: View, orientation: str | tuple[str, str] | None = None
+) -> tuple[tuple[str, str], str]:
+    """The orientation ``(image x, image y)`` a radiograph is read with, and a note saying why.
+
+    A given ``orientation`` wins; else the DICOM ``PatientOrientation``; else the standard display of
+    the view (:data:`VIEW_ORIENTATION`: AP ``L\\F``, lateral ``P\\F``).
+    """
+    where = str(image.meta.get("path", f"<{view} image>"))
+    if orientation is not None:
+        found = parse_orientation(orientation, where) if isinstance(orientation, str) else orientation
+        return found, f"orientation {found[0]}\\{found[1]} given"
+    stated = _dicom_orientation(image)
+    found = stated or VIEW_ORIENTATION[view]
+    how = "from PatientOrientation" if stated else "assumed (standard display)"
+    return found, f"orientation {found[0]}\\{found[1]} {how}"
+
+
+def orient_radiograph(
+    image: Image,
+    view: View,
+    *,
+    orientation: str | tuple[str, str] | None = None,
+    frame: str = "LPI",
+) -> OrientedRadiograph:
+    """A 2D radiograph's pixels turned (transposed and flipped, no interpolation) to a view's axes.
+
+    Args:
+        image: a 2D grey image (DICOM DX/CR, MHA, PNG ...; RGB pictures become grey).
+        view: ``"ap"`` or ``"lateral"``.
+        orientation: the image's orientation (``"L\\F"``), overriding the file's; see
+            :func:`radiograph_orientation`.
+        frame: the model frame whose view axes to turn to (:func:`view_orientation`).
+
+    Raises:
+        MedSwinError: naming the file, for a non-2D image, NaN pixels or an orientation that does not
+            fit the view.
+    """
+    where = str(image.meta.get("path", f"<{view} image>"))
+    array, spacing = _grey(image, where)
+    found, note = radiograph_orientation(image, view, orientation)
+    array, spacing = _orient(array, spacing, found, view, where, frame)
+    return OrientedRadiograph(array, spacing, found, note)
+
+
 #: longest side of a body radiograph in mm (a hand film to a long-leg film); outside it the pixel
 #: size is almost surely wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm).
 PLAUSIBLE_FIELD_MM = (100.0, 1500.0)
@@ -283,17 +349,8 @@ def prepare_view(
     """
     where = str(image.meta.get("path", f"<{view} image>"))
     geometry = drr_geometry(card)
-    array, spacing = _grey(image, where)
-    notes = []
-    if orientation is not None:
-        found = parse_orientation(orientation, where) if isinstance(orientation, str) else orientation
-        notes.append(f"orientation {found[0]}\\{found[1]} given")
-    else:
-        stated = _dicom_orientation(image)
-        found = stated or VIEW_ORIENTATION[view]
-        how = "from PatientOrientation" if stated else "assumed (standard display)"
-        notes.append(f"orientation {found[0]}\\{found[1]} {how}")
-    array, spacing = _orient(array, spacing, found, view, where, card_frame(card))
+    film = orient_radiograph(image, view, orientation=orientation, frame=card_frame(card))
+    array, spacing, notes = film.array, film.spacing, [film.note]
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
     field_mm = max(array.shape[0] * sx, array.shape[1] * sy)

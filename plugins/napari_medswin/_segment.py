@@ -29,6 +29,7 @@ __all__ = [
     "SegmentationRunner",
     "model_card",
     "model_choices",
+    "model_key",
     "prediction_layer_data",
 ]
 
@@ -59,17 +60,21 @@ class ModelChoice:
         return self.spec if self.has_weights else f"{self.spec}: {self.how}"
 
 
-def _volume_model(card: Any) -> bool:
-    """Biplanar X-ray models (Swin-X2S) take two radiographs, not an image layer."""
-    return card.radiographs is None
+def model_choices(*, radiographs: bool = False) -> list[ModelChoice]:
+    """Every model of one kind medswin knows: runnable ones first (shipped, then pulled/imported), then the rest.
 
-
-def model_choices() -> list[ModelChoice]:
-    """Every volume model medswin knows: runnable ones first (shipped, then pulled/imported), then the rest.
+    Args:
+        radiographs: False for volume models (an image layer in, Segment), True for biplanar X-ray
+            models (Swin-X2S: an AP and a lateral radiograph in); a card's ``radiographs`` section
+            tells them apart.
 
     A published model not yet pulled says ``medswin weights pull <name>``; a preset card whose weights
     are published elsewhere says how to import them (its card's ``weights`` note).
     """
+
+    def wanted(card: Any) -> bool:  # a card of the kind asked for
+        return (card.radiographs is not None) == radiographs
+
     from medswin.errors import MedSwinError
     from medswin.models import list_presets
     from medswin.models.checkpoints import read_checkpoint_card
@@ -78,7 +83,7 @@ def model_choices() -> list[ModelChoice]:
 
     runnable: list[ModelChoice] = []
     for name in list_shipped_weights():
-        if _volume_model(model_card(name)):
+        if wanted(model_card(name)):
             runnable.append(ModelChoice(name, True))
     for name in list_cached_weights():
         if name in {c.spec for c in runnable}:
@@ -88,19 +93,19 @@ def model_choices() -> list[ModelChoice]:
         except MedSwinError as error:  # a broken file in the cache: say so in the log, offer the rest
             log.warning("weights cache: %s", error)
             continue
-        if _volume_model(card):
+        if wanted(card):
             runnable.append(ModelChoice(name, True))
     known = {c.spec for c in runnable}
     missing: list[ModelChoice] = []
     for entry in list_weights():
-        if entry.name not in known and entry.predicts and _volume_model(entry.model_card()):
+        if entry.name not in known and entry.predicts and wanted(entry.model_card()):
             missing.append(ModelChoice(entry.name, False, f"medswin weights pull {entry.name}"))
     published_cards = {c.spec for c in missing} | known
     for name in list_presets():
         if name in published_cards:
             continue
         card = model_card(name)
-        if _volume_model(card):
+        if wanted(card):
             hint = (
                 card.provenance.get("weights")
                 or f"medswin import-checkpoint FILE --preset {name} -o {name}.safetensors"
@@ -130,6 +135,12 @@ def model_card(spec: str) -> Any:
     return card
 
 
+def model_key(spec: str, device: str) -> tuple[str, float, str]:
+    """What decides whether a loaded model can be reused: the spec, its file's modification time, the device."""
+    path = Path(spec).expanduser()
+    return (spec, path.stat().st_mtime if path.is_file() else 0.0, device)
+
+
 class SegmentationRunner:
     """Runs the shared :class:`~medswin.inference.Predictor`, keeping it loaded between runs.
 
@@ -146,9 +157,7 @@ class SegmentationRunner:
         from medswin.inference import Predictor
         from medswin.models import resolve_model
 
-        path = Path(spec).expanduser()
-        stamp = path.stat().st_mtime if path.is_file() else 0.0
-        key = (spec, stamp, device)
+        key = model_key(spec, device)
         if key != self._key:
             self._predictor, self._key = None, None
             model, card = resolve_model(spec, device=device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,10 @@ if TYPE_CHECKING:
     import napari.viewer
 
 __all__ = [
+    "BackgroundRun",
+    "ModelMenu",
     "SegmentWidget",
+    "VolumePanel",
     "CompareWidget",
     "SeriesWidget",
     "WindowWidget",
@@ -187,233 +190,192 @@ def erase_undoably(layer: Any, indices: tuple[np.ndarray, ...]) -> None:
     layer.refresh()
 
 
-class SegmentWidget(Container):
-    """Pick an image layer and a model, run it in the background, inspect the labels and their volumes."""
+class ModelMenu:
+    """The model menu of a run widget: runnable models of one kind, a checkpoint file, the card summary,
+    and (folded away) the models not on this computer yet with the command that brings each.
 
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
-        self._viewer = viewer
-        self._runner = SegmentationRunner()
-        self._cancel_requested = threading.Event()
-        self._worker: Any = None
-        self._relay = _ProgressRelay()
-        self._relay.progressed.connect(self._on_progress)
-        self._relay.warned.connect(self._on_fit_warnings)
-        self._fit_context = ("", "")
-        self._volumes: list[StructureVolume] = []
-        self._volumes_of: Any = None  # the labels layer the table describes
-        self._edit_timer = QTimer()
-        self._edit_timer.setSingleShot(True)
-        self._edit_timer.setInterval(_EDIT_REFRESH_MS)
-        self._edit_timer.timeout.connect(self._recount_if_changed)
-        self._volumes_fingerprint: int | None = None
+    Not a widget itself: its widgets (``model``, ``checkpoint``, ``card``, ``show_missing``,
+    ``missing``) go where the owning widget lays them out.
+    """
 
-        self._image = create_widget(label="Image", annotation="napari.layers.Image")
+    def __init__(self, *, radiographs: bool = False, on_card: Callable[[Any], None] | None = None) -> None:
+        """``radiographs``: offer biplanar X-ray models instead of volume models; ``on_card(card)`` is
+        called whenever a usable model is chosen (e.g. to take its recommended settings)."""
+        self._on_card = on_card
         # only models that can run: shipped, pulled or imported (the first is the default), or a file;
         # the others are listed below the menu with the command that brings them
-        models = model_choices()
+        models = model_choices(radiographs=radiographs)
         choices = [(c.label, c.spec) for c in models if c.has_weights]
-        self._model = ComboBox(label="Model", choices=[*choices, (CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)])
-        self._card = Label(value="")
-        self._card.native.setWordWrap(True)
+        self.model = ComboBox(label="Model", choices=[*choices, (CHECKPOINT_CHOICE, CHECKPOINT_CHOICE)])
+        self.checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
+        self.card = Label(value="")
+        self.card.native.setWordWrap(True)
         missing = [c for c in models if not c.has_weights]
-        self._missing = Label(
+        self.missing = Label(
             value="Not on this computer yet (run, then reopen this panel):\n"
             + "\n".join(f"• {c.label}" for c in missing)
             if missing
             else ""
         )
-        self._missing.native.setWordWrap(True)
-        self._missing.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._missing.visible = False  # a long list: shown on request, so the volume table keeps its room
-        self._show_missing = PushButton(
+        self.missing.native.setWordWrap(True)
+        self.missing.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.missing.visible = False  # a long list: shown on request, so the tables keep their room
+        self.show_missing = PushButton(
             text=f"Models to download or import ({len(missing)})…", visible=bool(missing)
         )
-        self._show_missing.changed.connect(self._toggle_missing)
-        self.fit_warnings: list[str] = []  # why the last image run may not suit its model
-        self._checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors")
-        self._device = ComboBox(label="Device", choices=available_devices())
-        self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
-        # clean-up: the CLI's --keep-largest / --min-size-mm3, through the same Postprocess
-        self._keep_largest = CheckBox(text="Keep the largest piece of each structure", value=False)
-        self._min_piece = FloatSpinBox(
-            label="Remove pieces under (mL)", value=0.0, min=0.0, max=10_000.0, step=0.5
-        )
-        self._clean_up = PushButton(text="Clean up labels now")
-        self._run = PushButton(text="Run")
-        self._cancel = PushButton(text="Cancel", enabled=False)
-        self._progress = ProgressBar(label="Progress", min=0, max=1, value=0)
-        self._status = Label(value="")
-        self._volume_layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
-        self._table = TextTable(VOLUME_TABLE)
-        self._show_all = PushButton(text="Show all labels")
-        self._export = PushButton(text="Save volumes as CSV…", enabled=False)
-        super().__init__(
-            widgets=[
-                self._image,
-                self._model,
-                self._checkpoint,
-                self._card,
-                self._device,
-                self._overlap,
-                self._keep_largest,
-                self._min_piece,
-                Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False),
-                self._progress,
-                self._status,
-                self._show_missing,
-                self._missing,
-                self._volume_layer,
-                Container(widgets=[self._show_all, self._export], layout="horizontal", labels=False),
-                self._clean_up,
-            ]
-        )
-        self.native.layout().addWidget(self._table)
-        self._edit_timer.setParent(self.native)  # deleted with the widget: no recount after the viewer closes
-        self._model.changed.connect(self._on_model_changed)
-        self._checkpoint.changed.connect(self._on_model_changed)
-        self._on_model_changed()
-        self._run.changed.connect(self.run)
-        self._cancel.changed.connect(self.cancel)
-        self._volume_layer.changed.connect(self._refresh_volumes)
-        self._table.cellClicked.connect(lambda row, _column: self.focus_row(row))
-        self._show_all.changed.connect(self._on_show_all)
-        self._export.changed.connect(self._on_export)
-        self._clean_up.changed.connect(self.clean_up)
-
-    # ------------------------------------------------------------------ running
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
+        self.show_missing.changed.connect(self._toggle_missing)
+        self.model.changed.connect(self.update)
+        self.checkpoint.changed.connect(self.update)
 
     def _toggle_missing(self) -> None:
-        self._missing.visible = self._missing.native.isHidden()  # isHidden: set state, shown or not
+        self.missing.visible = self.missing.native.isHidden()  # isHidden: set state, shown or not
 
-    def _model_spec(self) -> str:
-        if self._model.value != CHECKPOINT_CHOICE:
-            return str(self._model.value)
-        path = Path(str(self._checkpoint.value or "")).expanduser()
+    def spec(self) -> str:
+        """The chosen model as ``resolve_model`` takes it: a name, or the checkpoint file's path."""
+        if self.model.value != CHECKPOINT_CHOICE:
+            return str(self.model.value)
+        path = Path(str(self.checkpoint.value or "")).expanduser()
         if not path.is_file():
             raise CheckpointError(
                 f"no checkpoint chosen ({path} is not a file): pick a medswin checkpoint (.safetensors) file"
             )
         return str(path)
 
-    def _on_model_changed(self, value: Any = None) -> None:
-        """Show the file picker for checkpoint files; take the model card's recommended overlap."""
-        self._checkpoint.visible = self._model.value == CHECKPOINT_CHOICE
+    def update(self, value: Any = None) -> None:
+        """Show the file picker for checkpoint files and the chosen model's card summary."""
+        self.checkpoint.visible = self.model.value == CHECKPOINT_CHOICE
         try:
-            card = model_card(self._model_spec())
+            card = model_card(self.spec())
         except MedSwinError as error:  # no file chosen yet, or not a medswin checkpoint: Run will say why
-            self._card.value = "" if self._model.value == CHECKPOINT_CHOICE else str(error)
+            self.card.value = "" if self.model.value == CHECKPOINT_CHOICE else str(error)
             return
-        self._card.value = card_summary_text(card)
-        self._overlap.value = min(card.overlap, self._overlap.max)
+        self.card.value = card_summary_text(card)
+        if self._on_card is not None:
+            self._on_card(card)
 
-    def run(self) -> Any:
-        """Start a prediction on the chosen image layer in a worker thread; returns the worker."""
-        if self.running:
-            return self._worker
-        layer = self._image.value
-        if layer is None:
-            show_error("Open an image first (File > Open, or File > Open Sample > medswin)")
-            return None
-        try:
-            spec = self._model_spec()
-            card = model_card(spec)
-        except MedSwinError as error:
-            _report(error)
-            return None
-        data, attributes = layer.data, layer_attributes(layer)
-        dims = int((attributes["metadata"].get(METADATA_KEY) or {}).get("spatial_dims", min(layer.ndim, 3)))
-        transform = spatial_transform(layer, dims)
-        runner, device, overlap = self._runner, str(self._device.value), float(self._overlap.value)
-        progress, cancel = self._relay.progressed.emit, self._cancel_requested.is_set
-        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
 
-        warn = self._relay.warned.emit
+class BackgroundRun:
+    """Run and Cancel buttons, a progress bar and a status line over one worker thread at a time.
 
-        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), check, predict
-            image = layer_to_image(data, attributes, kind="intensity")
-            warn([str(w) for w in check_fit(image, card)])  # said, not enforced: the run goes on
-            return image, runner.run(
-                image,
-                spec,
-                device=device,
-                overlap=overlap,
-                progress=progress,
-                cancel=cancel,
-                postprocess=postprocess,
-            )
+    The work runs in ``napari.qt.threading.create_worker``; it reports through :attr:`relay`
+    (queued Qt signals, so the GUI thread updates the bar) and polls :attr:`cancel_requested`, set by
+    Cancel; medswin's long operations raise ``CancelledError`` then, which is said, not shown as an error.
+    """
 
-        self._cancel_requested.clear()
-        self.fit_warnings = []
-        self._fit_context = (layer.name, card.id)
-        self._progress.value = 0
-        self._status.value = "starting…"
-        self._run.enabled, self._cancel.enabled = False, True
+    def __init__(self, what: str) -> None:
+        """``what`` names the work for the user, e.g. "Segmentation" ("Segmentation cancelled")."""
+        self._what = what
+        self.relay = _ProgressRelay()
+        self.relay.progressed.connect(self._on_progress)
+        self.cancel_requested = threading.Event()
+        self.worker: Any = None
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.cancel_button.changed.connect(self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def buttons(self) -> Container:
+        """Run and Cancel side by side."""
+        return Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+
+    def start(self, work: Callable[[], Any], on_result: Callable[[Any], None]) -> Any:
+        """Run ``work()`` in a worker thread and hand its result to ``on_result`` in the GUI thread; returns the worker."""
+        self.cancel_requested.clear()
+        self.progress.value = 0
+        self.status.value = "starting…"
+        self.run_button.enabled, self.cancel_button.enabled = False, True
         # errors go to _on_error (a cancel is not an error), not to napari's own handler
-        worker = create_worker(predict, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self._on_result(*result, layer.name, transform))
+        worker = create_worker(work, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(on_result)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
-        self._worker = worker
+        self.worker = worker
         worker.start()
         return worker
 
     def cancel(self) -> None:
-        """Ask the running prediction to stop at its next window (the Predictor raises CancelledError)."""
+        """Ask the running work to stop at its next check (it raises CancelledError)."""
         if self.running:
-            self._cancel_requested.set()
-            self._cancel.enabled = False
-            self._status.value = "cancelling…"
+            self.cancel_requested.set()
+            self.cancel_button.enabled = False
+            self.status.value = "cancelling…"
 
-    def _on_fit_warnings(self, reasons: list[str]) -> None:
-        self.fit_warnings = list(reasons)
-        if reasons:
-            image_name, model = self._fit_context
-            show_warning(f"{model} may not suit {image_name}: " + "; ".join(reasons) + ". Running anyway.")
+    def done(self, message: str) -> None:
+        """Show a finished run: full bar and ``message``."""
+        self.progress.value = self.progress.max
+        self.status.value = message
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        self._progress.max = max(int(total), 1)
-        self._progress.value = min(int(done), self._progress.max)
-        self._status.value = message
-
-    def _on_result(self, image: Any, prediction: Any, image_name: str, transform: dict[str, Any]) -> None:
-        try:
-            data, kwargs, _ = prediction_layer_data(image, prediction, image_name, transform)
-        except MedSwinError as error:
-            _report(error)
-            return
-        # a re-run adds a new layer (napari numbers the name): earlier results may hold manual edits
-        layer = self._viewer.add_labels(data, **kwargs)
-        seconds = prediction.timings.get("total")
-        self._status.value = f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else "")
-        self._progress.value = self._progress.max
-        self._volume_layer.reset_choices()
-        self._volume_layer.value = layer
-        self._refresh_volumes(layer)
+        self.progress.max = max(int(total), 1)
+        self.progress.value = min(int(done), self.progress.max)
+        self.status.value = message
 
     def _on_error(self, error: BaseException) -> None:
         if isinstance(error, CancelledError):
-            self._status.value = "cancelled"
-            show_info("Segmentation cancelled")
+            self.status.value = "cancelled"
+            show_info(f"{self._what} cancelled")
             return
-        self._status.value = "failed"
+        self.status.value = "failed"
         _report(error)
 
     def _on_finished(self) -> None:
-        self._worker = None
-        self._run.enabled, self._cancel.enabled = True, False
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
 
-    # ------------------------------------------------------------------ volumes
+
+class VolumePanel(Container):
+    """'Volumes of' a labels layer: voxels and mL per structure, recounted after every edit and undo;
+    a row click jumps to its structure; the table saves as CSV."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, actions: Sequence[Any] = ()) -> None:
+        """``actions``: more widgets acting on the chosen layer, shown above the table."""
+        self._viewer = viewer
+        self._volumes: list[StructureVolume] = []
+        self._volumes_of: Any = None  # the labels layer the table describes
+        self._volumes_fingerprint: int | None = None
+        self._edit_timer = QTimer()
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(_EDIT_REFRESH_MS)
+        self._edit_timer.timeout.connect(self._recount_if_changed)
+        self.layer = create_widget(label="Volumes of", annotation="napari.layers.Labels")
+        self.table = TextTable(VOLUME_TABLE)
+        self.show_all = PushButton(text="Show all labels")
+        self.export = PushButton(text="Save volumes as CSV…", enabled=False)
+        super().__init__(
+            widgets=[
+                self.layer,
+                Container(widgets=[self.show_all, self.export], layout="horizontal", labels=False),
+                *actions,
+            ]
+        )
+        self.margins = (0, 0, 0, 0)
+        self.native.layout().addWidget(self.table)
+        self._edit_timer.setParent(self.native)  # deleted with the widget: no recount after the viewer closes
+        self.layer.changed.connect(self.refresh)
+        self.table.cellClicked.connect(lambda row, _column: self.focus_row(row))
+        self.show_all.changed.connect(self._on_show_all)
+        self.export.changed.connect(self._on_export)
+
     def reset_choices(self, *args: Any) -> None:
-        """Refresh the layer menus (napari calls this when layers change) and the table if its layer changed."""
+        """Refresh the layer menu (napari calls this when layers change) and the table if its layer changed."""
         super().reset_choices(*args)
-        if self._volume_layer.value is not self._volumes_of:
-            self._refresh_volumes()
+        if self.layer.value is not self._volumes_of:
+            self.refresh()
 
-    def _refresh_volumes(self, layer: Any = None) -> None:
-        layer = layer if layer is not None else self._volume_layer.value
+    def show_layer(self, layer: Any) -> None:
+        """Choose ``layer`` (e.g. one just added) and count its structures."""
+        self.layer.reset_choices()
+        self.layer.value = layer
+        self.refresh(layer)
+
+    def refresh(self, layer: Any = None) -> None:
+        """Recount the chosen (or the given) labels layer and show its table."""
+        layer = layer if layer is not None else self.layer.value
         if layer is not self._volumes_of:  # follow every change of the voxels of the layer shown
             for old in [self._volumes_of] if self._volumes_of is not None else []:
                 for event in _EDIT_EVENTS:
@@ -433,8 +395,8 @@ class SegmentWidget(Container):
             except MedSwinError as error:
                 _report(error)
                 self._volumes = []
-        self._table.set_rows([v.as_row() for v in self._volumes])
-        self._export.enabled = layer is not None
+        self.table.set_rows([v.as_row() for v in self._volumes])
+        self.export.enabled = layer is not None
 
     def _on_labels_edited(self, event: Any = None) -> None:
         # napari announces a paint before writing the voxels, and a brush drag paints many times:
@@ -446,7 +408,7 @@ class SegmentWidget(Container):
         layer = self._volumes_of
         if layer is None or labels_fingerprint(layer.data) == self._volumes_fingerprint:
             return  # nothing shown, or a new slice shown with the same voxels
-        self._refresh_volumes(layer)
+        self.refresh(layer)
 
     def export_volumes(self, path: str | Path) -> Path:
         """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
@@ -481,9 +443,158 @@ class SegmentWidget(Container):
 
     def focus_row(self, row: int) -> None:
         """Jump to the structure of table row ``row`` and highlight it."""
-        layer = self._volume_layer.value
+        layer = self.layer.value
         if layer is not None and 0 <= row < len(self._volumes):
             focus_structure(self._viewer, layer, self._volumes[row])
+
+    def _on_show_all(self) -> None:
+        layer = self.layer.value
+        if layer is not None:
+            layer.show_selected_label = False
+
+
+class SegmentWidget(Container):
+    """Pick an image layer and a model, run it in the background, inspect the labels and their volumes."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self._viewer = viewer
+        self._runner = SegmentationRunner()
+        self._background = BackgroundRun("Segmentation")
+        self._relay = self._background.relay
+        self._relay.warned.connect(self._on_fit_warnings)
+        self._fit_context = ("", "")
+
+        self._image = create_widget(label="Image", annotation="napari.layers.Image")
+        self._models = ModelMenu(radiographs=False, on_card=self._take_card_settings)
+        self._model, self._checkpoint, self._card = (
+            self._models.model,
+            self._models.checkpoint,
+            self._models.card,
+        )
+        self._missing, self._show_missing = self._models.missing, self._models.show_missing
+        self.fit_warnings: list[str] = []  # why the last image run may not suit its model
+        self._device = ComboBox(label="Device", choices=available_devices())
+        self._overlap = FloatSpinBox(label="Overlap", value=0.5, min=0.0, max=0.95, step=0.05)
+        # clean-up: the CLI's --keep-largest / --min-size-mm3, through the same Postprocess
+        self._keep_largest = CheckBox(text="Keep the largest piece of each structure", value=False)
+        self._min_piece = FloatSpinBox(
+            label="Remove pieces under (mL)", value=0.0, min=0.0, max=10_000.0, step=0.5
+        )
+        self._clean_up = PushButton(text="Clean up labels now")
+        self._run, self._cancel = self._background.run_button, self._background.cancel_button
+        self._progress, self._status = self._background.progress, self._background.status
+        self._volumes_panel = VolumePanel(viewer, actions=[self._clean_up])
+        self._volume_layer, self._table = self._volumes_panel.layer, self._volumes_panel.table
+        self._show_all, self._export = self._volumes_panel.show_all, self._volumes_panel.export
+        super().__init__(
+            widgets=[
+                self._image,
+                self._model,
+                self._checkpoint,
+                self._card,
+                self._device,
+                self._overlap,
+                self._keep_largest,
+                self._min_piece,
+                self._background.buttons(),
+                self._progress,
+                self._status,
+                self._show_missing,
+                self._missing,
+                self._volumes_panel,
+            ]
+        )
+        self._models.update()
+        self._run.changed.connect(self.run)
+        self._clean_up.changed.connect(self.clean_up)
+
+    # ------------------------------------------------------------------ running
+    @property
+    def running(self) -> bool:
+        return self._background.running
+
+    def _take_card_settings(self, card: Any) -> None:
+        """A newly chosen model brings its card's recommended overlap."""
+        self._overlap.value = min(card.overlap, self._overlap.max)
+
+    def run(self) -> Any:
+        """Start a prediction on the chosen image layer in a worker thread; returns the worker."""
+        if self.running:
+            return self._background.worker
+        layer = self._image.value
+        if layer is None:
+            show_error("Open an image first (File > Open, or File > Open Sample > medswin)")
+            return None
+        try:
+            spec = self._models.spec()
+            card = model_card(spec)
+        except MedSwinError as error:
+            _report(error)
+            return None
+        data, attributes = layer.data, layer_attributes(layer)
+        dims = int((attributes["metadata"].get(METADATA_KEY) or {}).get("spatial_dims", min(layer.ndim, 3)))
+        transform = spatial_transform(layer, dims)
+        runner, device, overlap = self._runner, str(self._device.value), float(self._overlap.value)
+        progress, cancel = self._relay.progressed.emit, self._background.cancel_requested.is_set
+        postprocess = clean_up_settings(bool(self._keep_largest.value), float(self._min_piece.value))
+
+        warn = self._relay.warned.emit
+
+        def predict() -> tuple[Any, Any]:  # in the worker thread: convert (copies voxels), check, predict
+            image = layer_to_image(data, attributes, kind="intensity")
+            warn([str(w) for w in check_fit(image, card)])  # said, not enforced: the run goes on
+            return image, runner.run(
+                image,
+                spec,
+                device=device,
+                overlap=overlap,
+                progress=progress,
+                cancel=cancel,
+                postprocess=postprocess,
+            )
+
+        self.fit_warnings = []
+        self._fit_context = (layer.name, card.id)
+        return self._background.start(predict, lambda result: self._on_result(*result, layer.name, transform))
+
+    def cancel(self) -> None:
+        """Ask the running prediction to stop at its next window (the Predictor raises CancelledError)."""
+        self._background.cancel()
+
+    def _on_fit_warnings(self, reasons: list[str]) -> None:
+        self.fit_warnings = list(reasons)
+        if reasons:
+            image_name, model = self._fit_context
+            show_warning(f"{model} may not suit {image_name}: " + "; ".join(reasons) + ". Running anyway.")
+
+    def _on_result(self, image: Any, prediction: Any, image_name: str, transform: dict[str, Any]) -> None:
+        try:
+            data, kwargs, _ = prediction_layer_data(image, prediction, image_name, transform)
+        except MedSwinError as error:
+            _report(error)
+            return
+        # a re-run adds a new layer (napari numbers the name): earlier results may hold manual edits
+        layer = self._viewer.add_labels(data, **kwargs)
+        seconds = prediction.timings.get("total")
+        self._background.done(f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else ""))
+        self._volumes_panel.show_layer(layer)
+
+    # ------------------------------------------------------------------ volumes
+    def _refresh_volumes(self, layer: Any = None) -> None:
+        self._volumes_panel.refresh(layer)
+
+    def export_volumes(self, path: str | Path) -> Path:
+        """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
+        return self._volumes_panel.export_volumes(path)
+
+    @property
+    def volumes(self) -> list[StructureVolume]:
+        """The rows of the volume table (label, name, voxels, mL, centroid)."""
+        return self._volumes_panel.volumes
+
+    def focus_row(self, row: int) -> None:
+        """Jump to the structure of table row ``row`` and highlight it."""
+        self._volumes_panel.focus_row(row)
 
     def clean_up(self) -> int:
         """Apply the clean-up options to the 'Volumes of' layer as one undoable edit; returns voxels cleared."""
@@ -506,11 +617,6 @@ class SegmentWidget(Container):
         self._status.value = f"{layer.name}: clean-up removed {cleared} voxels"
         self._refresh_volumes(layer)
         return cleared
-
-    def _on_show_all(self) -> None:
-        layer = self._volume_layer.value
-        if layer is not None:
-            layer.show_selected_label = False
 
 
 class CompareWidget(Container):

@@ -19,12 +19,14 @@ from medswin.errors import MetricInputError  # noqa: E402
 from medswin.io.image import Image  # noqa: E402
 from medswin.io.writers import write_labels  # noqa: E402
 from medswin.metrics.x2s import (  # noqa: E402
+    MEASUREMENT_COLUMNS,
     MORPHOMETRY_COLUMNS,
     OVERLAP_COLUMNS,
     dice_with_background_official,
     evaluate_x2s_case,
     evaluate_x2s_folders,
     format_x2s_table,
+    measure_x2s_structures,
     summarize_x2s,
 )
 from medswin.metrics.x2s_anatomy import anatomy_from_labels  # noqa: E402
@@ -293,6 +295,44 @@ def test_structure_absent_from_the_reference_is_not_compared(femurs: Image) -> N
     extra = next(row for row in result.overlap if row["label"] == 54)
     assert (extra["empty"], extra["dice"]) == ("ref", 0.0)  # a false positive still costs overlap
     assert summarize_x2s([result])["overlap"]["femur"]["false_positive"] == 1
+
+
+def test_a_prediction_alone_is_measured_as_evaluate_measures_it(femurs: Image) -> None:
+    """measure_x2s_structures gives the values evaluate_x2s_case reports, without a reference."""
+    image = spine()
+    anatomy = anatomy_from_labels(manifest_labels("x2s_totalseg_spine"))
+    rows = measure_x2s_structures(image, anatomy)
+    assert rows and all(set(row) == set(MEASUREMENT_COLUMNS) for row in rows)
+    assert [row["structure"] for row in rows[:: len(rows) // 3]] == [
+        "vertebrae_T12",
+        "vertebrae_L1",
+        "vertebrae_L2",
+    ]
+    evaluated = evaluate_x2s_case(copy_of(image), image, anatomy).morphometry
+    assert [(r["structure"], r["parameter"]) for r in rows] == [
+        (r["structure"], r["parameter"]) for r in evaluated
+    ]
+    for row, compared in zip(rows, evaluated, strict=True):
+        assert row["status"] == "ok" and row["unit"] == compared["unit"]
+        if row["kind"] == "scalar":
+            assert row["value"] == pytest.approx(compared["predicted_value"], abs=1e-9)
+    depth = next(r for r in rows if (r["structure"], r["parameter"]) == ("vertebrae_L1", "canal_depth_mm"))
+    assert depth["value"] == pytest.approx(15.0, abs=1.0)
+    axis = next(r for r in rows if (r["structure"], r["parameter"]) == ("vertebrae_L1", "height_axis"))
+    assert len(axis["value"]) == 3 and np.linalg.norm(axis["value"]) == pytest.approx(1.0)
+
+    # absent bones have no rows; a bone that cannot be measured says why, with no value
+    all_labels = anatomy_from_labels(manifest_labels("x2s_totalseg_all"))
+    partial = femurs.array.copy()
+    partial[partial == 54] = 0
+    partial[partial == 53] = 0
+    partial[0, 40:60, 40:60, 40:50] = 53  # a 30 x 18 x 20 mm block: no shaft to fit an axis
+    measured = measure_x2s_structures(femurs.with_array(partial), all_labels)
+    assert {row["structure"] for row in measured} == {"femur_left"}
+    assert all(row["status"] == "failed" and row["value"] is None for row in measured)
+    assert "shaft" in measured[0]["reason"]
+    centre = measure_x2s_structures(femurs, all_labels)[0]
+    assert (centre["parameter"], centre["unit"], len(centre["value"])) == ("head_centre_mm", "mm", 3)
 
 
 def test_first_vertebra_axis_is_not_taken_through_the_background() -> None:

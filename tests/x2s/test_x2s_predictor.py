@@ -10,7 +10,7 @@ import pytest
 import torch
 from x2s_factory import phantom_pair, tiny_card, tiny_network, write_dx
 
-from medswin.errors import MedSwinError, ModelCardError
+from medswin.errors import CancelledError, MedSwinError, ModelCardError
 from medswin.inference.predictor import Predictor
 from medswin.inference.x2s import X2SPredictor
 from medswin.models.card import preset_card
@@ -57,6 +57,42 @@ def test_a_checkpoint_carries_what_prediction_needs(network, tmp_path: Path) -> 
     direct = X2SPredictor(network, card=CARD).predict(pair.ap, pair.lateral)
     loaded = X2SPredictor(str(path)).predict(pair.ap, pair.lateral)
     np.testing.assert_array_equal(direct.labels.array, loaded.labels.array)
+
+
+def test_progress_is_reported_per_step_and_cancel_stops_before_the_next(network) -> None:  # type: ignore[no-untyped-def]
+    pair = phantom_pair(CARD, seed=1003)
+    predictor = X2SPredictor(network, card=CARD)
+    seen: list[tuple[int, int, str]] = []
+    predictor.predict(pair.ap, pair.lateral, progress=lambda *step: seen.append(step))
+    assert seen == [
+        (0, 3, "reading radiographs"),
+        (1, 3, "preparing the views"),
+        (2, 3, "network"),
+        (3, 3, "done"),
+    ]
+
+    asked: list[str] = []
+
+    def cancel_at_the_network() -> bool:
+        return bool(asked) and asked[-1] == "preparing the views"
+
+    with pytest.raises(CancelledError, match="before network"):
+        predictor.predict(
+            pair.ap, pair.lateral, progress=lambda *step: asked.append(step[2]), cancel=cancel_at_the_network
+        )
+    assert asked == ["reading radiographs", "preparing the views"]
+
+
+def test_a_view_position_conflict_names_the_roles_as_the_caller_does(tmp_path: Path) -> None:
+    from medswin.inference.x2s import view_position_conflict
+    from medswin.io.readers import read_image
+
+    pair = phantom_pair(CARD, seed=1004)
+    lateral = read_image(write_dx(tmp_path / "ll.dcm", pair.lateral.array[0], 4.5, orientation=("P", "F")))
+    assert view_position_conflict(lateral, "lateral") is None
+    assert "given as --ap; are --ap and --lateral swapped?" in str(view_position_conflict(lateral, "ap"))
+    message = view_position_conflict(lateral, "ap", roles=("the AP film", "the lateral film"))
+    assert "ViewPosition LL" in str(message) and "given as the AP film; are the AP film and" in str(message)
 
 
 def test_volume_and_biplanar_predictors_refuse_each_others_models(network) -> None:  # type: ignore[no-untyped-def]

@@ -65,7 +65,7 @@ def write_dx(
         pixel_spacing=(pixel_mm, pixel_mm),
         pixels=pixels,
         orientation=orientation,
-        view_position="PA" if orientation[0] in "LR" else "LL",
+        view_position="PA" if {"L", "R"} & set(orientation) else "LL",  # a frontal film shows left-right
         distances_mm=distances_mm,
         photometric=photometric,
     )
