@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.batch.cases import Case
-from medswin.errors import CancelledError, ImageReadError
+from medswin.errors import ImageReadError
 from medswin.io.image import Image
 
 __all__ = ["RadiographPair", "read_radiograph_pair", "BiplanarBatchPredictor"]
@@ -94,15 +94,14 @@ class BiplanarBatchPredictor:
         """The case's :class:`~medswin.inference.predictor.Prediction` on the model grid (one window)."""
         from medswin.inference.predictor import Prediction
 
-        if cancel is not None and getattr(cancel, "is_set", cancel)():
-            raise CancelledError("cancelled before the radiographs were predicted")
-        if progress is not None:
-            progress(0, 1, "radiographs")
         result = self.predictor.predict(
-            pair.ap, pair.lateral, orientations=self.orientations, pixel_spacing=self.pixel_spacing
+            pair.ap,
+            pair.lateral,
+            orientations=self.orientations,
+            pixel_spacing=self.pixel_spacing,
+            progress=progress,
+            cancel=cancel,
         )
-        if progress is not None:
-            progress(1, 1, "radiographs")
         return Prediction(
             labels=result.labels,
             probabilities=result.probabilities,

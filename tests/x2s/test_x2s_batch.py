@@ -100,3 +100,26 @@ def test_an_output_folder_holding_the_films_is_refused(model: Path, tmp_path: Pa
     assert _predict(datalist, model, tmp_path) == 2
     assert "holds" in capsys.readouterr().err
     assert not (tmp_path / "c1014.nii.gz").exists()
+
+
+def test_cancel_stops_the_batch_and_leaves_no_output(model: Path, tmp_path: Path) -> None:
+    from medswin.batch import Case, run_batch
+    from medswin.batch.biplanar import BiplanarBatchPredictor, read_radiograph_pair
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    _datalist(inputs, (1015, 1016))
+    cases = [Case(f"c{s}", (inputs / f"c{s}_ap.dcm", inputs / f"c{s}_lat.dcm")) for s in (1015, 1016)]
+    steps: list[tuple[str, int, int]] = []
+    result = run_batch(
+        BiplanarBatchPredictor(X2SPredictor(str(model))),
+        cases,
+        out,
+        progress=lambda case, done, total, message: steps.append((case, done, total)),
+        cancel=lambda: len(steps) >= 2,  # asked between the X-ray predictor's steps
+        reader=read_radiograph_pair,
+    )
+    assert [o.status for o in result.outcomes] == ["failed"]  # the batch stopped after the first case
+    assert "cancel" in result.outcomes[0].reason.lower()
+    assert not list(out.glob("c10*"))
+    assert steps[0] == ("c1015", 0, 3)
