@@ -109,6 +109,9 @@ COMPARE_TABLE = (
 class TextTable(QTableWidget):
     """A read-only table of formatted numbers, one row per structure (what the user reads is what is tested)."""
 
+    #: rows always in view (a long dock must not squeeze the table to one row); more rows scroll
+    VISIBLE_ROWS = 6
+
     def __init__(self, layout: Sequence[tuple[str, str, str]]) -> None:
         super().__init__(0, len(layout))
         self._layout = tuple(layout)
@@ -129,6 +132,9 @@ class TextTable(QTableWidget):
                     item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
                 self.setItem(r, c, item)
         self.resizeColumnsToContents()
+        shown = range(min(len(rows), self.VISIBLE_ROWS))
+        header = self.horizontalHeader().sizeHint().height()
+        self.setMinimumHeight(header + sum(self.rowHeight(r) for r in shown) + 2 * self.frameWidth())
 
     def texts(self) -> dict[str, list[str]]:
         """The shown text, column header -> cells."""

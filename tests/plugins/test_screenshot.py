@@ -4,7 +4,8 @@
 ``napari_segment.png``: after a Segment run (the shipped ``demo`` model when there is one, else a
 random-weight checkpoint). ``napari_dicom_study.png``: a DICOM study of two series opened with
 medswin's reader, its Series dock, the liver window chosen from the presets, and a Segment run
-with its volume table. The README's ``docs/images/napari_*.png`` are these artefacts, copied by
+with its volume table. ``napari_x2s.png``: two DICOM DX films of a phantom through the shipped
+``demo-x2s`` model, the 3D labels and their volume table. The README's ``docs/images/napari_*.png`` are these artefacts, copied by
 hand after looking at them.
 """
 
@@ -95,6 +96,55 @@ def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir
     _show_structure(viewer, widget, result, "liver")
     _save(viewer, artifacts_dir / "napari_dicom_study.png")
     assert {v.name for v in widget.volumes if v.voxels} >= {"liver", "spleen"}
+
+
+def test_screenshot_of_two_films_through_swin_x2s(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
+    """The X-ray widget after a demo-x2s run on phantom DRRs stored as DICOM DX films."""
+    import sys
+    from pathlib import Path
+
+    from napari_medswin._x2s_widget import X2SWidget
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "x2s"))
+    from x2s_factory import phantom_pair, write_dx
+
+    from medswin.models.resolve import resolve_model
+
+    if shipped_weights("demo-x2s") is None:
+        pytest.skip("the shipped demo-x2s model is needed for a meaningful picture")
+    pair = phantom_pair(resolve_model("demo-x2s", load_weights=False)[1], seed=7205)
+    ap = write_dx(tmp_path / "ap.dcm", pair.ap.array[0], pair.ap.spacing[0], orientation=("L", "F"))
+    lateral = write_dx(
+        tmp_path / "lat.dcm", pair.lateral.array[0], pair.lateral.spacing[0], orientation=("P", "F")
+    )
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    widget = X2SWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="medswin: Swin-X2S")
+    widget.reset_choices()
+    widget._models.model.value = "demo-x2s"
+    widget._file["ap"].value = ap
+    widget._file["lateral"].value = lateral
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    labels = viewer.layers["Swin-X2S [demo-x2s]"]
+    # the labels in 3D seen from the front, as the AP film sees them (the films lie in another
+    # plane of the canvas: radiographs have no patient coordinates)
+    for film in ("AP film", "lateral film"):
+        viewer.layers[film].visible = False
+    viewer.dims.ndisplay = 3
+    labels.opacity = 1.0
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.reset_view()
+    world = labels.extent.world  # fit the labels, not the hidden films' plane
+    viewer.camera.center = tuple((world[0] + world[1]) / 2)
+    viewer.camera.zoom = 0.8 * min(viewer.window._qt_viewer.canvas.size) / float(np.max(world[1] - world[0]))
+    viewer.camera.angles = (0.0, 0.0, 90.0)  # from the front: the patient's right on the left, feet down
+    for _ in range(5):
+        QApplication.processEvents()
+    _save(viewer, artifacts_dir / "napari_x2s.png")
+    assert {v.name for v in widget.volumes if v.voxels} >= {"liver", "vertebra"}
 
 
 def _show_structure(viewer, widget, layer, name):
