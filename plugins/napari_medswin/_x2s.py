@@ -19,6 +19,7 @@ import numpy as np
 from medswin.errors import CancelledError, MedSwinError, MetricInputError
 from medswin.io.geometry import reorient
 from medswin.io.image import Image
+from medswin.transforms.radiograph import View
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data, layer_to_image, percentile_window
 from napari_medswin._segment import model_key
 
@@ -41,7 +42,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-View = Literal["ap", "lateral"]
 #: the two films, in the order X2SPredictor takes them.
 VIEWS: tuple[View, View] = ("ap", "lateral")
 #: how the widget names each film (also in the ViewPosition warning).
