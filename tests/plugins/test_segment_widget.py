@@ -25,17 +25,22 @@ def case():
     return make_ct_phantom(shape=(48, 40, 24), spacing=(3.0, 3.0, 4.0), orientation="oblique", seed=0)
 
 
-@pytest.fixture
-def segment(viewer, case, tiny_checkpoint):
-    """A docked Segment widget, the phantom as the image layer and the tiny checkpoint chosen."""
-    data, kwargs, _ = image_to_layer_data(case.image, "CT")
+def _docked_segment(viewer, image, name, checkpoint) -> SegmentWidget:
+    """A docked Segment widget with ``image`` open as layer ``name`` and ``checkpoint`` chosen."""
+    data, kwargs, _ = image_to_layer_data(image, name)
     viewer.add_image(data, **kwargs)
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.reset_choices()
     widget._model.value = CHECKPOINT_CHOICE
-    widget._checkpoint.value = tiny_checkpoint
+    widget._checkpoint.value = checkpoint
     return widget
+
+
+@pytest.fixture
+def segment(viewer, case, tiny_checkpoint):
+    """A docked Segment widget, the phantom as the image layer and the tiny checkpoint chosen."""
+    return _docked_segment(viewer, case.image, "CT", tiny_checkpoint)
 
 
 @pytest.fixture
@@ -139,13 +144,7 @@ def test_a_model_that_may_not_suit_the_image_warns_and_runs(
     monkeypatch.setattr(_widget, "show_warning", warnings.append)
     image = case.image.with_array(case.image.array)
     image.meta["modality"] = "MR"
-    data, kwargs, _ = image_to_layer_data(image, "MR series")
-    viewer.add_image(data, **kwargs)
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget._model.value = CHECKPOINT_CHOICE
-    widget._checkpoint.value = tiny_checkpoint
+    widget = _docked_segment(viewer, image, "MR series", tiny_checkpoint)
     assert "modality: CT" in widget._card.value and "intended use: research use only" in widget._card.value
     _run(widget, qtbot)
     assert errors == []
