@@ -20,6 +20,7 @@ LIBRARY = (
     "medswin.transforms",
     "medswin.inference",
     "medswin.pacs",
+    "medswin.qc",
 )
 FRONT_ENDS = ("medswin.cli", "napari_medswin", "medswin.training", "medswin.challenges")
 
