@@ -45,7 +45,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from medswin.inference.runtime import PRECISIONS
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
+from medswin.qc.core import QualityReport
 from medswin.transforms.postprocess import (
     Postprocess,
     label_numpy_dtype,
@@ -86,6 +87,8 @@ class Prediction:
         card: the model card that produced it.
         windows: sliding windows run (each ``2**d`` forward passes with test-time augmentation).
         runtime: what ran the windows: ``{"name", "version", "precision"}``.
+        quality: the checks run on this prediction and its input (:mod:`medswin.qc`); recorded
+            by every front end, never used to change ``labels``.
     """
 
     labels: Image
@@ -94,6 +97,7 @@ class Prediction:
     card: ModelCard
     windows: int = 0
     runtime: dict[str, Any] | None = None
+    quality: QualityReport = field(default_factory=QualityReport)
 
 
 def resolve_network(source: Any, card: ModelCard | None, device: str) -> tuple[Any, ModelCard]:

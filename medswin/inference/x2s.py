@@ -21,6 +21,7 @@ import numpy as np
 from medswin.errors import CancelledError, MedSwinError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
+from medswin.qc.core import QualityReport
 
 __all__ = ["X2SPrediction", "X2SPredictor", "view_position_conflict"]
 
@@ -38,6 +39,7 @@ class X2SPrediction:
         notes: how each radiograph was read (orientation, pixel-size source).
         timings: seconds for ``prepare``, ``inference`` and ``total``; the predictor's first prediction
             also holds ``export`` and ``compile`` (OpenVINO / ONNX Runtime), which ``total`` excludes.
+        quality: the checks run on this prediction and its films (:mod:`medswin.qc`).
     """
 
     labels: Image
@@ -45,6 +47,7 @@ class X2SPrediction:
     views: tuple[np.ndarray, np.ndarray]
     notes: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    quality: QualityReport = field(default_factory=QualityReport)
 
 
 #: steps :meth:`X2SPredictor.predict` reports progress for: reading, preparing the views, the network.
