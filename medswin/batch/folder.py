@@ -34,12 +34,16 @@ from types import TracebackType
 
 from medswin.errors import MedSwinError
 
-__all__ = ["WORK_AREA", "check_output_folder", "folder_key", "OutputLock"]
+__all__ = ["WORK_AREA", "check_output_folder", "folder_key", "FolderBusyError", "OutputLock"]
 
 log = logging.getLogger(__name__)
 
 #: the hidden folder inside an output folder that belongs to medswin runs.
 WORK_AREA = ".medswin"
+
+
+class FolderBusyError(MedSwinError):
+    """Another live run holds the output folder: waiting is the fix (a DICOM node queues, never drops)."""
 
 
 def folder_key(output_dir: Path) -> bytes:
@@ -187,7 +191,7 @@ class OutputLock:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         descriptor = _lock_file(self.path)
         if descriptor is None:
-            raise MedSwinError(
+            raise FolderBusyError(
                 f"{self.output_dir}: in use by {_holder(self.path)} (shard {self.shard[0]}/{self.shard[1]}); "
                 f"wait for it to finish, or choose another output folder"
             )
@@ -200,7 +204,7 @@ class OutputLock:
             if self._live(other, spec) and not _compatible(self.shard, spec):
                 holder = _holder(other)
                 self.release()
-                raise MedSwinError(
+                raise FolderBusyError(
                     f"{self.output_dir}: in use by {holder} (shard {spec[0]}/{spec[1]}), whose cases overlap "
                     f"this run's (shard {self.shard[0]}/{self.shard[1]}); wait for it to finish"
                 )

@@ -23,7 +23,8 @@
   that copy (patient data) is removed as soon as the case is finished or has failed.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
   status, reason, seconds, output and label volumes (mL); rewritten after every case. The folder's
-  ``summary.csv`` also lists every other case that has a record there (:func:`recorded_outcomes`).
+  ``summary.csv`` also lists every other case that has a record there (:func:`recorded_outcomes`)
+  and keeps the failed rows of earlier runs for cases not redone since (:func:`earlier_failures`).
 """
 
 from __future__ import annotations
@@ -284,6 +285,29 @@ def recorded_outcomes(output_dir: Path, exclude: set[str]) -> list[CaseOutcome]:
     return outcomes
 
 
+def earlier_failures(summary: Path, exclude: set[str]) -> list[CaseOutcome]:
+    """Failed rows of an earlier ``summary`` for cases not in ``exclude`` (this run's, or recorded ones).
+
+    A case that failed leaves no record, so without these rows the next run's summary would forget it
+    (a listener segmenting one study at a time would list only the last study's failures).
+    """
+    try:
+        with summary.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    outcomes = []
+    for row in rows:
+        case_id = row.get("case") or ""
+        if row.get("status") == "failed" and case_id and case_id not in exclude:
+            try:
+                seconds = float(row.get("seconds") or 0.0)
+            except ValueError:
+                seconds = 0.0
+            outcomes.append(CaseOutcome(case_id, "failed", seconds, row.get("reason") or ""))
+    return outcomes
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, MedSwinError):
         return str(error)
@@ -439,6 +463,9 @@ def _run_locked(
     summary = output_dir / options.summary_name
     # The folder's summary lists every recorded case; a shard's lists its own cases only.
     earlier = [] if options.shard[1] > 1 else recorded_outcomes(output_dir, {c.case_id for c in mine})
+    if options.shard[1] == 1:
+        known = {c.case_id for c in mine} | {o.case_id for o in earlier}
+        earlier += earlier_failures(summary, known)
     outcomes: list[CaseOutcome] = []
 
     def finish(outcome: CaseOutcome) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,17 @@ __all__ = ["add_parser", "run"]
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Listen for DICOM C-STORE (a DICOM node for the PACS or a modality to send studies to). Each study
+Listen for DICOM C-STORE (a DICOM node for the PACS or a modality to send studies to). Only the AE
+titles named by --accept (and the --send-to node's) may send. Every instance is written to disk
+(fsync'd) before it is acknowledged, into the queue OUT_DIR/.incoming/<StudyInstanceUID>/. A study
 counts as complete when no instance of it arrived for --quiet-period seconds; its series of the model's
-modality are then segmented into OUT_DIR as by medswin predict (records, resume, summary.csv)
-and, with --send-to, the DICOM-SEGs are stored on that node. Only the AE titles named by --accept
-(and the --send-to node's) may send. Received files wait in OUT_DIR/.incoming and are deleted once
-their study is done. SIGTERM (or Ctrl-C) stops listening after cancelling a running case.
-Exit code: 0 stopped, 1 some case failed, 2 usage or setup error.
+modality are then segmented into OUT_DIR as by medswin predict (records, resume, summary.csv) and, with
+--send-to, the DICOM-SEGs are stored on that node. A study leaves the queue when that is done; one that
+failed (or whose SEG could not be sent) moves to OUT_DIR/.failed/<StudyInstanceUID>/ with failure.json,
+and --retry-failed puts the failed studies back in the queue. While another run holds OUT_DIR, studies
+wait in the queue. SIGTERM (or Ctrl-C) stops accepting, cancels the running case and exits; the queue
+stays on disk and the next start segments it.
+Exit code: 0 stopped, 1 some study failed, 2 usage or setup error.
 """
 
 
@@ -53,6 +57,11 @@ def add_parser(subparsers: Any) -> None:
         help="seconds without new instances after which a study is complete (default: 30)",
     )
     parser.add_argument("--max-studies", type=int, metavar="N", help="stop after N studies")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="put the studies in OUT_DIR/.failed back in the queue before listening",
+    )
     parser.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     add_predictor_options(parser)
     add_pacs_options(parser, retrieve=False)
@@ -72,11 +81,56 @@ def _study_cases(study: Any, modality: str) -> list[Any]:
     return cases
 
 
-def run(args: argparse.Namespace) -> int:
-    from medswin.batch import BatchOptions, run_batch
-    from medswin.cli.predict import make_predictor, pacs_settings, send_node
+#: seconds between two tries of a study whose output folder another run holds.
+BUSY_RETRY_S = 5.0
+
+
+def _segment_study(study: Any, predictor: Any, args: argparse.Namespace, options: Any, stop: Any) -> Any:
+    """Segment one quiet study; the :class:`StudyOutcome` says what the queue does with it."""
+    from medswin.batch import run_batch
+    from medswin.batch.folder import FolderBusyError
     from medswin.errors import MedSwinError
+
+    modality = predictor.card.modality
+    try:
+        cases = _study_cases(study, modality)
+        if not cases:
+            return StudyOutcome("failed", f"no {modality} series in the study; nothing to segment")
+        result = run_batch(predictor, cases, args.output, options, cancel=stop.is_set)
+    except FolderBusyError as error:
+        return StudyOutcome("busy", str(error))
+    except MedSwinError as error:
+        return StudyOutcome("failed", str(error))
+    except Exception as error:  # a listener outlives one bad study; the reason is kept with it
+        return StudyOutcome("failed", f"{type(error).__name__}: {error}")
+    segmented = [o for o in result.outcomes if o.record.get("files")]
+    unfinished = [o for o in result.outcomes if o.status == "failed" and not o.record.get("files")]
+    if stop.is_set() and unfinished:  # cancelled by SIGTERM: stays queued for the next start
+        return StudyOutcome("cancelled", "stopped while segmenting; queued for the next start")
+    failed = {o.case_id: o.reason for o in result.failed}
+    text = f"{len(segmented)} of {len(cases)} series segmented"
+    unsent = [o for o in result.failed if o.record.get("files")]
+    if unsent:
+        text += f", {len(unsent)} DICOM-SEG(s) not sent ({unsent[0].reason})"
+    if failed:
+        return StudyOutcome("failed", text, failed)
+    return StudyOutcome("done", text)
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What became of a study: ``done``, ``failed`` (kept), ``busy`` (waits) or ``cancelled`` (queued)."""
+
+    status: str
+    message: str
+    cases: dict[str, str] | None = None
+
+
+def run(args: argparse.Namespace) -> int:
+    from medswin.batch import BatchOptions
+    from medswin.cli.predict import make_predictor, pacs_settings, send_node
     from medswin.pacs.listener import StudyReceiver
+    from medswin.pacs.spool import StudySpool
 
     settings = pacs_settings(args)
     sink = send_node(args, settings)
@@ -86,7 +140,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     predictor = make_predictor(args)
     options = BatchOptions(formats=("nifti", "dicom-seg"), send_to=sink)
-    spool = args.output / ".incoming"
+    spool = StudySpool(args.output)
+    if args.retry_failed:
+        retried = spool.retry_failed()
+        print(f"{len(retried)} failed study(ies) put back in the queue", flush=True)
     receiver = StudyReceiver(
         spool, ae_title=args.ae_title, port=args.port, accept=accept, bind=args.bind, quiet_s=args.quiet_s
     )
@@ -99,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_signal)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     studies = failed = 0
+    waiting: set[str] = set()
     receiver.start()
     try:
         while not stop.is_set():
@@ -106,37 +164,38 @@ def run(args: argparse.Namespace) -> int:
                 log.info("stopping: --timeout %.0f s reached", args.timeout)
                 break
             for study in receiver.completed():
-                try:
-                    cases = _study_cases(study, predictor.card.modality)
-                    if not cases:
-                        log.warning(
-                            "study %s: no %s series; nothing to segment",
-                            study.study_uid,
-                            predictor.card.modality,
-                        )
-                    else:
-                        result = run_batch(predictor, cases, args.output, options, cancel=stop.is_set)
-                        failed += len(result.failed)
-                        done = sum(o.status != "failed" for o in result.outcomes)
-                        print(
-                            f"study {study.study_uid}: {study.instances} instance(s) received, "
-                            f"{done} of {len(cases)} series segmented",
-                            flush=True,
-                        )
-                except MedSwinError as error:
-                    failed += 1
-                    log.error("study %s: %s", study.study_uid, error)
-                except Exception as error:  # a listener outlives one bad study; the reason is logged
-                    failed += 1
-                    log.error("study %s: %s: %s", study.study_uid, type(error).__name__, error)
-                finally:
-                    shutil.rmtree(study.folder, ignore_errors=True)
+                if stop.is_set():
+                    break
+                instances = spool.instances(study.study_uid)
+                outcome = _segment_study(study, predictor, args, options, stop)
+                if outcome.status == "busy":
+                    if study.study_uid not in waiting:
+                        log.warning("study %s waits in the queue: %s", study.study_uid, outcome.message)
+                        waiting.add(study.study_uid)
+                    receiver.wait_for(study.study_uid, BUSY_RETRY_S)
+                    continue
+                waiting.discard(study.study_uid)
+                if outcome.status == "cancelled":
+                    log.info("study %s: %s", study.study_uid, outcome.message)
+                    break
                 studies += 1
+                line = f"study {study.study_uid}: {study.instances} instance(s) received, {outcome.message}"
+                if outcome.status == "failed":
+                    failed += 1
+                    kept = spool.fail(study.study_uid, outcome.message, outcome.cases)
+                    log.error("%s; kept in %s (retry with --retry-failed)", line, kept)
+                else:
+                    if not spool.done(study.study_uid, instances):
+                        log.info("study %s: more instances arrived meanwhile; queued again", study.study_uid)
+                    print(line, flush=True)
             if args.max_studies is not None and studies >= args.max_studies:
                 break
             stop.wait(0.2)
     finally:
         receiver.stop()
         signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(spool, ignore_errors=True)
+        spool.tidy()
+    queued = spool.queued()
+    if queued:
+        print(f"{len(queued)} study(ies) left in the queue {spool.incoming}; the next start segments them")
     return 1 if failed else 0
