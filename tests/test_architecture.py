@@ -12,7 +12,7 @@ from pathlib import Path
 import medswin
 
 ROOT = Path(medswin.__file__).parent
-#: library packages (DESIGN.md's stages) that must not know any front end.
+#: library packages (docs/architecture.md's stages) that must not know any front end.
 LIBRARY = (
     "medswin.io",
     "medswin.models",

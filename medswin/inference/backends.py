@@ -14,7 +14,7 @@ cached under the weights cache (:func:`medswin.weights.weights_home`)::
 ``<key>`` hashes the weights' SHA-256, the card id, the tensor shapes, the format, the exporting
 torch and runtime versions and the ONNX opset, so a second run loads instead of exporting again.
 A precision is a compile setting of OpenVINO (the IR keeps fp32 weights), so it does not split the
-cache; ONNX Runtime runs fp32 only. Measured (DESIGN.md, one fs48 96³ window, AVX-512 BF16 CPU):
+cache; ONNX Runtime runs fp32 only. Measured on one fs48 96³ window on an AVX-512 BF16 CPU:
 torch fp32 5.2 s, ONNX Runtime fp32 5.2 s, OpenVINO fp32 4.1 s, OpenVINO bf16 2.1 s.
 """
 
