@@ -203,12 +203,12 @@ def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) 
     cached = cached_weights(name)
     if cached is not None and not force:
         return cached  # reading the cache needs no lock (and works on a read-only MEDSWIN_HOME)
+    if offline():
+        raise _offline_error(entry)
     with model_lock(name):
         cached = cached_weights(name)
         if cached is not None and not force:
             return cached  # another process pulled it while this one waited
-        if offline():
-            raise _offline_error(entry)
         entry.model_card()  # a broken entry fails before the download
         download = download_file(entry.file, progress=progress)
         checked = _verify(entry, download.path, download.sha256, download.md5, url=download.url, delete=True)

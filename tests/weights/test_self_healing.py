@@ -57,6 +57,7 @@ class _Payload:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.slow
 def test_a_refused_download_leaves_no_pin_and_the_genuine_file_is_then_accepted(
     site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -163,15 +164,28 @@ def test_an_unchanged_file_resumes_at_the_next_pull(
     _accepted_genuine_btcv(site, out)
 
 
+@pytest.mark.slow  # real seconds of dripping and silence
+@pytest.mark.parametrize(
+    ("interval", "reason"),
+    [(0.1, "stalled: "), (2.5, "no data for 1 s")],
+    ids=["one-byte-every-0.1s", "silent-for-2.5s"],
+)
 def test_a_dripping_mirror_fails_with_the_url_then_the_download_resumes(
-    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interval: float,
+    reason: str,
 ) -> None:
     monkeypatch.setenv("MEDSWIN_READ_TIMEOUT", "1")
     monkeypatch.setenv("MEDSWIN_DOWNLOAD_ATTEMPTS", "2")
-    site.server.drip.add(BTCV_PATH)  # one byte every 0.1 s (for at most 3 s a request)
+    site.server.drip.add(BTCV_PATH)  # one byte every `interval` s (for at most 3 s a request)
+    site.server.drip_interval = interval
     code, _, err = _pull("swin_unetr_btcv", capsys)
     assert code == 2
-    assert site.server.url(BTCV_PATH) in err and "stalled" in err and "MEDSWIN_READ_TIMEOUT=1" in err
+    assert site.server.url(BTCV_PATH) in err and reason in err, err
+    if reason.startswith("stalled"):
+        assert "less than 1,024 bytes/s (MEDSWIN_READ_TIMEOUT=1)" in err
     assert "2 attempts; run again to resume" in err
     assert len(site.server.gets(BTCV_PATH)) == 2
     kept = (site.home / "downloads" / f"{BTCV_FILE}.part").stat().st_size
@@ -181,6 +195,22 @@ def test_a_dripping_mirror_fails_with_the_url_then_the_download_resumes(
     code, out, err = _pull("swin_unetr_btcv", capsys)
     assert code == 0, err
     assert site.server.gets(BTCV_PATH)[-1] == f"bytes={kept}-"
+    _accepted_genuine_btcv(site, out)
+
+
+def test_an_overloaded_server_is_retried_after_a_pause(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDSWIN_DOWNLOAD_ATTEMPTS", "3")
+    site.server.unavailable[BTCV_PATH] = 3  # one more than the attempts allow
+    code, _, err = _pull("swin_unetr_btcv", capsys)
+    assert code == 2 and f"{site.server.url(BTCV_PATH)}: HTTP 503 Service Unavailable (3 attempts)" in err, (
+        err
+    )
+    site.server.unavailable[BTCV_PATH] = 2
+    code, out, err = _pull("swin_unetr_btcv", capsys)
+    assert code == 0, err
+    assert site.server.gets(BTCV_PATH) == [None] * 6
     _accepted_genuine_btcv(site, out)
 
 
@@ -205,6 +235,7 @@ def _bomb_zip(member: str, expands_to: int, *, into: bytes | None = None) -> byt
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_zip_bomb_fold_is_refused_before_it_is_written_then_the_genuine_zip_is_accepted(
     site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -279,3 +310,6 @@ def test_a_cached_model_is_pulled_from_a_read_only_cache(
     done = _read_only_run(site.home, [*pull, "swin_unetr_btcv_bundle"], env)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "cannot take the lock" in done.stderr and "MEDSWIN_HOME" in done.stderr
+    done = _read_only_run(site.home, [*pull, "swin_unetr_btcv_bundle"], {**env, "MEDSWIN_OFFLINE": "1"})
+    assert done.returncode == 2 and "MEDSWIN_OFFLINE=1 forbids downloading" in done.stderr, done.stderr
+    assert site.server.gets(RELEASE + BTCV_FILE) == [None]  # only the first pull downloaded

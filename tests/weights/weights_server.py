@@ -19,7 +19,8 @@ class FixtureServer:
     against; ``truncate_once`` paths send half their body once, then drop the connection; ``hold`` paths
     stop half-way until ``release`` is set; ``drip`` paths send one byte every ``drip_interval`` s for at
     most ``drip_for`` s, then drop the connection; ``lie[path] = n`` announces n bytes, sends 1,000 and
-    hangs up. Every request is logged as ``(path, Range)``."""
+    hangs up; ``unavailable[path] = n`` answers the next n requests with HTTP 503. Every request is
+    logged as ``(path, Range)``."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -30,6 +31,7 @@ class FixtureServer:
         self.drip_for = 3.0
         self.lie: dict[str, int] = {}
         self.ignore_if_range = False  # some servers do: then the ETag of the 206 tells the change
+        self.unavailable: dict[str, int] = {}  # path: how many more requests get 503
         self.release = threading.Event()
         self.requests: list[tuple[str, str | None]] = []
         server = self
@@ -45,6 +47,10 @@ class FixtureServer:
                     self.send_error(404, "Not Found")
                     return
                 body = server.files[path]
+                if server.unavailable.get(path, 0) > 0:
+                    server.unavailable[path] -= 1
+                    self.send_error(503, "Service Unavailable")
+                    return
                 if path in server.lie:
                     self.send_response(200)
                     self.send_header("Content-Length", str(server.lie[path]))
