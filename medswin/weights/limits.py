@@ -39,9 +39,10 @@ class Limits:
 
     Attributes:
         connect_timeout: seconds to connect and receive the response headers.
-        read_timeout: seconds in which at least ``MIN_RATE`` bytes/s must arrive; a silent or
-            dripping server fails after this long (a per-read socket timeout alone never fires
-            on a server that sends one byte every few seconds).
+        read_timeout: seconds in which at least ``MIN_RATE`` bytes/s must arrive, so a dripping
+            server fails after this long (a per-read socket timeout alone never fires on a
+            server that sends one byte every few seconds). The socket timeout is the shorter of
+            the two: a server silent that long is dropped.
         attempts: tries per URL for a transient failure (timeout, dropped connection, HTTP 5xx);
             each one resumes the partial file.
         backoff: seconds before the first retry; doubles for each further one (at most 60 s).
