@@ -12,13 +12,20 @@ __all__ = ["add_parser", "run_list", "run_pull", "run_path", "run_import"]
 DESCRIPTION = """\
 Published Swin-family weights by name. 'pull' downloads a file once (resuming a broken transfer),
 checks it against the published checksum (or, where the source publishes none, the SHA-256
-recorded at the first download), converts it into medswin's own checkpoint with its model card
-and keeps it in the cache; 'medswin predict -m NAME' then runs it, pulling it first if needed.
+recorded at the first download that converted), converts it into medswin's own checkpoint with its
+model card and keeps it in the cache; 'medswin predict -m NAME' then runs it, pulling it first if
+needed.
 
 Environment: MEDSWIN_HOME (cache folder; default the platform's cache, e.g. ~/.cache/medswin),
 MEDSWIN_OFFLINE=1 (never use the network), MEDSWIN_MIRROR=BASE_URL (fetch every file as
 BASE_URL/<published file name> from an internal mirror), HTTPS_PROXY/HTTP_PROXY/NO_PROXY,
-MEDSWIN_WEIGHTS_REGISTRY (extra registry JSON files whose entries replace shipped ones).
+MEDSWIN_WEIGHTS_REGISTRY (extra registry JSON files whose entries replace shipped ones),
+MEDSWIN_CONNECT_TIMEOUT / MEDSWIN_READ_TIMEOUT (seconds; defaults 30 / 60), MEDSWIN_DOWNLOAD_ATTEMPTS
+(tries per URL, default 4), MEDSWIN_RETRY_BACKOFF (first pause, seconds, default 2),
+MEDSWIN_WEIGHTS_MAX_MB (largest file accepted, default 2048).
+
+A refused file (bad checksum, unsafe or wrong content, zip bomb) leaves nothing behind; the error
+says what to run once the genuine file is available.
 """
 
 

@@ -17,9 +17,16 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from medswin.errors import ImageReadError
+from medswin.errors import ImageReadError, MedSwinError
 
-__all__ = ["MAX_TOTAL_BYTES", "MAX_COMPRESSION_RATIO", "check_zip_members", "extract_zip", "extracted_zip"]
+__all__ = [
+    "MAX_TOTAL_BYTES",
+    "MAX_COMPRESSION_RATIO",
+    "check_zip_members",
+    "copy_member",
+    "extract_zip",
+    "extracted_zip",
+]
 
 #: refuse archives that expand beyond this many bytes in total (16 GiB: a large whole-body CT).
 MAX_TOTAL_BYTES = 16 * 2**30
@@ -81,6 +88,61 @@ def check_zip_members(
     return members
 
 
+def copy_member(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    destination: Path,
+    *,
+    where: Path,
+    max_bytes: int,
+    limit_text: str = "",
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+    error: type[MedSwinError] = ImageReadError,
+) -> Path:
+    """Write one member of ``archive`` to ``destination``, within ``max_bytes``.
+
+    The declared size and compression ratio are checked before a byte is written, the actual
+    bytes while copying (the zip directory can lie); a refused member leaves no file behind.
+    ``error`` is the exception type raised (callers outside image reading keep their own);
+    ``limit_text`` says where the limit comes from.
+    """
+    limit = limit_text or f"{max_bytes:,}-byte limit"
+    member = info.filename
+    if info.file_size > max_bytes:
+        raise error(
+            f"{where}: zip member {member!r} expands to {info.file_size:,} bytes, more than the {limit}; "
+            "refusing to extract it"
+        )
+    if info.file_size > _RATIO_EXEMPT_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+        raise error(
+            f"{where}: zip member {member!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
+            f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract it"
+        )
+    try:
+        with archive.open(info) as source, open(destination, "wb") as sink:
+            if _copy_within(source, sink, max_bytes) < 0:
+                raise error(
+                    f"{where}: zip member {member!r} expands beyond its declared size and the {limit}; "
+                    "refusing it"
+                )
+    except BaseException as failure:
+        Path(destination).unlink(missing_ok=True)
+        if isinstance(failure, (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError)):
+            raise error(f"{where}: zip member {member!r} is unreadable ({failure})") from None
+        raise
+    return Path(destination)
+
+
+def _copy_within(source: object, sink: object, budget: int) -> int:
+    """Copy ``source`` to ``sink`` in 1 MiB blocks; returns the budget left, negative when it ran out (stops there)."""
+    while chunk := source.read(2**20):  # type: ignore[attr-defined]
+        budget -= len(chunk)
+        if budget < 0:
+            return budget
+        sink.write(chunk)  # type: ignore[attr-defined]
+    return budget
+
+
 def extract_zip(
     path: str | Path,
     target: str | Path,
@@ -107,13 +169,9 @@ def extract_zip(
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 # Copy with a byte budget: the sizes in the zip directory can lie.
                 with archive.open(info) as source, open(destination, "wb") as sink:
-                    while chunk := source.read(2**20):
-                        budget -= len(chunk)
-                        if budget < 0:
-                            raise ImageReadError(
-                                f"{path}: archive expands beyond its declared size; refusing it"
-                            )
-                        sink.write(chunk)
+                    budget = _copy_within(source, sink, budget)
+                if budget < 0:
+                    raise ImageReadError(f"{path}: archive expands beyond its declared size; refusing it")
                 written.append(destination)
             return written
     except zipfile.BadZipFile as error:

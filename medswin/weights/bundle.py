@@ -68,10 +68,17 @@ def is_bundle(path: Path) -> bool:
 
 @contextmanager
 def _bundle_folder(path: Path) -> Iterator[tuple[Path, str]]:
-    """``(folder, bundle name)``: the folder itself, or the zip's three needed files in a temporary folder."""
+    """``(folder, bundle name)``: the folder itself, or the zip's three needed files in a temporary folder.
+
+    Each member is held to the weights size limit before and while it is written (zip bombs).
+    """
+    from medswin.io.archive import copy_member
+    from medswin.weights.limits import limits
+
     if path.is_dir():
         yield path, path.name
         return
+    limit = limits()
     with zipfile.ZipFile(path) as archive:
         root = _zip_root(archive)
         if root is None:
@@ -85,8 +92,15 @@ def _bundle_folder(path: Path) -> Iterator[tuple[Path, str]]:
                     continue  # reported by the reader that needs it, with the bundle named
                 target = staging.joinpath(*PurePosixPath(member).parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, target.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
+                copy_member(
+                    archive,
+                    info,
+                    target,
+                    where=path,
+                    max_bytes=limit.max_bytes,
+                    limit_text=limit.max_text,
+                    error=WeightsError,
+                )
             yield staging, root.rstrip("/") or path.stem
         finally:
             shutil.rmtree(staging, ignore_errors=True)

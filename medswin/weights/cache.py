@@ -5,8 +5,9 @@ Layout under :func:`weights_home` (``MEDSWIN_HOME``, else the platform's cache f
     weights/<name>.safetensors      converted medswin checkpoint (card inside); what -m <name> loads
     weights/<name>.lock             held while one process pulls <name>
     downloads/<file>.part           a download in progress (resumed by the next pull)
-    pins.json                       SHA-256 recorded at the first download of files whose
-                                    source publishes no checksum (trust on first use)
+    downloads/<file>.part.json      the URL, ETag/Last-Modified and size a resume must match
+    pins.json                       SHA-256 recorded at the first successful pull or import of
+                                    files whose source publishes no checksum (trust on first use)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "offline",
     "model_lock",
     "read_pins",
+    "pins_path",
     "record_pin",
     "utc_timestamp",
 ]
@@ -86,7 +88,13 @@ def model_lock(name: str) -> Iterator[None]:
     """
     folder = weights_home() / "weights"
     _make_folder(folder)
-    handle = (folder / f"{name}.lock").open("a+b")
+    try:
+        handle = (folder / f"{name}.lock").open("a+b")
+    except OSError as error:
+        raise WeightsError(
+            f"{folder / (name + '.lock')}: cannot take the lock ({error.strerror or error}); "
+            f"the weights cache must be writable to add a model (set {HOME_ENV} to a writable folder)"
+        ) from None
     try:
         if sys.platform == "win32":
             import msvcrt
@@ -130,10 +138,17 @@ def read_pins() -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
+def pins_path() -> Path:
+    """Where the recorded checksums live (named in errors, so a user can remove a wrong one)."""
+    return _pins_path()
+
+
 def record_pin(file_name: str, sha256: str, url: str) -> dict[str, Any]:
     """Record ``sha256`` as the checksum of ``file_name``; returns the pin.
 
-    pins.json is shared by every model, so its read-modify-write holds a lock of its own.
+    Called only once the file has converted and loaded: a refused file leaves no record that
+    would later refuse the genuine one. pins.json is shared by every model, so its
+    read-modify-write holds a lock of its own.
     """
     from medswin.io.writers import atomic_output
 

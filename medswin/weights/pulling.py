@@ -13,16 +13,18 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medswin.errors import WeightsError
+from medswin.errors import CheckpointError, WeightsError
 from medswin.weights.cache import (
     OFFLINE_ENV,
     converted_path,
     downloads_folder,
     model_lock,
     offline,
+    pins_path,
     read_pins,
     record_pin,
     utc_timestamp,
@@ -57,18 +59,26 @@ def _offline_error(entry: WeightsEntry) -> WeightsError:
     )
 
 
-def _verify(entry: WeightsEntry, path: Path, sha256: str, md5: str, *, url: str, delete: bool) -> str:
-    """Check size and checksum against the registry (or the first download's record); returns how it was checked.
+@dataclass(frozen=True)
+class _Checked:
+    """How a file was checked; ``pin`` is the SHA-256 to record once it has converted (first use)."""
+
+    text: str
+    pin: str | None = None
+
+
+def _verify(entry: WeightsEntry, path: Path, sha256: str, md5: str, *, url: str, delete: bool) -> _Checked:
+    """Check size and checksum against the registry (or the recorded first download); records nothing.
 
     ``delete`` removes a file that fails (a download); a user's own file is left alone.
     """
     published = entry.file
 
-    def fail(problem: str) -> WeightsError:
+    def fail(problem: str, recovery: str = "") -> WeightsError:
         if delete:
             path.unlink(missing_ok=True)
         what = "the download was deleted; nothing was cached" if delete else "nothing was cached"
-        return WeightsError(f"{path.name} ({url}): {problem}; {what}")
+        return WeightsError(f"{path.name} ({url}): {problem}; {what}{recovery}")
 
     size = path.stat().st_size
     if published.size is not None and size != published.size:
@@ -79,28 +89,52 @@ def _verify(entry: WeightsEntry, path: Path, sha256: str, md5: str, *, url: str,
         actual = sha256 if algorithm == "sha256" else md5
         if actual != expected:
             raise fail(f"{algorithm} {actual} does not match the published {expected}")
-        return f"{algorithm} {actual} (published)"
+        return _Checked(f"{algorithm} {actual} (published)")
     pin = read_pins().get(published.name)
     if pin is not None:
         if pin["sha256"] != sha256:
             raise fail(
                 f"sha256 {sha256} differs from {pin['sha256']}, recorded at the first download on {pin['recorded']} "
-                "(the source publishes no checksum)"
+                "(the source publishes no checksum)",
+                f". If the source has really replaced the file, remove the {published.name!r} entry from "
+                f"{pins_path()} and pull again",
             )
-        return f"sha256 {sha256} (recorded at the first download on {pin['recorded']}; the source publishes none)"
-    pin = record_pin(published.name, sha256, url)
+        return _Checked(
+            f"sha256 {sha256} (recorded at the first download on {pin['recorded']}; the source publishes none)"
+        )
+    return _Checked(
+        f"sha256 {sha256} (recorded on this first download, {utc_timestamp()}; the source publishes none)",
+        sha256,
+    )
+
+
+def _pin_after_conversion(entry: WeightsEntry, checked: _Checked, url: str, converted: Path) -> None:
+    """Record the first download's checksum now that the file has converted and loaded."""
+    if checked.pin is None:
+        return
+    try:
+        pin = record_pin(entry.file.name, checked.pin, url)
+    except BaseException:
+        converted.unlink(missing_ok=True)  # a cache entry whose checksum was never recorded is not kept
+        raise
     log.warning(
         "%s: the source publishes no checksum; recorded sha256 %s on this first download (%s)",
-        published.name,
-        sha256,
+        entry.file.name,
+        checked.pin,
         pin["recorded"],
     )
-    return f"sha256 {sha256} (recorded on this first download, {pin['recorded']}; the source publishes none)"
 
 
 @contextmanager
 def _weights_inside(path: Path, member: str | None) -> Iterator[Path]:
-    """``path`` itself, or ``member`` extracted from the zip ``path`` into a temporary folder."""
+    """``path`` itself, or ``member`` extracted from the zip ``path`` into a temporary folder.
+
+    The member is refused before it is written when it declares more than the size limit or
+    compresses like a bomb, and while it is written when it expands beyond its declared size.
+    """
+    from medswin.io.archive import copy_member
+    from medswin.weights.limits import limits
+
     if member is None:
         yield path
         return
@@ -119,9 +153,16 @@ def _weights_inside(path: Path, member: str | None) -> Iterator[Path]:
         downloads_folder().mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=downloads_folder()))
         try:
-            target = staging / member.rsplit("/", 1)[-1]
-            with archive.open(matches[0]) as source, target.open("wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
+            limit = limits()
+            target = copy_member(
+                archive,
+                archive.getinfo(matches[0]),
+                staging / member.rsplit("/", 1)[-1],
+                where=path,
+                max_bytes=limit.max_bytes,
+                limit_text=limit.max_text,
+                error=WeightsError,
+            )
             yield target
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -159,39 +200,59 @@ def pull(name: str, *, progress: ProgressFn | None = None, force: bool = False) 
     cached (and not ``force``): returns at once without touching the network.
     """
     entry = get_weights(name)
+    cached = cached_weights(name)
+    if cached is not None and not force:
+        return cached  # reading the cache needs no lock (and works on a read-only MEDSWIN_HOME)
+    if offline():
+        raise _offline_error(entry)
     with model_lock(name):
         cached = cached_weights(name)
         if cached is not None and not force:
-            return cached
-        if offline():
-            raise _offline_error(entry)
+            return cached  # another process pulled it while this one waited
         entry.model_card()  # a broken entry fails before the download
         download = download_file(entry.file, progress=progress)
         checked = _verify(entry, download.path, download.sha256, download.md5, url=download.url, delete=True)
         try:
-            path = _convert_entry(entry, name, download.path, download.url, checked)
+            path = _convert_entry(entry, name, download.path, download.url, checked, pulled=True)
         finally:
             download.path.unlink(missing_ok=True)  # the converted file is what the cache keeps
     log.info("pulled %s into %s", name, path)
     return path
 
 
-def _convert_entry(entry: WeightsEntry, name: str, source: Path, url: str, checked: str) -> Path:
+def _convert_entry(
+    entry: WeightsEntry, name: str, source: Path, url: str, checked: _Checked, *, pulled: bool
+) -> Path:
     """Convert a verified file of registry ``entry`` (or the member of its zip) into the cache, the
-    same way for a pull and for an import by hand; ``url`` and ``checked`` go into the provenance."""
-    with _weights_inside(source, entry.file.member) as weights:
-        return convert_file(
-            weights,
-            entry.model_card(),
-            name,
-            key_map=entry.key_map,
-            partial=entry.partial,
-            provenance={
-                "weights_url": url,
-                "weights_checksum": f"{entry.file.name}: {checked}",
-                "downloaded": utc_timestamp(),
-            },
-        )
+    same way for a pull and for an import by hand; ``url`` and ``checked`` go into the provenance.
+
+    A file that does not convert (unsafe pickle, another architecture, not a checkpoint) leaves
+    no trace: no cache entry and no recorded checksum, so the genuine file is accepted later.
+    """
+    try:
+        with _weights_inside(source, entry.file.member) as weights:
+            path = convert_file(
+                weights,
+                entry.model_card(),
+                name,
+                key_map=entry.key_map,
+                partial=entry.partial,
+                provenance={
+                    "weights_url": url,
+                    "weights_checksum": f"{entry.file.name}: {checked.text}",
+                    "downloaded": utc_timestamp(),
+                },
+            )
+    except CheckpointError as error:
+        again = f"medswin weights pull {name}" if pulled else f"medswin weights import FILE --as {name}"
+        what = "the download was deleted" if pulled else "your file was left as it is"
+        separator = "\n" if "\n" in str(error) else "; "
+        raise WeightsError(
+            f"{error}{separator}{entry.file.name} from {url} was refused: {what}, nothing was cached and no "
+            f"checksum recorded; once the source or mirror serves the genuine file, run '{again}' again"
+        ) from None
+    _pin_after_conversion(entry, checked, url, path)
+    return path
 
 
 def ensure_weights(name: str, *, show_progress: bool | None = None) -> Path:
@@ -240,7 +301,7 @@ def import_file(source: Path, name: str, *, legacy_merging: str = "auto", force:
                 )
             checked = _verify(entry, source, sha256, md5, url=str(source), delete=False)
             where = f"imported by hand from {source.name} (published at {entry.file.urls[0]})"
-            return _convert_entry(entry, name, source, where, checked)
+            return _convert_entry(entry, name, source, where, checked, pulled=False)
         if not has_preset(name):
             raise WeightsError(
                 f"--as {name}: neither a published model (medswin weights list) nor a preset card (medswin models)"

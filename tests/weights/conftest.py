@@ -123,6 +123,7 @@ def site(tmp_path: Path, fixtures: Fixtures, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("MEDSWIN_WEIGHTS_REGISTRY", str(registry))
         monkeypatch.setenv("MEDSWIN_HOME", str(home))
         monkeypatch.delenv("MEDSWIN_OFFLINE", raising=False)
+        monkeypatch.setenv("MEDSWIN_RETRY_BACKOFF", "0.05")  # retries as in real use, without the pauses
         for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             monkeypatch.delenv(proxy, raising=False)
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
