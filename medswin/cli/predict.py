@@ -213,7 +213,7 @@ def send_node(args: argparse.Namespace, settings: Any) -> Any:
 
 def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """The Predictor's options, shared by ``predict`` and ``submit``."""
-    from medswin.inference.runtime import PRECISIONS
+    from medswin.inference.runtime import PRECISION_CHOICES
 
     parser.add_argument(
         "-m",
@@ -221,9 +221,17 @@ def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bo
         required=model_required,
         help="medswin checkpoint (.safetensors), shipped model name or published model name (medswin weights list)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
+        "--device",
+        default="auto",
+        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:1 ...",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="network precision; auto (default): bf16 on GPUs and on CPUs with AVX-512 BF16/AMX, fp32 "
+        "elsewhere (the choice and its reason are logged and recorded)",
     )
     add_runtime_option(parser)
     parser.add_argument(

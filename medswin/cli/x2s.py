@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
 # ----------------------------------------------------------------------------- predict
 def _add_predict(commands: Any) -> None:
     from medswin.cli.predict import add_runtime_option
-    from medswin.inference.runtime import PRECISIONS
+    from medswin.inference.runtime import PRECISION_CHOICES
 
     parser = commands.add_parser(
         "predict",
@@ -95,9 +95,17 @@ def _add_predict(commands: Any) -> None:
         metavar="MM",
         help="detector pixel size in mm (one value for both views, or AP then lateral); needed for PNG/JPEG",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="network precision (default: fp32)"
+        "--device",
+        default="auto",
+        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:1 ...",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="network precision; auto (default): bf16 on GPUs and on CPUs with AVX-512 BF16/AMX, fp32 "
+        "elsewhere (the choice and its reason are logged and recorded)",
     )
     add_runtime_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")

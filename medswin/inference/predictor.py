@@ -153,6 +153,45 @@ def inference_device(
     return chosen
 
 
+def choose_execution(
+    device: str, precision: str, runtime: str, *, tune_allocator: bool = True, threads: int | None = None
+) -> tuple[Any, str, str, dict[str, dict[str, str]]]:
+    """``(torch.device, runtime, precision, choices)`` with ``auto`` resolved for this machine.
+
+    ``choices`` says what was chosen and why (``{"device": {"value", "why"}, ...}``); it is logged
+    once and recorded with every prediction, so a result says what produced it.
+    """
+    from medswin.inference.backends import check_precision, choose_runtime
+    from medswin.inference.runtime import resolve_device, resolve_precision
+
+    device_name, device_why = resolve_device(device)
+    import torch
+
+    device_type = torch.device(device_name).type
+    chosen_runtime = choose_runtime(runtime, device_type)
+    chosen_precision, precision_why = resolve_precision(precision, device_type, chosen_runtime)
+    check_precision(chosen_runtime, chosen_precision)
+    chosen_device = inference_device(
+        device_name, chosen_precision, tune_allocator=tune_allocator, threads=threads
+    )
+    runtime_why = "asked for" if runtime == chosen_runtime else f"{runtime}: chosen for {device_type}"
+    choices = {
+        "device": {"value": str(chosen_device), "why": device_why},
+        "precision": {"value": chosen_precision, "why": precision_why},
+        "runtime": {"value": chosen_runtime, "why": runtime_why},
+    }
+    if "auto" in (device, precision, runtime):
+        log.info(
+            "running on %s (%s), %s (%s), runtime %s",
+            chosen_device,
+            device_why,
+            chosen_precision,
+            precision_why,
+            chosen_runtime,
+        )
+    return chosen_device, chosen_runtime, chosen_precision, choices
+
+
 class Predictor:
     """Segment images with one model: preprocessing, sliding window, TTA, precision, the way back.
 
@@ -161,9 +200,12 @@ class Predictor:
             path/preset id with shipped weights (anything :func:`medswin.models.resolve_model`
             accepts), or a :class:`ModelCard` whose weights are shipped.
         card: the model card, when ``model`` is a module.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        precision: ``"fp32"``; ``"bf16"`` (autocast; fast on CPUs with AVX-512 BF16/AMX and on
-            GPUs); ``"fp16"`` (autocast; GPUs). Blending and thresholds stay float32.
+        device: ``"auto"`` (default: a CUDA GPU when torch sees one, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"`` ...
+        precision: ``"auto"`` (default, :func:`~medswin.inference.runtime.resolve_precision`: bf16 on
+            GPUs and CPUs with AVX-512 BF16/AMX, fp32 elsewhere); ``"fp32"``; ``"bf16"`` (autocast);
+            ``"fp16"`` (autocast; GPUs). Blending and thresholds stay float32. What was chosen and
+            why is in :attr:`choices` and each prediction's ``runtime``.
         overlap: sliding-window overlap in [0, 1); ``None`` takes the card's.
         sw_batch_size: windows per network call (1 is fastest on CPU).
         tta: mirror test-time augmentation: average over every combination of flips of the
@@ -186,8 +228,8 @@ class Predictor:
         model: Any,
         *,
         card: ModelCard | None = None,
-        device: str = "cpu",
-        precision: str = "fp32",
+        device: str = "auto",
+        precision: str = "auto",
         overlap: float | None = None,
         sw_batch_size: int = 1,
         tta: bool = False,
@@ -199,15 +241,15 @@ class Predictor:
         threads: int | None = None,
         runtime: str = "torch",
     ) -> None:
-        from medswin.inference.backends import build_runner, check_precision, choose_runtime
+        from medswin.inference.backends import build_runner
 
         if mode not in ("gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
-        self.device = inference_device(device, precision, tune_allocator=tune_allocator, threads=threads)
-        self.runtime = choose_runtime(runtime, self.device.type)
-        check_precision(self.runtime, precision)
+        self.device, self.runtime, precision, self.choices = choose_execution(
+            device, precision, runtime, tune_allocator=tune_allocator, threads=threads
+        )
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is not None:
             raise MedSwinError(
@@ -401,5 +443,10 @@ class Predictor:
             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"),
         )
         return Prediction(
-            labels, probability_image, timings, self.card, result.windows, runtime=self.runner.describe()
+            labels,
+            probability_image,
+            timings,
+            self.card,
+            result.windows,
+            runtime={**self.runner.describe(), "device": str(self.device), "choices": self.choices},
         )

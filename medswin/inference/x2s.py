@@ -88,8 +88,9 @@ class X2SPredictor:
     Args:
         model: a medswin checkpoint path or shipped name (``"demo-x2s"``), or a module with ``card``.
         card: the card, when ``model`` is a module.
-        device: ``"cpu"``, ``"cuda"`` ...
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
+        device: ``"auto"`` (default: a CUDA GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda"`` ...
+        precision: ``"auto"`` (default; see :class:`~medswin.inference.Predictor`), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
         save_probabilities: also return the class probabilities.
         runtime: ``"torch"``, ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (see
             :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
@@ -100,17 +101,15 @@ class X2SPredictor:
         model: Any,
         *,
         card: ModelCard | None = None,
-        device: str = "cpu",
-        precision: str = "fp32",
+        device: str = "auto",
+        precision: str = "auto",
         save_probabilities: bool = False,
         runtime: str = "torch",
     ) -> None:
-        from medswin.inference.backends import build_runner, check_precision, choose_runtime
-        from medswin.inference.predictor import inference_device, resolve_network
+        from medswin.inference.backends import build_runner
+        from medswin.inference.predictor import choose_execution, resolve_network
 
-        self.device = inference_device(device, precision)
-        self.runtime = choose_runtime(runtime, self.device.type)
-        check_precision(self.runtime, precision)
+        self.device, self.runtime, precision, self.choices = choose_execution(device, precision, runtime)
         network, self.card = resolve_network(model, card, str(self.device))
         if self.card.radiographs is None:
             raise MedSwinError(
