@@ -96,8 +96,13 @@ def run(args: argparse.Namespace) -> int:
             return "import"
         return "cached" if cached_weights(card_id) else "pull"
 
-    cards = [(card_id, preset_card(card_id), status(card_id)) for card_id in list_presets()]
-    for name in list_shipped_weights():
+    shipped = list_shipped_weights()  # a shipped model's card is its checkpoint's: listed once, as shipped
+    cards = [
+        (card_id, preset_card(card_id), status(card_id))
+        for card_id in list_presets()
+        if card_id not in shipped
+    ]
+    for name in shipped:
         cards.append((name, read_checkpoint_card(shipped_weights(name)), "shipped"))
     presets = [
         {

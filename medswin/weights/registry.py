@@ -65,7 +65,11 @@ class PublishedFile:
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """A published model medswin can pull by name (see ``registry.schema.json``)."""
+    """A published model medswin can pull by name (see ``registry.schema.json``).
+
+    ``description`` and ``provenance`` replace the preset card's where this file differs from the
+    file the preset describes (a smaller variant, a retrain): each converted card describes its own file.
+    """
 
     name: str
     kind: str
@@ -80,6 +84,8 @@ class WeightsEntry:
     config: dict[str, Any] = field(default_factory=dict)
     partial: bool = False
     legacy_merging_reason: str = ""
+    description: str = ""
+    provenance: dict[str, str] = field(default_factory=dict)
     registry: str = "<shipped>"
 
     @property
@@ -108,6 +114,7 @@ class WeightsEntry:
             config["legacy_merging"] = self.legacy_merging
         provenance = {
             **base.provenance,
+            **self.provenance,  # what this file's own source says (recipe, split) over the preset's
             "source": self.source,
             "license": self.license,
             "published_score": self.score["text"],
@@ -115,7 +122,9 @@ class WeightsEntry:
         }
         if self.legacy_merging is not None:
             provenance["legacy_merging"] = self.legacy_merging_reason or str(self.legacy_merging)
-        description = base.description if self.predicts else f"{self.task}. {base.description}"
+        description = self.description or base.description
+        if not self.predicts:
+            description = f"{self.task}. {description}"
         return base.replace(id=self.name, config=config, provenance=provenance, description=description)
 
 
@@ -161,6 +170,8 @@ def _parse(text: str, where: str) -> list[WeightsEntry]:
                 config=dict(item.get("config", {})),
                 partial=bool(item.get("partial", False)),
                 legacy_merging_reason=item.get("legacy_merging_reason", ""),
+                description=item.get("description", ""),
+                provenance=dict(item.get("provenance", {})),
                 registry=where,
             )
         )

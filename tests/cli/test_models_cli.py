@@ -65,6 +65,9 @@ def test_models_json_has_parameter_counts(capsys: pytest.CaptureFixture[str]) ->
     )  # gray input: 1 of 3 patch channels
     assert presets["swin_unetr_btcv"]["weights"] == "pull"  # published: medswin weights pull
     assert presets["swin_unet_synapse"]["weights"] == "import"
+    ids = [p["id"] for p in doc["presets"]]
+    assert ids.count("demo") == ids.count("demo-x2s") == 1  # shipped models are listed once, as shipped
+    assert presets["demo"]["weights"] == presets["demo-x2s"]["weights"] == "shipped"
     assert {a["name"] for a in doc["architectures"]} >= {"swin_unetr", "swin_unet", "attention_swin_unet"}
 
 
