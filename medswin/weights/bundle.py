@@ -68,7 +68,7 @@ def is_bundle(path: Path) -> bool:
 
 @contextmanager
 def _bundle_folder(path: Path) -> Iterator[tuple[Path, str]]:
-    """``(folder, bundle name)``: the folder itself, or the zip's three needed files in a temporary folder.
+    """``(folder, bundle name)``: the folder itself, or the zip's needed files in a temporary folder.
 
     Each member is held to the weights size limit before and while it is written (zip bombs).
     """
@@ -85,7 +85,7 @@ def _bundle_folder(path: Path) -> Iterator[tuple[Path, str]]:
             raise WeightsError(f"{path}: no {_METADATA} inside; not a MONAI bundle")
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}."))
         try:
-            for member in (_METADATA, _INFERENCE, _WEIGHTS):
+            for member in (_METADATA, _INFERENCE, _WEIGHTS, "LICENSE", "LICENSE.txt", "LICENSE.md"):
                 try:
                     info = archive.getinfo(root + member)
                 except KeyError:
@@ -137,6 +137,32 @@ def _transforms(section: Any) -> list[dict[str, Any]]:
 
 def _target(item: dict[str, Any]) -> str:
     return str(item.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+#: licence texts recognised by their opening words, as SPDX identifiers.
+_LICENSES = (
+    (("apache license", "version 2.0"), "Apache-2.0"),
+    (("mit license",), "MIT"),
+    (("creative commons", "attribution-noncommercial-sharealike 4.0"), "CC-BY-NC-SA-4.0"),
+    (("creative commons", "attribution-noncommercial 4.0"), "CC-BY-NC-4.0"),
+    (("creative commons", "attribution 4.0"), "CC-BY-4.0"),
+)
+
+
+def bundle_license(folder: Path) -> str:
+    """The bundle's licence from its LICENSE file (an SPDX id when recognised, else its first line)."""
+    path = next(
+        (folder / n for n in ("LICENSE", "LICENSE.txt", "LICENSE.md") if (folder / n).is_file()), None
+    )
+    if path is None:
+        return "not stated (the bundle has no LICENSE file)"
+    text = path.read_text(encoding="utf-8", errors="replace")[:4000]
+    lowered = " ".join(text.lower().split())
+    for words, spdx in _LICENSES:
+        if all(w in lowered for w in words):
+            return f"{spdx} (the bundle's LICENSE)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{first[:120]} (the bundle's LICENSE)" if first else "the bundle's LICENSE is empty"
 
 
 def bundle_card(folder: Path, name: str, bundle: Path) -> tuple[Any, dict[str, Any]]:
@@ -203,7 +229,8 @@ def bundle_card(folder: Path, name: str, bundle: Path) -> tuple[Any, dict[str, A
     provenance = {
         "source": f"MONAI bundle {metadata.get('name', name)} version {metadata.get('version', '?')} ({bundle.name})",
         "authors": str(metadata.get("authors", "")),
-        "license": str(metadata.get("copyright", "")) + " (see the bundle's LICENSE)",
+        "license": bundle_license(folder),
+        "copyright": str(metadata.get("copyright", "")),
         "published_score": ", ".join(f"{k} {v}" for k, v in metrics.items()) or "none in the bundle metadata",
         "monai_version": str(metadata.get("monai_version", "not stated")),
         "intended_use": str(metadata.get("intended_use", "")),

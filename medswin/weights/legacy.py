@@ -3,8 +3,11 @@
 MONAI 1.5 changed the order in which 3D PatchMerging concatenates its eight sub-grids without
 changing any shape: a checkpoint trained on MONAI <= 1.4 loads without error into today's layer
 and computes a different function (measured: 11% of voxels change label). So the flag is never a
-default. ``auto`` uses only what the file can tell: its checksum among the registry's known files,
-a MONAI bundle's ``monai_version``, or a MONAI version stored in the checkpoint itself.
+default. ``auto`` uses only what the weights themselves can tell: their checksum among the registry's
+known files, or a MONAI version stored in the checkpoint itself. A MONAI bundle's ``monai_version``
+is not such evidence: it is the MONAI version the bundle's *configs* were last checked with (the
+model-zoo raised it five times without retraining the weights), so it is shown to the user, who
+decides, and never used on its own.
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ def decide_legacy_merging(
         card: the card the file is imported with.
         source: the checkpoint file (read safely for a stored MONAI version when ``auto``).
         checksums: ``(sha256, md5)`` of the file as the user gave it (a bundle's zip or the .pt).
-        bundle_monai_version: ``monai_version`` from a MONAI bundle's ``configs/metadata.json``.
+        bundle_monai_version: ``monai_version`` from a MONAI bundle's ``configs/metadata.json``:
+            quoted in the refusal so the user can judge, never decisive (see the module docstring).
 
     Raises :class:`CheckpointError` when ``auto`` finds nothing to go on, explaining the choice.
     """
@@ -115,19 +119,23 @@ def decide_legacy_merging(
                 flag,
                 f"{source.name} is the published file of {name} (checksum), which needs legacy_merging {flag}",
             )
-    if bundle_monai_version:
-        flag = legacy_from_monai_version(bundle_monai_version)
-        if flag is not None:
-            return flag, f"the MONAI bundle's metadata says monai_version {bundle_monai_version}"
     from medswin.models.checkpoints import read_checkpoint_fields
 
     stored = _stored_monai_version(read_checkpoint_fields(source))
     if stored and legacy_from_monai_version(stored) is not None:
         flag = bool(legacy_from_monai_version(stored))
         return flag, f"{source.name} stores monai_version {stored}"
+    bundle_note = (
+        f" The bundle's metadata.json says monai_version {bundle_monai_version}, but that is the MONAI version "
+        "its configs were last checked with, not necessarily the one that trained these weights (the "
+        "model-zoo raised it without retraining), so medswin does not decide from it; check the bundle's "
+        "changelog for when model.pt was last trained."
+        if bundle_monai_version
+        else ""
+    )
     raise CheckpointError(
-        f"{source}: cannot tell which MONAI version trained it (not a known published file, no bundle metadata, "
-        "no stored MONAI version), and that decides its patch merging. MONAI 1.5 changed the order of 3D "
+        f"{source}: cannot tell which MONAI version trained it (not a known published file, no stored MONAI "
+        f"version), and that decides its patch merging.{bundle_note} MONAI 1.5 changed the order of 3D "
         "PatchMerging without changing any shape, so a file trained on MONAI <= 1.4 loads without error into "
         "the new order and computes a different function (about 11% of voxels change label). Re-run with "
         "--legacy-merging yes if it was trained with MONAI 1.4 or older (every published SwinUNETR file was), "

@@ -52,7 +52,11 @@ def test_a_bundle_zip_brings_its_own_card(
 ) -> None:
     bundle = tmp_path / "swin_unetr_btcv_segmentation_v0.5.6.zip"
     bundle.write_bytes(fixtures.bundle_zip)
-    assert main(["weights", "import", str(bundle)]) == 0
+    # unknown weights: the bundle's monai_version (what its configs were checked with) is shown, not used
+    assert main(["weights", "import", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "monai_version 1.4.0" in err and "--legacy-merging yes" in err and "not necessarily" in err
+    assert main(["weights", "import", str(bundle), "--legacy-merging", "yes"]) == 0
     name, path = capsys.readouterr().out.strip().split(": ", 1)
     assert name == "swin_unetr_btcv_segmentation"  # the bundle's folder name
     card = read_checkpoint_card(Path(path))
@@ -70,8 +74,10 @@ def test_a_bundle_zip_brings_its_own_card(
     }
     assert card.roi_size == (64, 32, 32) and card.overlap == 0.5 and card.config["feature_size"] == 12
     assert (
-        card.config["legacy_merging"] is True and "monai_version 1.4.0" in card.provenance["legacy_merging"]
+        card.config["legacy_merging"] is True and "--legacy-merging yes" in card.provenance["legacy_merging"]
     )
+    assert card.provenance["monai_version"] == "1.4.0"
+    assert card.provenance["license"] == "Apache-2.0 (the bundle's LICENSE)"
     assert "mean_dice 0.82" in card.provenance["published_score"]
     # the name now runs (offline, from the cache)
     out = tmp_path / "out"
@@ -86,7 +92,10 @@ def test_a_bundle_folder_of_monai_15_and_bundle_errors(
     with zipfile.ZipFile(io.BytesIO(bundle_zip_bytes(weights, monai_version="1.5.0"))) as archive:
         archive.extractall(tmp_path)
     folder = tmp_path / "swin_unetr_btcv_segmentation"
-    assert main(["weights", "import", str(folder), "--as", "zoo_new"]) == 0
+    # a bundle edited to say monai_version 1.5.0 no longer turns legacy merging off silently
+    assert main(["weights", "import", str(folder), "--as", "zoo_new"]) == 2
+    assert "monai_version 1.5.0" in capsys.readouterr().err
+    assert main(["weights", "import", str(folder), "--as", "zoo_new", "--legacy-merging", "no"]) == 0
     card = read_checkpoint_card(Path(capsys.readouterr().out.strip().split(": ", 1)[1]))
     assert card.id == "zoo_new" and card.config["legacy_merging"] is False
 

@@ -13,9 +13,9 @@ def test_card_describes_its_own_file(entry) -> None:  # noqa: ANN001
     size = card.config.get("feature_size")
     if size is not None:
         assert f"feature_size {size}" in card.description or f"feature size {size}" in card.description
-    ssl_initialised = "self-supervised" in card.provenance.get("training", "") and "no self-supervised" not in (
-        card.provenance.get("training", "") + card.description
-    )
+    ssl_initialised = "self-supervised" in card.provenance.get(
+        "training", ""
+    ) and "no self-supervised" not in (card.provenance.get("training", "") + card.description)
     # the research Base model was fine-tuned from the SSL encoder; Small, Tiny and the bundle were not
     assert ssl_initialised == (entry.name == "swin_unetr_btcv"), card.provenance.get("training")
     assert card.provenance["published_score"] == entry.score["text"]

@@ -125,6 +125,11 @@ def bundle_zip_bytes(model_pt: bytes, *, monai_version: str = "1.4.0") -> bytes:
         archive.writestr(root + "configs/inference.json", json.dumps(inference, indent=4))
         archive.writestr(root + "models/model.pt", model_pt)
         archive.writestr(root + "docs/README.md", "# Swin UNETR BTCV\n")
+        archive.writestr(
+            root + "LICENSE",
+            "\n                                 Apache License\n                           Version 2.0, "
+            "January 2004\n                        http://www.apache.org/licenses/\n",
+        )
     return buffer.getvalue()
 
 
