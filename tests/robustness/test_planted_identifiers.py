@@ -3,16 +3,18 @@
 A value is planted in every attribute of DICOM PS3.15 Table E.1-1 that a CT header can hold, at the
 top level and inside nested sequence items (:mod:`phi_planting`); the study folder is named after
 the patient, as PACS exports are. One series is good, one lacks a slice and fails. Every byte of
-every file in the output folder (SEG, NIfTI, records, summary.csv, preview PNG, the work area) and
-of stdout and stderr is searched for the planted values, the source UIDs and the folder's name.
+every file in the output folder (SEG, NIfTI inside its gzip, records, summary.csv, the preview
+PNG and its text chunks, the work area) and of stdout and stderr is searched for the planted values, the source UIDs and the folder's name.
 The same planting straight through :func:`~medswin.io.deidentify.deidentify_dataset` checks the
 walk into sequences that highdicom does not copy today.
 """
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import PIL.Image
 import pydicom
 import pytest
 from hostile_factory import ct_case, drop_slice, run_sandboxed, summary_rows, write_series
@@ -31,6 +33,17 @@ def _planted_series(study: Path, planter: Planter, seed: int, number: int, study
         planter.plant(ds)
         ds.save_as(path)
     return series
+
+
+def _contents(path: Path) -> bytes:
+    """The file's bytes, and what compression hides: a NIfTI's header inside its gzip, a PNG's text."""
+    data = path.name.encode() + path.read_bytes()
+    if path.name.endswith(".gz"):
+        data += gzip.decompress(path.read_bytes())
+    if path.suffix == ".png":
+        with PIL.Image.open(path) as png:
+            data += repr(png.info).encode()
+    return data
 
 
 def _found(data: bytes, planted: set[bytes]) -> list[bytes]:
@@ -58,7 +71,7 @@ def test_no_planted_identifier_reaches_any_output(tmp_path: Path, tiny_checkpoin
     assert "missing" in failed["reason"], failed  # the reason still says what went wrong
     files = [p for p in out.rglob("*") if p.is_file()]
     assert {p.suffix for p in files} >= {".dcm", ".gz", ".json", ".csv", ".png"}
-    leaks = {str(p.relative_to(out)): _found(p.name.encode() + p.read_bytes(), planted) for p in files}
+    leaks = {str(p.relative_to(out)): _found(_contents(p), planted) for p in files}
     leaks["stdout"] = _found(run.stdout.encode(), planted)
     leaks["stderr"] = _found(run.stderr.encode(), planted)
     assert {where: found for where, found in leaks.items() if found} == {}
