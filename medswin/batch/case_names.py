@@ -12,16 +12,20 @@ then appears in every output file name, the record, ``summary.csv`` and the prev
   more inputs gives the new cases new numbers and never reuses a number for another patient.
 
 Both files live in the output folder's work area, so the mapping from a name back to its source
-needs the folder *and* the inputs; ``summary.csv`` and the records hold only the new names.
+needs the folder *and* the inputs; ``summary.csv`` and the records hold only the new names, and
+:func:`hide_sources` takes the input's paths and every source UID out of a failed case's reason
+(an error names the file it could not read, a folder named after the patient).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,10 +34,46 @@ from medswin.batch.cases import Case
 from medswin.batch.folder import WORK_AREA, folder_key
 from medswin.errors import MedSwinError
 
-__all__ = ["CASE_NAMES", "rename_cases"]
+__all__ = ["CASE_NAMES", "rename_cases", "hide_sources", "HIDDEN_INPUT", "HIDDEN_UID"]
 
 #: the ``--case-names`` choices.
 CASE_NAMES = ("source", "index", "hash")
+
+
+#: what an input's path and a source UID become in a reason.
+HIDDEN_INPUT = "<input>"
+HIDDEN_UID = "<uid>"
+#: a DICOM UID: three or more numeric components, at least 16 characters (a version such as 0.28.2
+#: or an IPv4 address is shorter).
+_UID = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+){2,}(?![0-9])")
+#: what a path may continue with inside a message (a file in the input folder).
+_PATH_TAIL = r"(?:/[^\s:;,()'\"]*)?"
+
+
+def _uid_hidden(match: re.Match[str]) -> str:
+    return HIDDEN_UID if len(match.group(0)) >= 16 else match.group(0)
+
+
+def hide_sources(text: str, case: Case) -> str:
+    """``text`` with the case's input paths (and anything below them), their names and every source
+    UID replaced: a reason in ``summary.csv`` says what went wrong without saying whose it was."""
+    if not text:
+        return text
+    spellings: set[str] = set()
+    names: set[str] = set()
+    for path in case.paths:
+        path = Path(path)
+        spellings |= {str(path), str(path.absolute())}
+        with contextlib.suppress(OSError):  # a loop of links: the other spellings still count
+            spellings.add(str(path.resolve()))
+        names |= {path.name, path.name.split(".")[0]}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = re.sub(re.escape(spelling) + _PATH_TAIL, HIDDEN_INPUT, text)
+    for name in sorted((n for n in names if len(n) >= 3), key=len, reverse=True):
+        text = re.sub(rf"(?<![^\W_]){re.escape(name)}(?![^\W_])", HIDDEN_INPUT, text, flags=re.IGNORECASE)
+    if case.series_uid:
+        text = text.replace(str(case.series_uid), HIDDEN_UID)
+    return _UID.sub(_uid_hidden, text)
 
 
 def _digest(key: bytes, case_id: str) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +385,7 @@ def write_case_outputs(
     settings: Mapping[str, Any] | None = None,
     earlier: Mapping[str, Any] | None = None,
     deidentify_key: bytes | None = None,
+    hide: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Write one case's files (see the module docstring), the record last; returns the record.
 
@@ -397,6 +398,8 @@ def write_case_outputs(
         earlier: an intact record of the same settings whose files stay and are listed again (a rerun
             that adds outputs, e.g. another format, to a finished case).
         deidentify_key: write DICOM-SEG de-identified, pseudonyms under this key (the folder's).
+        hide: applied to a failed output's reason before the record and the error hold it (takes the
+            input's paths and source UIDs out when case names hide their source).
 
     Raises :class:`ImageWriteError` naming the file when nothing could be written (files left
     behind stay owned by the ``running`` marker, so the next run replaces them), and
@@ -437,11 +440,14 @@ def write_case_outputs(
         "runtime": getattr(prediction, "runtime", None),
         "files": files,
     }
+    hidden = hide or str
     if failures:
-        record["failed_outputs"] = {kind: str(error) for kind, error in failures.items()}
+        record["failed_outputs"] = {kind: hidden(str(error)) for kind, error in failures.items()}
     write_atomic(record_path(output_dir, case_id), json.dumps(record, indent=2) + "\n")
     log.debug("wrote %s", ", ".join(p.name for p in written))
     if failures:
         kind, error = next(iter(failures.items()))
-        raise IncompleteOutputsError(f"{kind} not written ({error}); the other outputs are kept", record)
+        raise IncompleteOutputsError(
+            f"{kind} not written ({hidden(str(error))}); the other outputs are kept", record
+        )
     return record

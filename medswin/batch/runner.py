@@ -18,7 +18,8 @@
   processes never write the same case; under ``torchrun`` the rank and world size choose it.
 * **Sending**: with ``send_to`` (a PACS node), each case's DICOM-SEG is stored there once written.
   A refused or failed send leaves the SEG and its record on disk, notes the failure in the record
-  (``sent``) and fails the case; a rerun finds the case finished and retries only the send.
+  (``sent``) and fails the case (:attr:`CaseOutcome.written` says it was segmented all the same);
+  a rerun finds the case finished and retries only the send.
 * **Retrieval**: a PACS case (:attr:`Case.remote`) is retrieved into the work folder when read and
   that copy (patient data) is removed as soon as the case is finished or has failed.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
@@ -30,6 +31,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from medswin.batch.case_names import hide_sources
 from medswin.batch.cases import Case, case_scratch, read_case
 from medswin.batch.folder import OutputLock, check_output_folder, folder_key
 from medswin.batch.outputs import (
@@ -60,7 +63,9 @@ from medswin.batch.outputs import (
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
+from medswin.io.deidentify import REVISION as DEIDENTIFY_REVISION
 from medswin.io.image import Image
+from medswin.io.writers import write_failure
 from medswin.models.fit import check_fit
 
 __all__ = [
@@ -92,7 +97,9 @@ class BatchOptions:
         allow_gaps: read DICOM series with missing slices by interpolation.
         shard: ``(index, count)``: this process's part of the cases.
         record_inputs: list the input file names in each case's record; off when the case names
-            hide their source (``--case-names index|hash``), whose names would undo that.
+            hide their source (``--case-names index|hash``), whose names would undo that: then a
+            failed case's reason names no input path and no source UID either
+            (:func:`~medswin.batch.case_names.hide_sources`).
         deidentify: write DICOM-SEG de-identified (:mod:`medswin.io.deidentify`), pseudonyms under
             the folder's key (:func:`~medswin.batch.folder.folder_key`).
         send_to: a PACS node (:func:`medswin.pacs.series.connect`) that receives every DICOM-SEG;
@@ -139,6 +146,15 @@ class CaseOutcome:
     seconds: float = 0.0
     reason: str = ""
     record: dict[str, Any] = field(default_factory=dict)
+    #: a case whose outputs are written but whose DICOM-SEG could not be sent is ``failed`` (a
+    #: rerun retries the send); this says what it was before the send: ``done`` (segmented now)
+    #: or ``skipped`` (segmented by an earlier run). Empty for every other case.
+    written: Literal["done", "skipped", ""] = ""
+
+    @property
+    def segmented(self) -> bool:
+        """Its outputs are written (now or earlier), even if sending the SEG afterwards failed."""
+        return self.status != "failed" or bool(self.written)
 
 
 @dataclass
@@ -309,11 +325,16 @@ def earlier_failures(summary: Path, exclude: set[str]) -> list[CaseOutcome]:
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, MedSwinError):
-        return str(error)
+    """One line for ``summary.csv`` and stderr, the cause first (a library's message may be a
+    whole traceback: only its first line is kept)."""
     if isinstance(error, MemoryError):
         return "out of memory (try --precision bf16, a smaller --sw-batch-size, or fewer --jobs)"
-    return f"{type(error).__name__}: {error}"
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC and error.filename:
+        return write_failure(error.filename, error)
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    if isinstance(error, MedSwinError):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 _VOLUME_SUFFIX = "_ml"
@@ -394,7 +415,7 @@ def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
         return CaseOutcome(outcome.case_id, outcome.status, outcome.seconds, outcome.reason, record)
     why = note["reason"] if destination in note["reason"] else f"{destination}: {note['reason']}"
     reason = f"{seg.name} written, but not sent: {why}"
-    return CaseOutcome(outcome.case_id, "failed", outcome.seconds, reason, record)
+    return CaseOutcome(outcome.case_id, "failed", outcome.seconds, reason, record, written=outcome.status)
 
 
 def run_batch(
@@ -454,7 +475,8 @@ def _run_locked(
     settings = prediction_settings(predictor)
     deidentify_key = folder_key(output_dir) if options.deidentify else None
     if options.deidentify:
-        settings["deidentify"] = True  # recorded only when on: older records need no redo
+        # recorded only when on (older records need no redo); a SEG of an older revision is redone
+        settings["deidentify"] = DEIDENTIFY_REVISION
     wanted = [
         *options.formats,
         *(["probabilities"] if getattr(predictor, "save_probabilities", False) else []),
@@ -468,8 +490,18 @@ def _run_locked(
         earlier += earlier_failures(summary, known)
     outcomes: list[CaseOutcome] = []
 
+    by_id = {case.case_id: case for case in mine}
+
+    def hide(case_id: str) -> Callable[[str], str] | None:
+        if options.record_inputs or case_id not in by_id:
+            return None
+        return lambda text: hide_sources(text, by_id[case_id])
+
     def finish(outcome: CaseOutcome) -> None:
         shutil.rmtree(case_scratch(scratch, outcome.case_id), ignore_errors=True)
+        hidden = hide(outcome.case_id)
+        if hidden is not None:
+            outcome.reason = hidden(outcome.reason)
         if options.send_to is not None:
             outcome = _deliver(outcome, output_dir, options.send_to)
         outcomes.append(outcome)
@@ -501,6 +533,7 @@ def _run_locked(
                 settings=settings,
                 earlier=plan.earlier,
                 deidentify_key=deidentify_key,
+                hide=hide(case.case_id),
             )
         except Exception as error:
             _remove_run(output_dir, case.case_id)  # keeps what a record vouches for

@@ -447,6 +447,10 @@ def run_with_progress(
 def report_batch(outcomes: list, summary: Path, quiet: bool = False) -> None:
     """Print what each case became (done, skipped, failed with its summary line) and the counts."""
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    # a case segmented but whose SEG could not be sent failed, yet it was predicted (or finished)
+    unsent = {
+        status: sum(getattr(o, "written", "") == status for o in outcomes) for status in ("done", "skipped")
+    }
     if not quiet:
         for outcome in outcomes:
             if outcome.status == "done":
@@ -455,9 +459,11 @@ def report_batch(outcomes: list, summary: Path, quiet: bool = False) -> None:
                     f"{outcome.case_id}: {', '.join(outcome.record['files'])} "
                     f"(labels found: {', '.join(found) or 'none'}; {outcome.seconds:.1f} s)"
                 )
+        not_sent = sum(unsent.values())
         print(
-            f"{counts['done']} case(s) predicted, {counts['skipped']} already finished, {counts['failed']} failed; "
-            f"summary: {summary}"
+            f"{counts['done'] + unsent['done']} case(s) predicted, "
+            f"{counts['skipped'] + unsent['skipped']} already finished, {counts['failed']} failed"
+            f"{f' ({not_sent} of them segmented, but the SEG not sent)' if not_sent else ''}; summary: {summary}"
         )
     lines = _summary_lines(summary)
     for outcome in outcomes:

@@ -8,8 +8,10 @@ unless ``--log-phi`` is given, replaces those values in every formatted record w
 
 Only values actually present in headers read by this process are masked, each as a whole word
 (``_``, ``/``, spaces and punctuation end a word; letters and digits do not): a name in the forms
-folders and descriptions spell it (``Doe^John``, ``DOE_JOHN``, ``John Doe``), an id, a birth date.
-Nothing is guessed: a single part of a name (``Test`` of ``Phantom^Test``) is not masked on its own,
+folders and descriptions spell it (``Doe^John``, ``DOE_JOHN``, ``John Doe``, also in ASCII:
+``Müller^Hans-Jürgen`` as ``Mueller Hans-Juergen``, ``MUELLER^HANS``, ``Muller Hans``,
+``mueller.hans``), an id, a birth date (``19610315`` also as ``1961-03-15``, ``15.03.1961``,
+``03/15/1961`` ...). Nothing is guessed: a single part of a name (``Test`` of ``Phantom^Test``) is not masked on its own,
 because it is an ordinary word as often as a name ("the intended person" stays readable, a
 ``test_...`` folder keeps its name). Values of fewer than three characters are ignored.
 """
@@ -55,14 +57,47 @@ _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 
+#: German transliteration (``ü`` -> ``ue``), the other ASCII spelling besides dropping the accent.
+_TRANSLITERATION = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
+
+
+def _ascii_spellings(text: str) -> set[str]:
+    """``text`` and how it is written without accents: ``Jürgen``, ``Juergen`` and ``Jurgen``."""
+    import unicodedata
+
+    stripped = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
+    stripped = "".join(c for c in stripped if not unicodedata.combining(c))
+    return {text, text.translate(_TRANSLITERATION), stripped}
+
+
 def _name_forms(name: str) -> set[str]:
     """A DICOM person name (``Family^Given^Middle^Prefix^Suffix``) as written in paths and text."""
-    parts = [p.strip() for p in name.split("^") if p.strip()]
-    forms = {name.strip(" ^")}
-    for chosen in (parts, parts[:2]):  # every component, and family + given name alone
-        for joiner in (" ", "_", "-", ".", ", ", ","):
-            forms.add(joiner.join(chosen))
-            forms.add(joiner.join(reversed(chosen)))
+    forms: set[str] = set()
+    for spelling in _ascii_spellings(name.strip(" ^")):
+        parts = [p.strip() for p in spelling.split("^") if p.strip()]
+        forms.add(spelling)
+        # every component; family + given name; family + the first of several given names
+        first_given = parts[1].replace("-", " ").split()[:1] if len(parts) > 1 else []
+        for chosen in (parts, parts[:2], parts[:1] + first_given):
+            if len(chosen) < 2 and len(parts) > 1:
+                continue  # a single part alone is an ordinary word as often as a name
+            for joiner in (" ", "_", "-", ".", ", ", ",", "^"):
+                forms.add(joiner.join(chosen))
+                forms.add(joiner.join(reversed(chosen)))
+    return forms
+
+
+def _date_forms(value: str) -> set[str]:
+    """A DICOM date (``YYYYMMDD``) and the usual ways to write it: ISO, day first, month first."""
+    if len(value) != 8 or not value.isdigit():
+        return {value}
+    year, month, day = value[:4], value[4:6], value[6:]
+    short_month, short_day = str(int(month)), str(int(day))
+    forms = {value, f"{year}-{month}-{day}", f"{year}/{month}/{day}", f"{year}.{month}.{day}"}
+    for d, m in ((day, month), (short_day, short_month)):
+        forms |= {f"{d}.{m}.{year}", f"{d}/{m}/{year}", f"{d}-{m}-{year}", f"{m}/{d}/{year}"}
     return forms
 
 
@@ -88,7 +123,12 @@ def remember_identifiers(ds: Any) -> None:
         except Exception:  # an unparsable value is skipped, never fatal to reading
             continue
         for text in _strings(value):
-            found |= _name_forms(text) if "Name" in keyword else {text}
+            if "Name" in keyword:
+                found |= _name_forms(text)
+            elif keyword == "PatientBirthDate":
+                found |= _date_forms(text)
+            else:
+                found.add(text)
     found = {v for v in found if len(v) >= _MIN_LENGTH}
     with _lock:
         if found <= _values:

@@ -27,6 +27,7 @@ __all__ = [
     "write_image",
     "write_labels",
     "atomic_output",
+    "write_failure",
     "check_output_file",
     "label_dtype",
     "WRITABLE_SUFFIXES",
@@ -67,11 +68,33 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         for item in produced:
             os.replace(item, path.parent / item.name)
     except OSError as error:
-        raise ImageWriteError(
-            f"{path}: could not write ({error.strerror or error}); nothing was written"
-        ) from error
+        raise ImageWriteError(write_failure(path, error)) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _system_cause(error: BaseException) -> OSError | None:
+    """The operating system's error under ``error``: pydicom re-raises a failed write as a new
+    ``OSError`` whose text is a whole traceback, the original (with its errno) as its cause."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def write_failure(path: str | Path, error: BaseException) -> str:
+    """One line saying why writing ``path`` failed, the cause first when the system gave one
+    (``no space left on device writing /out/case.dcm; nothing was written``)."""
+    cause = _system_cause(error)
+    if cause is not None:
+        what = os.strerror(cause.errno) if cause.errno is not None else str(cause)
+        return f"{what[:1].lower()}{what[1:]} writing {path}; nothing was written"
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return f"{path}: could not write ({text}); nothing was written"
 
 
 def label_dtype(array: np.ndarray) -> np.dtype:
@@ -226,8 +249,11 @@ def write_image(image: Image, path: str | Path, *, reference: Image | None = Non
         try:
             writer(image, array, temporary, reference if reference is not None else image)
         except (RuntimeError, ValueError, TypeError) as error:
+            if _system_cause(error) is not None:
+                raise ImageWriteError(write_failure(path, error)) from error
+            first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
             raise ImageWriteError(
-                f"{path}: could not write the image ({error}); nothing was written"
+                f"{path}: could not write the image ({first or type(error).__name__}); nothing was written"
             ) from error
     log.debug("wrote %s", path)
     return path

@@ -69,6 +69,11 @@ class DicomWebNode:
             raise PacsError(
                 f"{self.address}: {what}: TLS certificate not trusted (pass --ca-bundle with the hospital's CA)"
             ) from None
+        except requests.ConnectionError:
+            raise PacsError(
+                f"{self.address}: {what}: the server did not answer (is it running, and are the host "
+                "and port right?)"
+            ) from None
         except requests.RequestException as error:
             raise PacsError(f"{self.address}: {what} failed: {type(error).__name__}") from None
 

@@ -63,6 +63,12 @@ class DimseNode:
     def _association(self, ae: Any, what: str, **kwargs: Any) -> Iterator[Any]:
         assoc = ae.associate(self.address.host, self.address.port, ae_title=self.address.called_ae, **kwargs)
         if not assoc.is_established:
+            silent = None if assoc.is_rejected else self._unanswered()
+            if silent is not None:
+                raise PacsError(
+                    f"{self.address}: {what}: the peer did not answer ({silent}: is the PACS running, "
+                    "and are the host and port right?)"
+                )
             why = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "not established"
             raise PacsError(
                 f"{self.address}: {what}: association {why} (is medswin's AE title {self.settings.ae_title!r} "
@@ -73,6 +79,21 @@ class DimseNode:
         finally:
             if assoc.is_established:
                 assoc.release()
+
+    def _unanswered(self) -> str | None:
+        """Why the peer's port takes no connection (``connection refused``), or None when it does:
+        pynetdicom reports both an unreachable port and a peer that hung up as an abort."""
+        import socket
+
+        wait = min(self.settings.timeout_s, 5.0)
+        try:
+            with socket.create_connection((self.address.host, self.address.port), timeout=wait):
+                return None
+        except TimeoutError:
+            return f"no connection within {wait:g} s"
+        except OSError as error:
+            text = error.strerror or str(error) or "no connection"
+            return f"{text[:1].lower()}{text[1:]}"
 
     def _find(self, level: str, keys: dict[str, str], returned: tuple[str, ...]) -> list[Any]:
         from pydicom.dataset import Dataset

@@ -85,6 +85,11 @@ def find_series(node: PacsNode, modality: str) -> list[RemoteSeries]:
         )
     series_keys["Modality"] = modality
     studies = node.studies(study_keys)
+    if not studies:
+        asked = " ".join(f"{k}={v}" for k, v in study_keys.items()) or " ".join(
+            f"{k}={v}" for k, v in series_keys.items() if k != "Modality"
+        )
+        raise PacsError(f"{node.address}: no study matches {asked or 'the query'}")
     found: list[RemoteSeries] = []
     for study_uid in studies:
         found.extend(RemoteSeries(node, s) for s in node.series(study_uid, series_keys))

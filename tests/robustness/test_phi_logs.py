@@ -151,3 +151,21 @@ def test_mask_covers_name_forms_and_leaves_other_words(registry) -> None:
         "medswin", logging.WARNING, __file__, 1, "case %s failed: %s", ("DOE_JOHN", "Q"), None
     )
     assert PHIFilter().filter(record) and record.getMessage() == f"case {MASK} failed: Q"
+
+
+def test_mask_covers_ascii_and_caret_spellings_and_written_dates(registry) -> None:
+    """A PACS export or a typist writes ``Müller^Hans-Jürgen`` in ASCII, and a date with separators."""
+    import pydicom
+
+    ds = pydicom.Dataset()
+    ds.PatientName = "Müller^Hans-Jürgen"
+    ds.PatientID = "4711"
+    ds.PatientBirthDate = "19610315"
+    remember_identifiers(ds)
+    for spelling in ("Mueller Hans-Juergen", "MUELLER^HANS", "Muller Hans", "mueller.hans", "hans_mueller"):
+        assert mask_phi(f"/in/{spelling}/ct: read") == f"/in/{MASK}/ct: read", spelling
+    for date in ("1961-03-15", "15.03.1961", "03/15/1961", "15.3.1961", "1961/03/15"):
+        assert mask_phi(f"born {date}, seen") == f"born {MASK}, seen", date
+    # still whole words only, and a single name part is an ordinary word
+    ordinary = "Hans asked Mueller about x1961-03-15 and 19610315123 in Muellerhans"
+    assert mask_phi(ordinary) == ordinary
