@@ -103,13 +103,13 @@ def _segment_study(study: Any, predictor: Any, args: argparse.Namespace, options
         return StudyOutcome("failed", str(error))
     except Exception as error:  # a listener outlives one bad study; the reason is kept with it
         return StudyOutcome("failed", f"{type(error).__name__}: {error}")
-    segmented = [o for o in result.outcomes if o.record.get("files")]
-    unfinished = [o for o in result.outcomes if o.status == "failed" and not o.record.get("files")]
+    segmented = [o for o in result.outcomes if o.segmented]
+    unfinished = [o for o in result.outcomes if not o.segmented]
     if stop.is_set() and unfinished:  # cancelled by SIGTERM: stays queued for the next start
         return StudyOutcome("cancelled", "stopped while segmenting; queued for the next start")
     failed = {o.case_id: o.reason for o in result.failed}
     text = f"{len(segmented)} of {len(cases)} series segmented"
-    unsent = [o for o in result.failed if o.record.get("files")]
+    unsent = [o for o in result.failed if o.written]
     if unsent:
         text += f", {len(unsent)} DICOM-SEG(s) not sent ({unsent[0].reason})"
     if failed:
