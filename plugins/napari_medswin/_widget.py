@@ -51,6 +51,7 @@ from napari_medswin._layers import (
     percentile_window,
     spatial_transform,
 )
+from napari_medswin._orientation import install
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
@@ -464,6 +465,7 @@ class SegmentWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)  # 3D views of its results anatomically true, with edge letters
         self._runner = SegmentationRunner()
         self._background = BackgroundRun("Segmentation")
         self._relay = self._background.relay
@@ -828,6 +830,7 @@ class SeriesWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)
         self._rows: list[dict[str, Any]] = []
         self._source = FileEdit(label="Study (folder or zip)", mode="d")
         self._from_layer = PushButton(text="Use the selected layer's study")

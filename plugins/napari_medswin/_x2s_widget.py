@@ -18,6 +18,7 @@ from medswin.errors import MedSwinError
 from medswin.inference.runtime import available_devices
 from medswin.metrics.x2s import measure_x2s_structures
 from napari_medswin._layers import image_from_layer, layer_attributes
+from napari_medswin._orientation import install
 from napari_medswin._segment import model_card
 from napari_medswin._widget import BackgroundRun, ModelMenu, TextTable, VolumePanel, _report
 from napari_medswin._writer import label_names_of
@@ -78,6 +79,7 @@ class X2SWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)
         self._runner = X2SRunner()
         self._background = BackgroundRun("Swin-X2S prediction")
         self._films: dict[str, Any] = {}  # view -> the upright film layer shown
