@@ -320,7 +320,10 @@ class X2SWidget(Container):
             anterior_view(self._viewer)
         else:
             self._viewer.dims.ndisplay = 3  # medswin's camera turns this into the anterior view
-        self._viewer.fit_to_view()
+        try:  # fit the results, not the hidden films' plane
+            self._viewer.fit_to_view(layers=results)
+        except TypeError:  # a napari without the layers argument
+            self._viewer.reset_view(reset_camera_angle=False)
 
     def _check_pair(self) -> None:
         """Enable Swap for two different films; warn about one film given twice or roles the headers contradict."""
