@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from medswin.errors import MedSwinError
@@ -112,6 +113,7 @@ class X2SWidget(Container):
         self._advice = ""  # the last pair warning shown (not repeated on every redraw)
         self._swapping = False
         self._started = 0.0
+        self._readers: dict[str, tuple[tuple[str, float], Any]] = {}  # view -> (file key, worker)
         self.morphometry: list[dict[str, Any]] = []  # rows of measure_x2s_structures, last measured
 
         self._source = ComboBox(label="Films from", choices=[FROM_FILES, FROM_LAYERS], value=FROM_FILES)
@@ -221,17 +223,71 @@ class X2SWidget(Container):
     def _pixel_of(self, view: str) -> float | None:
         return float(self._pixel[view].value) or None
 
+    @property
+    def reading(self) -> bool:
+        """True while a chosen film file is being read in the background."""
+        return bool(self._readers)
+
+    def _file_key(self, view: str) -> tuple[str, float] | None:
+        path = Path(str(self._file[view].value or ""))
+        if not path.is_file():
+            return None
+        return (str(path.resolve()), path.stat().st_mtime)
+
+    def _cached(self, view: str) -> Any:
+        """The film of ``view`` if it is read already (files) or a layer (layers); never reads a file."""
+        if self._source.value != FROM_FILES:
+            return self._read_quietly(view)
+        key, cached = self._file_key(view), self._read.get(view)
+        return cached[1] if key is not None and cached is not None and cached[0] == key else None
+
+    def _read_in_background(self, view: str, key: tuple[str, float]) -> None:
+        """Read a chosen file in a worker (a large film takes seconds); show it when read."""
+        if self._readers.get(view, (None,))[0] == key:
+            return  # already being read
+
+        def read() -> Any:  # worker thread
+            return read_film(key[0], view)  # type: ignore[arg-type]
+
+        def done(image: Any) -> None:
+            if self._file_key(view) == key:  # still the chosen file
+                self._read[view] = (key, image)
+                self.show_film(view)
+
+        def failed(error: BaseException) -> None:
+            if self._file_key(view) != key:
+                return
+            self._remove_film(view)
+            self._notes[view].value = f"⚠ {error}"
+            _report(error)
+            self._check_pair()
+
+        def finished() -> None:
+            if self._readers.get(view, (None,))[0] == key:
+                self._readers.pop(view, None)
+
+        worker = create_worker(read, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finished)
+        self._readers[view] = (key, worker)
+        self._notes[view].value = "reading the film…"
+        worker.start()
+
     def film(self, view: str) -> Any:
-        """The radiograph chosen for ``view`` (an Image), or None when none is chosen yet."""
+        """The radiograph chosen for ``view`` (an Image), or None when none is chosen yet.
+
+        A file not read yet is read here, in the calling thread; the panel reads chosen files in
+        the background (:meth:`show_film`), so Run finds them read.
+        """
         if self._source.value == FROM_FILES:
-            path = Path(str(self._file[view].value or ""))
-            if not path.is_file():
+            key = self._file_key(view)
+            if key is None:
                 return None
-            key = (str(path.resolve()), path.stat().st_mtime)
             cached = self._read.get(view)
             if cached is None or cached[0] != key:  # read once, not again for each orientation tried
                 self._read.pop(view, None)
-                self._read[view] = (key, read_film(path, view))  # type: ignore[arg-type]
+                self._read[view] = (key, read_film(key[0], view))  # type: ignore[arg-type]
             return self._read[view][1]
         layer = self._layer[view].value
         if layer is None:
@@ -244,8 +300,15 @@ class X2SWidget(Container):
         New or re-read films make the last result's status, numbers and tables stale: they are
         cleared, and the films are shown again (the earlier 3D results hidden, kept as layers).
         """
+        if self._swapping:
+            return None  # swap() shows both films once both roles are exchanged
         self._clear_result()
         self.show_films(True)
+        if self._source.value == FROM_FILES:
+            key = self._file_key(view)
+            if key is not None and self._cached(view) is None:
+                self._read_in_background(view, key)  # shown when read: the viewer does not freeze
+                return None
         try:
             image = self.film(view)
             if image is None:
@@ -329,7 +392,7 @@ class X2SWidget(Container):
         """Enable Swap for two different films; warn about one film given twice or roles the headers contradict."""
         if self._swapping:
             return
-        films = {v: self._read_quietly(v) for v in VIEWS}
+        films = {v: self._cached(v) for v in VIEWS}
         both = all(f is not None for f in films.values())
         same = both and same_film(films["ap"], films["lateral"])
         self._swap.enabled = both and not same
@@ -361,9 +424,8 @@ class X2SWidget(Container):
         try:
             if self._source.value == FROM_FILES:
                 ap, lateral = self._file["ap"].value, self._file["lateral"].value
-                self._read = (
-                    {"ap": self._read["lateral"], "lateral": self._read["ap"]} if len(self._read) == 2 else {}
-                )
+                other = {"ap": "lateral", "lateral": "ap"}
+                self._read = {other[v]: entry for v, entry in self._read.items()}  # read once, kept
                 self._file["ap"].value, self._file["lateral"].value = lateral, ap
             else:
                 ap, lateral = self._layer["ap"].value, self._layer["lateral"].value

@@ -131,6 +131,7 @@ def test_screenshot_of_two_films_through_swin_x2s(make_napari_viewer, tmp_path, 
     widget._models.model.value = "demo-x2s"
     widget._file["ap"].value = ap
     widget._file["lateral"].value = lateral
+    qtbot.waitUntil(lambda: not widget.reading, timeout=30_000)  # files are read in a worker
     assert widget.run() is not None
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
     labels = viewer.layers["Swin-X2S [demo-x2s]"]

@@ -95,9 +95,15 @@ def _use_checkpoint(widget, path) -> None:
     widget._models.checkpoint.value = path
 
 
-def _choose_files(widget, ap, lateral) -> None:
+def _choose_files(widget, ap, lateral, qtbot) -> None:
     widget._file["ap"].value = ap
     widget._file["lateral"].value = lateral
+    _wait_for_films(widget, qtbot)
+
+
+def _wait_for_films(widget, qtbot) -> None:
+    """Chosen files are read in a worker (the viewer does not freeze): wait until both are shown."""
+    qtbot.waitUntil(lambda: not widget.reading, timeout=30_000)
 
 
 def _run(widget, qtbot) -> list[tuple[int, int, str]]:
@@ -126,7 +132,7 @@ def test_dicom_films_give_the_cli_labels_in_physical_space(
     lateral = write_dx(tmp_path / "lat.dcm", lateral_view.T, pair.lateral.spacing[0], orientation=("F", "P"))
     assert list(widget._models.model.choices) == ["demo-x2s", CHECKPOINT_CHOICE]
     assert "model: demo-x2s" in widget._models.card.value
-    _choose_files(widget, ap, lateral)
+    _choose_files(widget, ap, lateral, qtbot)
 
     # both films shown upright as medswin reads them (feet down, patient's left / back on the right),
     # saying so, in mm, side by side
@@ -221,9 +227,10 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
         tmp_path / "mirrored.dcm", pair.ap.array[0][::-1], pair.ap.spacing[0], orientation=("L", "F")
     )
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     correct_film = np.array(viewer.layers["AP film"].data)
     widget._file["ap"].value = mirrored
+    _wait_for_films(widget, qtbot)
     np.testing.assert_array_equal(viewer.layers["AP film"].data, correct_film[:, ::-1])  # shown as read
 
     widget._mirror["ap"].clicked()
@@ -246,11 +253,9 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
     np.testing.assert_array_equal(viewer.layers["AP film"].data, correct_film[:, ::-1])
 
     # films given the wrong roles: read as their headers say they do not fit, and their ViewPosition says why
-    _choose_files(widget, tiny["lateral"], tiny["ap"])
-    assert (
-        "does not fit an AP view" in errors[-2]
-        and "ViewPosition LL" in errors[-2]
-        and "swapped" in errors[-2]
+    _choose_files(widget, tiny["lateral"], tiny["ap"], qtbot)
+    assert any(  # the two films are read in parallel workers: either may report first
+        "does not fit an AP view" in e and "ViewPosition LL" in e and "swapped" in e for e in errors[-2:]
     )
     assert "AP film" not in [layer.name for layer in viewer.layers]
     # read the way the roles need (as --ap-orientation/--lateral-orientation would), the warning stays
@@ -265,7 +270,7 @@ def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, mo
     infos: list[str] = []
     monkeypatch.setattr(_widget, "show_info", infos.append)
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     clicked = threading.Event()
 
     def click_cancel(done, total, message):  # GUI thread (queued)
@@ -303,7 +308,7 @@ def test_a_bone_model_gets_the_morphometry_of_its_prediction(widget, viewer, qtb
     card = tiny_card(id="tiny-bones", labels=BONES)
     checkpoint = save_checkpoint(tiny_network(card, seed=5), card, tmp_path / "bones.safetensors")
     _use_checkpoint(widget, checkpoint)
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     _run(widget, qtbot)
     assert errors == []
     layer = viewer.layers["Swin-X2S [tiny-bones]"]
@@ -344,16 +349,20 @@ def test_a_bone_model_gets_the_morphometry_of_its_prediction(widget, viewer, qtb
     assert "Bone measurements of spine" in widget._morphometry_note.value
 
 
-def test_a_file_that_is_not_a_radiograph_is_refused_with_a_reason(widget, viewer, errors, tiny, tmp_path):
+def test_a_file_that_is_not_a_radiograph_is_refused_with_a_reason(
+    widget, viewer, errors, tiny, tmp_path, qtbot
+):
     case = make_ct_phantom(shape=(24, 20, 12), spacing=(1.2, 0.9, 2.5), seed=2)
     ct = write_image(case.image, tmp_path / "ct.nii.gz")
     _use_checkpoint(widget, tiny["checkpoint"])
     widget._file["ap"].value = ct
+    _wait_for_films(widget, qtbot)
     assert "AP film" in errors[-1] and "ct.nii.gz" in errors[-1] and "must be 2D" in errors[-1]
     assert "AP film" not in [layer.name for layer in viewer.layers]
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     widget._file["lateral"].value = text
+    _wait_for_films(widget, qtbot)
     assert errors[-1].startswith("lateral film:") and "notes.txt" in errors[-1]
     count = len(errors)
     assert widget.run() is None and len(errors) == count + 1
@@ -373,8 +382,8 @@ def test_swap_one_film_twice_stale_results_and_the_csv_source(
     new films clear the last run's status and table; the CSV names the model, its intended use and both films."""
     _use_checkpoint(widget, tiny["checkpoint"])
     assert widget._pixel["ap"].native.text() == "from file"  # no film yet
-    _choose_files(widget, tiny["lateral"], tiny["ap"])  # swapped: the headers refuse both roles
-    message = errors[-1]  # problem first, file second: a toast is cut off at its end
+    _choose_files(widget, tiny["lateral"], tiny["ap"], qtbot)  # swapped: the headers refuse both roles
+    message = next(e for e in errors if e.startswith("lateral film: "))  # problem first, file second
     assert message.startswith("lateral film: Image orientation") and "swapped" in message
     assert message.index("does not fit") < message.index(str(tiny["ap"]))
     assert widget._swap.enabled
@@ -408,6 +417,8 @@ def test_swap_one_film_twice_stale_results_and_the_csv_source(
 
     # new films: the old status, progress and table go; the films come back in 2D
     widget._file["lateral"].value = tiny["ap"]  # one film for both roles
+    assert widget.reading and widget._notes["lateral"].value == "reading the film…"  # not in the GUI thread
+    _wait_for_films(widget, qtbot)
     assert widget._background.status.value == "" and widget._background.progress.value == 0
     assert widget.volumes == [] and widget._table.rowCount() == 0
     assert viewer.dims.ndisplay == 2 and viewer.layers["AP film"].visible and not layer.visible
