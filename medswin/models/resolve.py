@@ -1,6 +1,9 @@
 """Resolve a ``-m/--model`` argument into a model and its card.
 
-Accepted forms, tried in order:
+Accepted forms, tried in order (a folder or other non-checkpoint path that merely shares a model's
+name, such as a ``demo`` output folder in the working directory, never hides that model; a name
+written as a path, ``./demo``, is always the path; a checkpoint file named like a known model is an
+ambiguity refused with both named):
 
 1. a path to a medswin checkpoint (``.safetensors``) -> ``(model, card)``;
 2. a path to a model card (``.json``) -> ``(None, card)`` (weights to be supplied separately);
@@ -64,6 +67,29 @@ def _published(name: str, device: str, load_weights: bool) -> tuple[Any, ModelCa
     return load_checkpoint(cached if cached is not None else ensure_weights(name), device)
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """True when ``path`` reads as a medswin checkpoint (its card, without the weights)."""
+    from medswin.errors import MedSwinError
+    from medswin.models.checkpoints import read_checkpoint_card
+
+    try:
+        read_checkpoint_card(path)
+    except (MedSwinError, OSError, ValueError):
+        return False
+    return True
+
+
+def _is_known_name(name: str) -> bool:
+    """True for a shipped checkpoint, a published or cached weights name, or a preset card id."""
+    from medswin.weights import cached_weights, find_weights
+
+    if shipped_weights(name) is not None or has_preset(name):
+        return True
+    if not name.replace("_", "").replace("-", "").replace(".", "").isalnum() or name.startswith("."):
+        return False
+    return find_weights(name) is not None or cached_weights(name) is not None
+
+
 def resolve_model(
     spec: str | Path, device: str = "cpu", *, load_weights: bool = True
 ) -> tuple[Any, ModelCard]:
@@ -78,7 +104,17 @@ def resolve_model(
 
     text = str(spec)
     path = Path(text).expanduser()
-    if path.suffix == ".safetensors" or (path.exists() and path.suffix != ".json"):
+    written_as_path = any(sep in text for sep in ("/", "\\")) or text.startswith("~")
+    if not written_as_path and path.suffix != ".safetensors" and _is_known_name(text):
+        if path.is_file() and _is_checkpoint(path):  # a checkpoint called like a model: say which is which
+            raise ModelCardError(
+                f"model {text!r} is ambiguous: both a known model and the file {path.resolve()}; "
+                f"write ./{text} for the file, or move it"
+            )
+        is_path = False  # the name wins over a folder of that name (e.g. a demo output folder)
+    else:
+        is_path = path.suffix == ".safetensors" or (path.exists() and path.suffix != ".json")
+    if is_path:
         return load_checkpoint(path, device) if load_weights else (None, read_checkpoint_card(path))
     if path.suffix == ".json":
         return None, load_card(path)

@@ -37,7 +37,16 @@ __all__ = [
 #: columns of :func:`compare_structures` rows, in display order.
 COMPARE_COLUMNS: tuple[str, ...] = ("label", "name", "dice", "hd95_mm", "nsd", "empty", "pair")
 #: columns of the volume CSV (:func:`write_volumes_csv`).
-VOLUME_CSV_COLUMNS: tuple[str, ...] = ("label", "name", "voxels", "volume_ml", "model", "source", "layer")
+VOLUME_CSV_COLUMNS: tuple[str, ...] = (
+    "label",
+    "name",
+    "voxels",
+    "volume_ml",
+    "model",
+    "intended_use",
+    "source",
+    "layer",
+)
 
 
 @dataclass(frozen=True)
@@ -199,12 +208,15 @@ def labels_fingerprint(data: Any) -> int:
 
 
 def volume_origin(layer_name: str, metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Where a labels layer came from, for the CSV: the model card id and the image file it lies on."""
+    """Where a labels layer came from, for the CSV: the model card id, its intended use, and the
+    file(s) it was made from (the image it lies on; the two films of an X-ray result)."""
     info = dict(metadata.get(METADATA_KEY) or {})
-    source = (info.get("meta") or {}).get("path") or ""
+    sources = [str(s) for s in info.get("sources") or []]
+    source = "; ".join(sources) or str((info.get("meta") or {}).get("path") or "")
     return {
         "model": str(info.get("model") or ""),
-        "source": str(source),
+        "intended_use": str(info.get("intended_use") or ""),
+        "source": source,
         "layer": str(layer_name),
     }
 
@@ -214,6 +226,7 @@ def write_volumes_csv(
     path: str | Path,
     *,
     model: str = "",
+    intended_use: str = "",
     source: str = "",
     layer: str = "",
 ) -> Path:
@@ -225,6 +238,10 @@ def write_volumes_csv(
         model: id of the model card that predicted the labels ("" for hand-made or loaded labels).
         source: the file the labels (or the image they were predicted on) were read from.
         layer: the napari layer name.
+        intended_use: what the model is for (its card's intended use; "" without a model).
     """
-    rows = [{**v.as_row(), "model": model, "source": source, "layer": layer} for v in volumes]
+    rows = [
+        {**v.as_row(), "model": model, "intended_use": intended_use, "source": source, "layer": layer}
+        for v in volumes
+    ]
     return write_atomic(Path(path), csv_text(rows, VOLUME_CSV_COLUMNS))

@@ -21,6 +21,7 @@ from medswin.io.dicom_seg import is_dicom_seg, read_dicom_seg
 from medswin.io.image import Image
 from medswin.io.readers import detect_format, read_image
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data
+from napari_medswin._orientation import install_current
 
 __all__ = [
     "PREFERRED_PATTERNS",
@@ -190,6 +191,7 @@ def read_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
     SeriesDescription; *Plugins > medswin > Series* lists them all and opens the others.
     """
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    install_current()  # the viewer these layers go to shows them anatomically (3D camera, edge letters)
     layers: list[LayerDataTuple] = []
     for item in paths:
         if Path(item).is_dir() and _folder_is_empty(Path(item)):

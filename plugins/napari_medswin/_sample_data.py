@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data
+from napari_medswin._orientation import install_current
 
 __all__ = ["ct_phantom"]
 
@@ -13,6 +14,7 @@ def ct_phantom() -> list[LayerDataTuple]:
 
     The reference labels let the Compare widget score a prediction without any data download.
     """
+    install_current()
     case = make_ct_phantom()
     case.image.meta["path"] = "ct_phantom"
     case.labels.meta["path"] = "ct_phantom"

@@ -30,6 +30,7 @@ __all__ = [
     "model_card",
     "model_choices",
     "model_key",
+    "intended_use",
     "prediction_layer_data",
 ]
 
@@ -135,6 +136,14 @@ def model_card(spec: str) -> Any:
     return card
 
 
+def intended_use(card: Any) -> str:
+    """What the model is for, as its card (or the shipped card of the same id) says; research use by default."""
+    from medswin.models.card import DEFAULT_INTENDED_USE, has_preset, preset_card
+
+    stated = card.intended_use or (preset_card(card.id).intended_use if has_preset(card.id) else "")
+    return stated or DEFAULT_INTENDED_USE
+
+
 def model_key(spec: str, device: str) -> tuple[str, float, str]:
     """What decides whether a loaded model can be reused: the spec, its file's modification time, the device."""
     path = Path(spec).expanduser()
@@ -223,7 +232,7 @@ def prediction_layer_data(
         f"{image_name} [{card.id}]",
         label_names=card.label_names(),
         colors=card.colors,
-        extra_metadata={"model": card.id},
+        extra_metadata={"model": card.id, "intended_use": intended_use(card)},
     )
     if transform is not None:
         for key in ("scale", "translate", "rotate", "shear", "affine", "axis_labels"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ from napari_medswin._layers import (
     percentile_window,
     spatial_transform,
 )
+from napari_medswin._orientation import install
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
@@ -279,6 +281,8 @@ class BackgroundRun:
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self.status = Label(value="")
+        #: input files of the running work: an error naming one is shown problem first, file second
+        self.paths: list[str] = []
         self.cancel_button.changed.connect(self.cancel)
 
     @property
@@ -327,6 +331,14 @@ class BackgroundRun:
             show_info(f"{self._what} cancelled")
             return
         self.status.value = "failed"
+        if isinstance(error, MedSwinError):
+            from napari_medswin._reader import problem_first
+
+            message = str(error)
+            for path in self.paths:
+                message = problem_first(message, path) if path else message
+            show_error(message)
+            return
         _report(error)
 
     def _on_finished(self) -> None:
@@ -344,6 +356,7 @@ class VolumePanel(Container):
         self._volumes: list[StructureVolume] = []
         self._volumes_of: Any = None  # the labels layer the table describes
         self._volumes_fingerprint: int | None = None
+        self._cleared_for: Any = None  # the layer chosen when the table was cleared: not recounted by itself
         self._edit_timer = QTimer()
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(_EDIT_REFRESH_MS)
@@ -370,7 +383,7 @@ class VolumePanel(Container):
     def reset_choices(self, *args: Any) -> None:
         """Refresh the layer menu (napari calls this when layers change) and the table if its layer changed."""
         super().reset_choices(*args)
-        if self.layer.value is not self._volumes_of:
+        if self.layer.value is not self._volumes_of and self.layer.value is not self._cleared_for:
             self.refresh()
 
     def show_layer(self, layer: Any) -> None:
@@ -382,6 +395,7 @@ class VolumePanel(Container):
     def refresh(self, layer: Any = None) -> None:
         """Recount the chosen (or the given) labels layer and show its table."""
         layer = layer if layer is not None else self.layer.value
+        self._cleared_for = None
         if layer is not self._volumes_of:  # follow every change of the voxels of the layer shown
             for old in [self._volumes_of] if self._volumes_of is not None else []:
                 for event in _EDIT_EVENTS:
@@ -403,6 +417,16 @@ class VolumePanel(Container):
                 self._volumes = []
         self.table.set_rows([v.as_row() for v in self._volumes])
         self.export.enabled = layer is not None
+
+    def clear(self) -> None:
+        """Empty the table (its numbers belong to an earlier result); choosing a layer counts again."""
+        if self._volumes_of is not None:
+            for event in _EDIT_EVENTS:
+                getattr(self._volumes_of.events, event).disconnect(self._on_labels_edited)
+        self._cleared_for = self.layer.value
+        self._volumes_of, self._volumes, self._volumes_fingerprint = None, [], None
+        self.table.set_rows([])
+        self.export.enabled = False
 
     def _on_labels_edited(self, event: Any = None) -> None:
         # napari announces a paint before writing the voxels, and a brush drag paints many times:
@@ -464,11 +488,13 @@ class SegmentWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)  # 3D views of its results anatomically true, with edge letters
         self._runner = SegmentationRunner()
         self._background = BackgroundRun("Segmentation")
         self._relay = self._background.relay
         self._relay.warned.connect(self._on_fit_warnings)
         self._fit_context = ("", "")
+        self._started = 0.0
 
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         self._models = ModelMenu(radiographs=False, on_card=self._take_card_settings)
@@ -561,6 +587,9 @@ class SegmentWidget(Container):
 
         self.fit_warnings = []
         self._fit_context = (layer.name, card.id)
+        self._started = time.monotonic()
+        source = ((attributes["metadata"].get(METADATA_KEY) or {}).get("meta") or {}).get("path")
+        self._background.paths = [str(source)] if source else []
         return self._background.start(predict, lambda result: self._on_result(*result, layer.name, transform))
 
     def cancel(self) -> None:
@@ -581,8 +610,9 @@ class SegmentWidget(Container):
             return
         # a re-run adds a new layer (napari numbers the name): earlier results may hold manual edits
         layer = self._viewer.add_labels(data, **kwargs)
-        seconds = prediction.timings.get("total")
-        self._background.done(f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else ""))
+        waited, model = time.monotonic() - self._started, prediction.timings.get("total")
+        share = f" (model {model:.1f} s)" if model is not None else ""
+        self._background.done(f"{layer.name}: done in {waited:.1f} s{share}")  # what the user waited
         self._volumes_panel.show_layer(layer)
 
     # ------------------------------------------------------------------ volumes
@@ -828,6 +858,7 @@ class SeriesWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)
         self._rows: list[dict[str, Any]] = []
         self._source = FileEdit(label="Study (folder or zip)", mode="d")
         self._from_layer = PushButton(text="Use the selected layer's study")

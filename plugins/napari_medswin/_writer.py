@@ -16,7 +16,7 @@ from medswin.io.dicom_seg import write_dicom_seg
 from medswin.io.writers import write_labels
 from napari_medswin._layers import METADATA_KEY, layer_to_image
 
-__all__ = ["write_labels_file", "write_labels_dicom_seg", "label_names_of"]
+__all__ = ["write_labels_file", "write_labels_dicom_seg", "label_names_of", "seg_description"]
 
 
 def label_names_of(attributes: Mapping[str, Any]) -> dict[int, str]:
@@ -29,6 +29,15 @@ def label_names_of(attributes: Mapping[str, Any]) -> dict[int, str]:
             names.setdefault(int(value), str(name))
     names.pop(0, None)
     return names
+
+
+def seg_description(info: Mapping[str, Any]) -> str:
+    """The DICOM-SEG SeriesDescription: the model and its intended use (64 characters, DICOM's limit)."""
+    model = str(info.get("model") or "")
+    if not model:
+        return "medswin segmentation (edited or drawn in napari)"[:64]
+    use = str(info.get("intended_use") or "").split(":", 1)[0]
+    return f"medswin {model}" + (f": {use}" if use else "")[: max(0, 64 - len(f"medswin {model}"))]
 
 
 def write_labels_file(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
@@ -55,5 +64,6 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> 
         label_names_of(attributes),
         colors or None,
         algorithm_name=str(info.get("model") or "medswin"),
+        series_description=seg_description(info),
     )
     return [str(written)]

@@ -36,7 +36,9 @@ __all__ = [
     "flipped_orientation",
     "morphometry_table_rows",
     "orientation_choices",
+    "panel_note",
     "read_film",
+    "same_film",
     "x2s_labels_layer_data",
 ]
 
@@ -93,14 +95,56 @@ def read_film(path: str | Path, view: View) -> Image:
     """
     from medswin.io.readers import read_image
     from medswin.transforms.radiograph import VIEW_ORIENTATION, orient_radiograph
+    from napari_medswin._reader import problem_first
 
     try:
         image = read_image(Path(path))
         # refuses volumes and NaN pixels now; whether its orientation fits the role is film_preview's
         orient_radiograph(image, view, orientation=VIEW_ORIENTATION[view])
-    except MedSwinError as error:
-        raise type(error)(f"{VIEW_TITLES[view]} film: {error}") from error
+    except MedSwinError as error:  # a toast is cut off: the problem first, the file after it
+        raise type(error)(f"{VIEW_TITLES[view]} film: {problem_first(str(error), str(path))}") from error
     return image
+
+
+#: the CLI's words and the model's jargon in notes -> what the panel calls them and what they mean
+_PANEL_WORDS: tuple[tuple[str, str], ...] = (
+    (r"\(?(medswin x2s predict )?--pixel-spacing MM\)?", "(set the panel's pixel (mm) box)"),
+    (r"--ap-orientation", "the AP orientation menu"),
+    (r"--lateral-orientation", "the lateral orientation menu"),
+    (r"--ap\b", "the AP film"),
+    (r"--lateral\b", "the lateral film"),
+    (r"from PatientOrientation", "from the file's header"),
+    (r"orientation (\S+) given", r"orientation \1 chosen in the panel"),
+    (r"pixel spacing ([\d.]+) mm given", r"pixel size \1 mm from the panel"),
+    (
+        r"(detector|file) pixel spacing, exposure assumed at the model's magnification [\d.]+",
+        "the file's pixel size, taken as at the usual tube-to-film distance the model was trained with "
+        "(sizes in the result are only as right as that)",
+    ),
+    (
+        r"ImagerPixelSpacing at magnification ([\d.]+) \(model ([\d.]+)\)",
+        r"the file's pixel size, corrected for this film's magnification (\1; the model expects \2)",
+    ),
+    (r"calibrated PixelSpacing \(at the patient\)", "the file's calibrated pixel size (at the patient)"),
+)
+
+
+def panel_note(note: str) -> str:
+    """A note of the radiograph reader in the panel's words: its controls, not the CLI's options."""
+    import re
+
+    for pattern, replacement in _PANEL_WORDS:
+        note = re.sub(pattern, replacement, note)
+    return note
+
+
+def same_film(first: Image, second: Image) -> bool:
+    """True when two films are one: the same file, or the same pixels (a copy given for both roles)."""
+    paths = [str(image.meta.get("path") or "") for image in (first, second)]
+    if paths[0] and paths[0] == paths[1]:
+        return True
+    a, b = np.asarray(first.array), np.asarray(second.array)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def film_from_layer(data: Any, attributes: Mapping[str, Any], rgb: bool = False) -> Image:
@@ -177,7 +221,12 @@ def film_preview(
     try:
         film = orient_radiograph(image, view, orientation=orientation)  # frame LPI: the standard display
     except MedSwinError as error:  # e.g. a lateral film's P\F given as the AP: its ViewPosition says why
-        raise type(error)(f"{title} film: {error}" + (f" ({conflict})" if conflict else "")) from error
+        from napari_medswin._reader import problem_first
+
+        where = str(image.meta.get("path", ""))
+        problem = problem_first(str(error), where) if where else str(error)
+        why = f" ({problem_first(conflict, where) if where else conflict})" if conflict else ""
+        raise type(error)(f"{title} film: {problem}{why}") from error
     data = np.ascontiguousarray(film.array.T)  # rows: image y (to the feet), columns: image x
     if pixel_mm:
         spacing, size_note = (float(pixel_mm), float(pixel_mm)), f"pixel size {pixel_mm:g} mm given"
@@ -255,19 +304,26 @@ class X2SRunner:
         )
 
 
-def x2s_labels_layer_data(prediction: Any, card: Any, name: str = "Swin-X2S") -> LayerDataTuple:
+def x2s_labels_layer_data(
+    prediction: Any, card: Any, name: str = "Swin-X2S", films: Mapping[str, str] | None = None
+) -> LayerDataTuple:
     """The labels layer of an X2S prediction: in physical space as ``medswin x2s predict`` writes it.
 
     The volume's own geometry (axes LPI, the output voxel size, centred on the isocentre) goes through
     :func:`~napari_medswin._layers.image_to_layer_data`, so the layer matches the CLI's file opened
-    with medswin; names and colours come from the model card. The layer is ``"<name> [<card id>]"``.
+    with medswin; names and colours come from the model card. The layer is ``"<name> [<card id>]"``;
+    its metadata keeps the model, its intended use and the two film files (``films``: view -> path),
+    which the volume CSV reports as its source.
     """
+    from napari_medswin._segment import intended_use
+
+    sources = [f"{VIEW_TITLES[v]} {films[v]}" for v in VIEWS if (films or {}).get(v)]
     return image_to_layer_data(
         prediction.labels,
         f"{name} [{card.id}]",
         label_names=card.label_names(),
         colors=card.colors,
-        extra_metadata={"model": card.id},
+        extra_metadata={"model": card.id, "intended_use": intended_use(card), "sources": sources},
     )
 
 

@@ -8,16 +8,20 @@ and the volume table are the Segment widget's (:class:`~napari_medswin._widget.M
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from medswin.errors import MedSwinError
 from medswin.inference.runtime import available_devices
 from medswin.metrics.x2s import measure_x2s_structures
 from napari_medswin._layers import image_from_layer, layer_attributes
+from napari_medswin._orientation import anterior_view, install
+from napari_medswin._reader import problem_first
 from napari_medswin._segment import model_card
 from napari_medswin._widget import BackgroundRun, ModelMenu, TextTable, VolumePanel, _report
 from napari_medswin._writer import label_names_of
@@ -35,7 +39,9 @@ from napari_medswin._x2s import (
     flipped_orientation,
     morphometry_table_rows,
     orientation_choices,
+    panel_note,
     read_film,
+    same_film,
     x2s_labels_layer_data,
 )
 
@@ -73,16 +79,41 @@ def _film_layers(widget: Any = None) -> list[tuple[str, Any]]:
     ]
 
 
+def films_path(conflict: str) -> str:
+    """The file a ViewPosition warning (``"<path>: DICOM ViewPosition ..."``) names first."""
+    return conflict.split(": DICOM ViewPosition", 1)[0]
+
+
+def _pixel_text(image: Any) -> str:
+    """What the pixel box says at its lowest value: the file's pixel size it stands for, or that there is none."""
+    if image.meta.get("pixel_spacing_assumed"):
+        return "none in file: set"
+    return f"from file ({min(image.spacing):.3g} mm)"
+
+
+def _done_text(name: str, waited_s: float, timings: dict[str, float]) -> str:
+    """The status after a run: what the user waited (click to labels), and the model's own share."""
+    model = timings.get("total")
+    share = f" (model {model:.1f} s)" if model is not None else ""
+    return f"{name}: done in {waited_s:.1f} s{share}"
+
+
 class X2SWidget(Container):
     """Swin-X2S from two X-rays: pick an AP and a lateral film, check them upright, predict 3D labels."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self._viewer = viewer
+        install(viewer)
         self._runner = X2SRunner()
         self._background = BackgroundRun("Swin-X2S prediction")
         self._films: dict[str, Any] = {}  # view -> the upright film layer shown
         self._previews: dict[str, FilmPreview] = {}
         self._read: dict[str, tuple[tuple[str, float], Any]] = {}  # view -> ((path, mtime), Image)
+        self._results: list[Any] = []  # labels layers this widget added (3D, in patient space)
+        self._advice = ""  # the last pair warning shown (not repeated on every redraw)
+        self._swapping = False
+        self._started = 0.0
+        self._readers: dict[str, tuple[tuple[str, float], Any]] = {}  # view -> (file key, worker)
         self.morphometry: list[dict[str, Any]] = []  # rows of measure_x2s_structures, last measured
 
         self._source = ComboBox(label="Films from", choices=[FROM_FILES, FROM_LAYERS], value=FROM_FILES)
@@ -100,10 +131,15 @@ class X2SWidget(Container):
                 min=0.0,
                 max=10.0,
                 step=0.001,
-                tooltip="0: the file's pixel size; needed for PNG/JPEG films and plain layers",
+                tooltip="Left at its lowest, the file's pixel size is used; needed for PNG/JPEG films "
+                "and plain layers",
             )
             for v in VIEWS
         }
+        for box in self._pixel.values():  # 0 means "the file's": say so instead of showing 0.000
+            box.native.setSpecialValueText("from file")
+        self._swap = PushButton(text="Swap AP ↔ lateral", enabled=False)
+        self._show_films = PushButton(text="Show the films", visible=False)
         self._notes = {v: Label(value="") for v in VIEWS}
         self._models = ModelMenu(radiographs=True)
         self._device = ComboBox(label="Device", choices=available_devices())
@@ -141,6 +177,7 @@ class X2SWidget(Container):
                 self._models.checkpoint,
                 self._models.card,
                 self._device,
+                self._swap,
                 self._background.buttons(),
                 self._background.progress,
                 self._background.status,
@@ -148,6 +185,7 @@ class X2SWidget(Container):
                 self._models.missing,
                 self._volumes_panel,
                 self._morphometry_note,
+                self._show_films,
             ]
         )
         self.native.layout().addWidget(self._morphometry_table)
@@ -160,6 +198,8 @@ class X2SWidget(Container):
             self._mirror[v].changed.connect(lambda _value=None, view=v: self.flip(view, "across"))
             self._upside_down[v].changed.connect(lambda _value=None, view=v: self.flip(view, "along"))
         self._background.run_button.changed.connect(self.run)
+        self._swap.changed.connect(self.swap)
+        self._show_films.changed.connect(lambda: self.show_films(not self._films_shown()))
         self._measure.changed.connect(self.measure)
         self._on_source_changed()
 
@@ -183,17 +223,71 @@ class X2SWidget(Container):
     def _pixel_of(self, view: str) -> float | None:
         return float(self._pixel[view].value) or None
 
+    @property
+    def reading(self) -> bool:
+        """True while a chosen film file is being read in the background."""
+        return bool(self._readers)
+
+    def _file_key(self, view: str) -> tuple[str, float] | None:
+        path = Path(str(self._file[view].value or ""))
+        if not path.is_file():
+            return None
+        return (str(path.resolve()), path.stat().st_mtime)
+
+    def _cached(self, view: str) -> Any:
+        """The film of ``view`` if it is read already (files) or a layer (layers); never reads a file."""
+        if self._source.value != FROM_FILES:
+            return self._read_quietly(view)
+        key, cached = self._file_key(view), self._read.get(view)
+        return cached[1] if key is not None and cached is not None and cached[0] == key else None
+
+    def _read_in_background(self, view: str, key: tuple[str, float]) -> None:
+        """Read a chosen file in a worker (a large film takes seconds); show it when read."""
+        if self._readers.get(view, (None,))[0] == key:
+            return  # already being read
+
+        def read() -> Any:  # worker thread
+            return read_film(key[0], view)  # type: ignore[arg-type]
+
+        def done(image: Any) -> None:
+            if self._file_key(view) == key:  # still the chosen file
+                self._read[view] = (key, image)
+                self.show_film(view)
+
+        def failed(error: BaseException) -> None:
+            if self._file_key(view) != key:
+                return
+            self._remove_film(view)
+            self._notes[view].value = f"⚠ {error}"
+            _report(error)
+            self._check_pair()
+
+        def finished() -> None:
+            if self._readers.get(view, (None,))[0] == key:
+                self._readers.pop(view, None)
+
+        worker = create_worker(read, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finished)
+        self._readers[view] = (key, worker)
+        self._notes[view].value = "reading the film…"
+        worker.start()
+
     def film(self, view: str) -> Any:
-        """The radiograph chosen for ``view`` (an Image), or None when none is chosen yet."""
+        """The radiograph chosen for ``view`` (an Image), or None when none is chosen yet.
+
+        A file not read yet is read here, in the calling thread; the panel reads chosen files in
+        the background (:meth:`show_film`), so Run finds them read.
+        """
         if self._source.value == FROM_FILES:
-            path = Path(str(self._file[view].value or ""))
-            if not path.is_file():
+            key = self._file_key(view)
+            if key is None:
                 return None
-            key = (str(path.resolve()), path.stat().st_mtime)
             cached = self._read.get(view)
             if cached is None or cached[0] != key:  # read once, not again for each orientation tried
                 self._read.pop(view, None)
-                self._read[view] = (key, read_film(path, view))  # type: ignore[arg-type]
+                self._read[view] = (key, read_film(key[0], view))  # type: ignore[arg-type]
             return self._read[view][1]
         layer = self._layer[view].value
         if layer is None:
@@ -201,7 +295,20 @@ class X2SWidget(Container):
         return film_from_layer(layer.data, layer_attributes(layer), rgb=bool(layer.rgb))
 
     def show_film(self, view: str) -> FilmPreview | None:
-        """Read the chosen film of ``view`` and show it upright with the orientation used; returns what is shown."""
+        """Read the chosen film of ``view`` and show it upright with the orientation used; returns what is shown.
+
+        New or re-read films make the last result's status, numbers and tables stale: they are
+        cleared, and the films are shown again (the earlier 3D results hidden, kept as layers).
+        """
+        if self._swapping:
+            return None  # swap() shows both films once both roles are exchanged
+        self._clear_result()
+        self.show_films(True)
+        if self._source.value == FROM_FILES:
+            key = self._file_key(view)
+            if key is not None and self._cached(view) is None:
+                self._read_in_background(view, key)  # shown when read: the viewer does not freeze
+                return None
         try:
             image = self.film(view)
             if image is None:
@@ -219,11 +326,11 @@ class X2SWidget(Container):
             self._remove_film(view)
             self._notes[view].value = f"⚠ {error}"
             show_error(str(error))
+            self._check_pair()
             return None
         self._previews[view] = preview
-        self._notes[view].value = "; ".join(preview.notes)
-        if preview.conflict:
-            show_warning(preview.conflict)
+        self._notes[view].value = "; ".join(panel_note(n) for n in preview.notes)
+        self._pixel[view].native.setSpecialValueText(_pixel_text(image))
         data, kwargs, _ = preview.layer
         layer = self._films.get(view)
         if layer is not None and layer in self._viewer.layers:
@@ -239,7 +346,99 @@ class X2SWidget(Container):
                 0.0,
                 float(data.shape[1] * kwargs["scale"][1] + _FILM_GAP_MM),
             ]  # beside the AP
+        self._check_pair()
         return preview
+
+    def _clear_result(self) -> None:
+        if self.running:
+            return
+        self._background.progress.value = 0
+        self._background.status.value = ""
+        self._volumes_panel.clear()
+        self._show_morphometry("", [])
+        self._morphometry_note.value = ""
+
+    def _films_shown(self) -> bool:
+        return any(layer.visible for layer in self._films.values() if layer in self._viewer.layers)
+
+    def show_films(self, films: bool) -> None:
+        """Films (2D, upright) or the 3D results (anterior view), never both: they share no coordinates.
+
+        The films are pictures, not patient space; drawn together, a 3D result would lie over them at
+        an unrelated place.
+        """
+        results = [layer for layer in self._results if layer in self._viewer.layers]
+        self._results = results
+        for layer in self._films.values():
+            layer.visible = films
+        for layer in results:
+            layer.visible = not films
+        self._show_films.visible = bool(results)
+        self._show_films.text = "Show the 3D result" if films else "Show the films"
+        if films or not results:
+            if films and self._viewer.dims.ndisplay == 3:
+                self._viewer.dims.ndisplay = 2
+            return
+        if self._viewer.dims.ndisplay == 3:
+            anterior_view(self._viewer)
+        else:
+            self._viewer.dims.ndisplay = 3  # medswin's camera turns this into the anterior view
+        try:  # fit the results, not the hidden films' plane
+            self._viewer.fit_to_view(layers=results)
+        except TypeError:  # a napari without the layers argument
+            self._viewer.reset_view(reset_camera_angle=False)
+
+    def _check_pair(self) -> None:
+        """Enable Swap for two different films; warn about one film given twice or roles the headers contradict."""
+        if self._swapping:
+            return
+        films = {v: self._cached(v) for v in VIEWS}
+        both = all(f is not None for f in films.values())
+        same = both and same_film(films["ap"], films["lateral"])
+        self._swap.enabled = both and not same
+        if same:
+            where = films["ap"].meta.get("path", "")
+            advice = (
+                f"The AP and the lateral film are the same image ({where}): choose the other view's film "
+                "for one of them"
+            )
+        else:
+            conflicts = [self._previews[v].conflict for v in VIEWS if v in self._previews]
+            conflicts = [c for c in conflicts if c]
+            advice = "; ".join(problem_first(c, str(films_path(c))) for c in conflicts)
+            if advice and both:
+                advice += ". 'Swap AP ↔ lateral' exchanges them"
+        if advice and advice != self._advice:
+            show_warning(advice)
+        self._advice = advice
+
+    def _read_quietly(self, view: str) -> Any:
+        try:
+            return self.film(view)
+        except MedSwinError:
+            return None
+
+    def swap(self) -> None:
+        """Give the AP film the lateral's role and the lateral the AP's (orientations back to the files' own)."""
+        self._swapping = True
+        try:
+            if self._source.value == FROM_FILES:
+                ap, lateral = self._file["ap"].value, self._file["lateral"].value
+                other = {"ap": "lateral", "lateral": "ap"}
+                self._read = {other[v]: entry for v, entry in self._read.items()}  # read once, kept
+                self._file["ap"].value, self._file["lateral"].value = lateral, ap
+            else:
+                ap, lateral = self._layer["ap"].value, self._layer["lateral"].value
+                self._layer["ap"].value, self._layer["lateral"].value = lateral, ap
+            pixels = (self._pixel["ap"].value, self._pixel["lateral"].value)
+            self._pixel["ap"].value, self._pixel["lateral"].value = pixels[1], pixels[0]
+            for v in VIEWS:
+                self._orientation[v].value = AUTO_ORIENTATION
+        finally:
+            self._swapping = False
+        self._advice = ""
+        for v in VIEWS:
+            self.show_film(v)
 
     def _remove_film(self, view: str) -> None:
         self._previews.pop(view, None)
@@ -279,11 +478,14 @@ class X2SWidget(Container):
         except MedSwinError as error:
             _report(error)
             return None
+        self._started = time.monotonic()
+        self._background.paths = [str(image.meta.get("path", "")) for image in films.values()]
         runner, device = self._runner, str(self._device.value)
         orientations = (self._orientation_of("ap"), self._orientation_of("lateral"))
         pixels = (self._pixel_of("ap"), self._pixel_of("lateral"))
         progress, cancel = self._background.relay.progressed.emit, self._background.cancel_requested.is_set
         anatomy = bone_anatomy(card.labels)
+        self._last_films = films
 
         def predict() -> tuple[Any, Any, Any]:  # in the worker thread
             prediction = runner.run(
@@ -309,12 +511,14 @@ class X2SWidget(Container):
         self._background.cancel()
 
     def _on_result(self, prediction: Any, card: Any, measured: list[dict[str, Any]] | None) -> None:
-        data, kwargs, _ = x2s_labels_layer_data(prediction, card)
+        films = {v: str(image.meta.get("path", "")) for v, image in self._last_films.items()}
+        data, kwargs, _ = x2s_labels_layer_data(prediction, card, films=films)
         layer = self._viewer.add_labels(data, **kwargs)  # a re-run adds a layer: earlier ones may hold edits
-        seconds = prediction.timings.get("total")
-        self._background.done(f"{layer.name}: done" + (f" in {seconds:.1f} s" if seconds is not None else ""))
+        self._results.append(layer)
+        self._background.done(_done_text(layer.name, time.monotonic() - self._started, prediction.timings))
         for v in VIEWS:
-            self._notes[v].value = "; ".join(prediction.notes.get(v, []))
+            self._notes[v].value = "; ".join(panel_note(n) for n in prediction.notes.get(v, []))
+        self.show_films(False)
         self._volumes_panel.show_layer(layer)
         self._show_morphometry(layer.name, measured)
 

@@ -85,3 +85,17 @@ def test_case_names() -> None:
     assert case_name("scan.v2.MHA") == "scan.v2"
     assert case_name("/dicom/series_dir") == "series_dir"
     assert case_name("study.zip") == "study"
+
+
+def test_a_folder_named_like_the_model_does_not_shadow_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``swin_unetr_btcv`` folder in the working directory: ``-m swin_unetr_btcv`` is still the preset
+    (which says its weights are missing), not "no such checkpoint file"."""
+    case = make_ct_phantom(shape=(24, 20, 12), spacing=(1.2, 0.9, 2.5), seed=2)
+    source = write_image(case.image, tmp_path / "ct.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "swin_unetr_btcv").mkdir()
+    assert main(["predict", "-i", str(source), "-o", str(tmp_path / "out"), "-m", "swin_unetr_btcv"]) == 2
+    err = capsys.readouterr().err
+    assert "no weights" in err and "checkpoint file" not in err

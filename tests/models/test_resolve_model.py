@@ -55,3 +55,28 @@ def test_shipped_weights_folder_is_looked_up() -> None:
 def test_unknown_model_suggests() -> None:
     with pytest.raises(ModelCardError, match="Did you mean swin_unetr_btcv"):
         resolve_model("swin_unetr_btc")
+
+
+def test_a_folder_named_like_a_model_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path
+) -> None:
+    """``python -m medswin.demo --out demo`` leaves a ``demo`` folder: ``-m demo`` still means the model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "swin_unetr_btcv").mkdir()
+    (tmp_path / "swin_unetr_btcv" / "notes.txt").write_text("not a checkpoint")
+    assert resolve_model("swin_unetr_btcv", load_weights=False)[1].id == "swin_unetr_btcv"
+    if resolve_module.shipped_weights("demo") is not None:
+        assert (
+            resolve_model("demo", load_weights=False)[1]
+            == resolve_model(resolve_module.shipped_weights("demo"), load_weights=False)[1]
+        )
+    with pytest.raises(Exception, match="demo"):  # written as a path, the folder is what is meant
+        resolve_model("./demo", load_weights=False)
+    # a checkpoint file under a model's name: a real ambiguity, both named
+    (tmp_path / "swin_unetr_btcv.bin").write_bytes(b"")
+    (tmp_path / "swin_unetr_btcv").rename(tmp_path / "old")
+    (tmp_path / "swin_unetr_btcv").write_bytes(tiny_checkpoint.read_bytes())
+    with pytest.raises(ModelCardError, match=r"ambiguous: both a known model and the file .*swin_unetr_btcv"):
+        resolve_model("swin_unetr_btcv", load_weights=False)
+    assert resolve_model("./swin_unetr_btcv", load_weights=False)[1].id == "synapse_tiny"

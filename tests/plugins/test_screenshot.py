@@ -56,6 +56,12 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
     predicted = [c for c in colours if (np.abs(canvas - np.asarray(c)).sum(axis=-1) < 160).any()]
     assert predicted, "no predicted label colour is visible on the canvas"
 
+    # the same result in 3D: switching gives the anterior, head-up view, the patient as the patient is
+    viewer.layers["CT phantom"].visible = False
+    viewer.dims.ndisplay = 3
+    _check_anterior_view(viewer, result, right_side="liver", left_side="spleen")
+    viewer.layers["CT phantom"].visible = True
+
 
 def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
     from dicom_factory import write_series
@@ -125,24 +131,15 @@ def test_screenshot_of_two_films_through_swin_x2s(make_napari_viewer, tmp_path, 
     widget._models.model.value = "demo-x2s"
     widget._file["ap"].value = ap
     widget._file["lateral"].value = lateral
+    qtbot.waitUntil(lambda: not widget.reading, timeout=30_000)  # files are read in a worker
     assert widget.run() is not None
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
     labels = viewer.layers["Swin-X2S [demo-x2s]"]
-    # the labels in 3D seen from the front, as the AP film sees them (the films lie in another
-    # plane of the canvas: radiographs have no patient coordinates)
-    for film in ("AP film", "lateral film"):
-        viewer.layers[film].visible = False
-    viewer.dims.ndisplay = 3
+    # the result alone, in 3D from the front (the films are pictures, not patient space: hidden)
+    assert viewer.dims.ndisplay == 3 and labels.visible
+    assert not viewer.layers["AP film"].visible and not viewer.layers["lateral film"].visible
     labels.opacity = 1.0
-    for _ in range(5):
-        QApplication.processEvents()
-    viewer.reset_view()
-    world = labels.extent.world  # fit the labels, not the hidden films' plane
-    viewer.camera.center = tuple((world[0] + world[1]) / 2)
-    viewer.camera.zoom = 0.8 * min(viewer.window._qt_viewer.canvas.size) / float(np.max(world[1] - world[0]))
-    viewer.camera.angles = (0.0, 0.0, 90.0)  # from the front: the patient's right on the left, feet down
-    for _ in range(5):
-        QApplication.processEvents()
+    _check_anterior_view(viewer, labels, right_side="liver", left_side="vertebra")  # the midline
     _save(viewer, artifacts_dir / "napari_x2s.png")
     assert {v.name for v in widget.volumes if v.voxels} >= {"liver", "vertebra"}
 
@@ -158,6 +155,36 @@ def _show_structure(viewer, widget, layer, name):
     viewer.reset_view()  # fit the slice to the canvas once the dock widget has its size
     for _ in range(5):
         QApplication.processEvents()
+
+
+def _screen_centroid(viewer, layer, name):
+    """Where structure ``name`` of ``layer`` is drawn (x, y in canvas pixels), shown alone on a black canvas."""
+    value = next(
+        int(i) for i, n in zip(layer.features["index"], layer.features["name"], strict=True) if n == name
+    )
+    layer.selected_label, layer.show_selected_label = value, True
+    for _ in range(10):
+        QApplication.processEvents()
+    shot = viewer.screenshot(canvas_only=True)[..., :3].astype(int)
+    layer.show_selected_label = False
+    ys, xs = np.nonzero(shot.sum(axis=-1) > 60)
+    assert xs.size > 50, f"{name} is not visible"
+    return float(xs.mean()), float(ys.mean())
+
+
+def _check_anterior_view(viewer, layer, right_side, left_side):
+    """From the rendered pixels: the patient's right organ on the screen's left, the head up, letters shown."""
+    for _ in range(10):
+        QApplication.processEvents()
+    viewer.fit_to_view(layers=[layer])
+    right_x, _ = _screen_centroid(viewer, layer, right_side)
+    left_x, _ = _screen_centroid(viewer, layer, left_side)
+    assert right_x < left_x  # the liver (patient's right) on the screen's left: not a mirror image
+    overlays = viewer.canvas.overlays
+    letters = {
+        edge: overlays[f"medswin_orientation_{edge}"].text for edge in ("top", "bottom", "left", "right")
+    }
+    assert letters == {"top": "S", "bottom": "I", "left": "R", "right": "L"}
 
 
 def _save(viewer, path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import threading
 
 import numpy as np
@@ -14,6 +15,7 @@ from qtpy.QtCore import Qt
 
 from medswin.data.phantom import make_ct_phantom
 from medswin.inference import Predictor
+from medswin.models.card import DEFAULT_INTENDED_USE
 from medswin.transforms.postprocess import Postprocess
 
 pytestmark = pytest.mark.napari
@@ -64,7 +66,7 @@ def _run(widget, qtbot):
 
 
 def test_run_adds_aligned_named_labels_with_a_volume_table(
-    segment, viewer, case, tiny_checkpoint, qtbot, errors, check_volume_table
+    segment, viewer, case, tiny_checkpoint, qtbot, errors, check_volume_table, tmp_path
 ):
     assert segment._overlap.value == 0.25  # the card's recommended overlap
     progress = _run(segment, qtbot)
@@ -98,6 +100,15 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
         card.label_names()
     )  # absent ones listed with 0 mL
     check_volume_table(segment, labels)
+    # the CSV says what made the numbers: the model, its intended use (the card states none: research
+    # use only), the image file; the status the wait from Run to labels
+    rows = list(csv.DictReader(segment.export_volumes(tmp_path / "volumes.csv").open()))
+    assert {(r["model"], r["intended_use"], r["source"]) for r in rows} == {
+        ("tiny_phantom", DEFAULT_INTENDED_USE, str(case.image.meta.get("path") or ""))
+    }
+    assert (
+        segment._status.value.startswith("CT [tiny_phantom]: done in ") and "(model " in segment._status.value
+    )
 
     # a second run adds a new layer (earlier results may hold manual edits), with the same labels
     _run(segment, qtbot)

@@ -139,12 +139,22 @@ def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
     written = widget.export_volumes(tmp_path / "volumes.csv")
     with open(written, newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert list(rows[0]) == ["label", "name", "voxels", "volume_ml", "model", "source", "layer"]
+    assert list(rows[0]) == [
+        "label",
+        "name",
+        "voxels",
+        "volume_ml",
+        "model",
+        "intended_use",
+        "source",
+        "layer",
+    ]
     assert [(int(r["label"]), r["name"]) for r in rows] == [(v.label, v.name) for v in widget.volumes]
     assert [int(r["voxels"]) for r in rows] == [v.voxels for v in widget.volumes]
     np.testing.assert_allclose([float(r["volume_ml"]) for r in rows], [v.volume_ml for v in widget.volumes])
     assert float(rows[0]["volume_ml"]) == painted_ml
     assert {(r["source"], r["layer"]) for r in rows} == {("ct_phantom", "CT phantom reference")}
+    assert {(r["model"], r["intended_use"]) for r in rows} == {("", "")}  # drawn labels: no model
 
 
 def test_compare_with_an_unnamed_reference_shows_the_prediction_names(phantom_viewer, qtbot):

@@ -80,6 +80,16 @@ def test_dicom_seg_references_the_series_it_was_made_on(tmp_path):
     assert [per_segment.get(n, 0) for n in range(1, len(present) + 1)] == [
         int(np.count_nonzero(labels.array == v)) for v in present
     ]
+    assert seg.SeriesDescription == "medswin segmentation (edited or drawn in napari)"  # no model
+
+    # a model's result says which model made it and what it is for, as medswin predict's SEG does
+    layer.metadata["medswin"].update(
+        {"model": "demo", "intended_use": "demonstration of medswin only: never"}
+    )
+    assert save_layers(str(out), [layer], plugin="medswin") == [str(out)]
+    seg = hd.seg.segread(out)
+    assert seg.SeriesDescription == "medswin demo: demonstration of medswin only"
+    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "demo"
 
 
 def test_dicom_seg_needs_a_dicom_source(tmp_path, small_case):

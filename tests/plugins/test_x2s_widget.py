@@ -95,9 +95,15 @@ def _use_checkpoint(widget, path) -> None:
     widget._models.checkpoint.value = path
 
 
-def _choose_files(widget, ap, lateral) -> None:
+def _choose_files(widget, ap, lateral, qtbot) -> None:
     widget._file["ap"].value = ap
     widget._file["lateral"].value = lateral
+    _wait_for_films(widget, qtbot)
+
+
+def _wait_for_films(widget, qtbot) -> None:
+    """Chosen files are read in a worker (the viewer does not freeze): wait until both are shown."""
+    qtbot.waitUntil(lambda: not widget.reading, timeout=30_000)
 
 
 def _run(widget, qtbot) -> list[tuple[int, int, str]]:
@@ -126,15 +132,15 @@ def test_dicom_films_give_the_cli_labels_in_physical_space(
     lateral = write_dx(tmp_path / "lat.dcm", lateral_view.T, pair.lateral.spacing[0], orientation=("F", "P"))
     assert list(widget._models.model.choices) == ["demo-x2s", CHECKPOINT_CHOICE]
     assert "model: demo-x2s" in widget._models.card.value
-    _choose_files(widget, ap, lateral)
+    _choose_files(widget, ap, lateral, qtbot)
 
     # both films shown upright as medswin reads them (feet down, patient's left / back on the right),
     # saying so, in mm, side by side
     ap_film, lateral_film = viewer.layers["AP film"], viewer.layers["lateral film"]
     np.testing.assert_array_equal(ap_film.data, _stored(ap_view).T)
     np.testing.assert_array_equal(lateral_film.data, _stored(lateral_view).T)
-    assert "orientation F\\L from PatientOrientation" in widget._notes["ap"].value
-    assert "orientation F\\P from PatientOrientation" in widget._notes["lateral"].value
+    assert "orientation F\\L from the file's header" in widget._notes["ap"].value
+    assert "orientation F\\P from the file's header" in widget._notes["lateral"].value
     np.testing.assert_allclose(ap_film.scale, pair.ap.spacing)
     assert lateral_film.translate[1] >= ap_film.data.shape[1] * ap_film.scale[1]
     assert warnings == []  # the DICOM ViewPositions (PA, LL) agree with the roles
@@ -171,10 +177,7 @@ def test_dicom_films_give_the_cli_labels_in_physical_space(
     assert [v.name for v in widget.volumes] == [card.labels[v] for v in sorted(card.label_names())]
     assert widget.morphometry == [] and "No bones" in widget._morphometry_note.value
     assert not widget._morphometry_table.isVisibleTo(widget.native)  # the volume table keeps the room
-    assert (
-        "from PatientOrientation" in widget._notes["ap"].value
-        and "pixel spacing" in widget._notes["ap"].value
-    )
+    assert "from the file's header" in widget._notes["ap"].value and "pixel size" in widget._notes["ap"].value
 
 
 def test_open_layers_need_a_pixel_size_and_match_the_png_files(widget, viewer, qtbot, errors, tiny):
@@ -224,15 +227,16 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
         tmp_path / "mirrored.dcm", pair.ap.array[0][::-1], pair.ap.spacing[0], orientation=("L", "F")
     )
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     correct_film = np.array(viewer.layers["AP film"].data)
     widget._file["ap"].value = mirrored
+    _wait_for_films(widget, qtbot)
     np.testing.assert_array_equal(viewer.layers["AP film"].data, correct_film[:, ::-1])  # shown as read
 
     widget._mirror["ap"].clicked()
     assert widget._orientation["ap"].value == "R\\F"
     np.testing.assert_array_equal(viewer.layers["AP film"].data, correct_film)
-    assert "orientation R\\F given" in widget._notes["ap"].value
+    assert "orientation R\\F chosen in the panel" in widget._notes["ap"].value
     _run(widget, qtbot)
     assert errors == [] and warnings == []
     predictor = X2SPredictor(str(tiny["checkpoint"]))
@@ -249,11 +253,9 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
     np.testing.assert_array_equal(viewer.layers["AP film"].data, correct_film[:, ::-1])
 
     # films given the wrong roles: read as their headers say they do not fit, and their ViewPosition says why
-    _choose_files(widget, tiny["lateral"], tiny["ap"])
-    assert (
-        "does not fit an AP view" in errors[-2]
-        and "ViewPosition LL" in errors[-2]
-        and "swapped" in errors[-2]
+    _choose_files(widget, tiny["lateral"], tiny["ap"], qtbot)
+    assert any(  # the two films are read in parallel workers: either may report first
+        "does not fit an AP view" in e and "ViewPosition LL" in e and "swapped" in e for e in errors[-2:]
     )
     assert "AP film" not in [layer.name for layer in viewer.layers]
     # read the way the roles need (as --ap-orientation/--lateral-orientation would), the warning stays
@@ -268,7 +270,7 @@ def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, mo
     infos: list[str] = []
     monkeypatch.setattr(_widget, "show_info", infos.append)
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     clicked = threading.Event()
 
     def click_cancel(done, total, message):  # GUI thread (queued)
@@ -306,7 +308,7 @@ def test_a_bone_model_gets_the_morphometry_of_its_prediction(widget, viewer, qtb
     card = tiny_card(id="tiny-bones", labels=BONES)
     checkpoint = save_checkpoint(tiny_network(card, seed=5), card, tmp_path / "bones.safetensors")
     _use_checkpoint(widget, checkpoint)
-    _choose_files(widget, tiny["ap"], tiny["lateral"])
+    _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     _run(widget, qtbot)
     assert errors == []
     layer = viewer.layers["Swin-X2S [tiny-bones]"]
@@ -347,16 +349,20 @@ def test_a_bone_model_gets_the_morphometry_of_its_prediction(widget, viewer, qtb
     assert "Bone measurements of spine" in widget._morphometry_note.value
 
 
-def test_a_file_that_is_not_a_radiograph_is_refused_with_a_reason(widget, viewer, errors, tiny, tmp_path):
+def test_a_file_that_is_not_a_radiograph_is_refused_with_a_reason(
+    widget, viewer, errors, tiny, tmp_path, qtbot
+):
     case = make_ct_phantom(shape=(24, 20, 12), spacing=(1.2, 0.9, 2.5), seed=2)
     ct = write_image(case.image, tmp_path / "ct.nii.gz")
     _use_checkpoint(widget, tiny["checkpoint"])
     widget._file["ap"].value = ct
+    _wait_for_films(widget, qtbot)
     assert "AP film" in errors[-1] and "ct.nii.gz" in errors[-1] and "must be 2D" in errors[-1]
     assert "AP film" not in [layer.name for layer in viewer.layers]
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     widget._file["lateral"].value = text
+    _wait_for_films(widget, qtbot)
     assert errors[-1].startswith("lateral film:") and "notes.txt" in errors[-1]
     count = len(errors)
     assert widget.run() is None and len(errors) == count + 1
@@ -367,3 +373,60 @@ def test_the_widget_opens_from_the_plugins_menu(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("medswin", "Swin-X2S from two X-rays")
     assert isinstance(widget, X2SWidget)
     assert widget._models.model.value == "demo-x2s"
+
+
+def test_swap_one_film_twice_stale_results_and_the_csv_source(
+    widget, viewer, qtbot, errors, warnings, tiny, tmp_path
+):
+    """Films given the wrong roles: Swap gives the correct pair's labels; one film twice is not called a swap;
+    new films clear the last run's status and table; the CSV names the model, its intended use and both films."""
+    _use_checkpoint(widget, tiny["checkpoint"])
+    assert widget._pixel["ap"].native.text() == "from file"  # no film yet
+    _choose_files(widget, tiny["lateral"], tiny["ap"], qtbot)  # swapped: the headers refuse both roles
+    message = next(e for e in errors if e.startswith("lateral film: "))  # problem first, file second
+    assert message.startswith("lateral film: Image orientation") and "swapped" in message
+    assert message.index("does not fit") < message.index(str(tiny["ap"]))
+    assert widget._swap.enabled
+    widget._swap.clicked()
+    assert (widget._file["ap"].value, widget._file["lateral"].value) == (tiny["ap"], tiny["lateral"])
+    assert {"AP film", "lateral film"} <= {layer.name for layer in viewer.layers}
+    spacing = tiny["pair"].ap.spacing[0]
+    assert widget._pixel["ap"].native.specialValueText() == f"from file ({spacing:.3g} mm)"
+    _run(widget, qtbot)
+    layer = viewer.layers["Swin-X2S [tiny-x2s]"]
+    expected = X2SPredictor(str(tiny["checkpoint"])).predict(
+        read_film_file(tiny["ap"]), read_film_file(tiny["lateral"])
+    )
+    np.testing.assert_array_equal(image_from_layer(layer).array, expected.labels.array)
+    status = widget._background.status.value
+    assert status.startswith("Swin-X2S [tiny-x2s]: done in ") and "(model " in status
+    # films and the 3D result never drawn together: the result is shown in 3D, the films hidden
+    assert viewer.dims.ndisplay == 3 and layer.visible
+    assert not viewer.layers["AP film"].visible and not viewer.layers["lateral film"].visible
+    assert not widget._show_films.native.isHidden()  # a button brings the films back
+
+    csv = widget._volumes_panel.export_volumes(tmp_path / "volumes.csv")
+    import csv as csv_module
+
+    rows = list(csv_module.DictReader(csv.open()))
+    assert rows and {r["model"] for r in rows} == {"tiny-x2s"}
+    assert {r["intended_use"] for r in rows} == {
+        "research use only: not a medical device, not for diagnosis or treatment"
+    }
+    assert {r["source"] for r in rows} == {f"AP {tiny['ap']}; lateral {tiny['lateral']}"}
+
+    # new films: the old status, progress and table go; the films come back in 2D
+    widget._file["lateral"].value = tiny["ap"]  # one film for both roles
+    assert widget.reading and widget._notes["lateral"].value == "reading the film…"  # not in the GUI thread
+    _wait_for_films(widget, qtbot)
+    assert widget._background.status.value == "" and widget._background.progress.value == 0
+    assert widget.volumes == [] and widget._table.rowCount() == 0
+    assert viewer.dims.ndisplay == 2 and viewer.layers["AP film"].visible and not layer.visible
+    assert not widget._swap.enabled
+    assert "same image" in warnings[-1] and not any("Swap" in w for w in warnings)
+
+
+def read_film_file(path):
+    from medswin.io.readers import read_image
+
+    return read_image(path)
