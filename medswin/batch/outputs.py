@@ -204,6 +204,12 @@ def prediction_settings(predictor: Any) -> dict[str, Any]:
         "overlap": getattr(predictor, "overlap", None),
         "tta": getattr(predictor, "tta", None),
         "mode": getattr(predictor, "mode", None),
+        # recorded only when it is not the default, so older records need no redo
+        **(
+            {"resample": predictor.card.resample}
+            if getattr(predictor.card, "resample", "labels") != "labels"
+            else {}
+        ),
         "labels_subset": getattr(post, "keep_labels", None),
         "keep_largest": getattr(post, "keep_largest", None),
         "min_size_mm3": getattr(post, "min_size_mm3", None),

@@ -237,6 +237,12 @@ def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bo
     parser.add_argument(
         "--overlap", type=float, default=None, help="sliding-window overlap in [0, 1) (default: the model's)"
     )
+    parser.add_argument(
+        "--blend",
+        choices=("gaussian", "constant"),
+        default=None,
+        help="how overlapping windows are blended (default: the model card's, as its source ran it)",
+    )
     parser.add_argument("--tta", action="store_true", help="mirror test-time augmentation (8x slower in 3D)")
     parser.add_argument(
         "--sw-batch-size", type=int, default=1, metavar="N", help="windows per network call (default: 1)"
@@ -272,6 +278,7 @@ def make_predictor(args: argparse.Namespace, device: str | None = None, **option
         device=device or args.device,
         precision=args.precision,
         overlap=args.overlap,
+        mode=args.blend,
         sw_batch_size=args.sw_batch_size,
         tta=args.tta,
         threads=args.threads,

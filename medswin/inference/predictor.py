@@ -62,6 +62,7 @@ from medswin.transforms.postprocess import (
     label_numpy_dtype,
     logits_to_labels,
     logits_to_probabilities,
+    probabilities_to_input_labels,
 )
 from medswin.transforms.preprocessing import preprocess, to_input_grid
 
@@ -210,7 +211,8 @@ class Predictor:
         sw_batch_size: windows per network call (1 is fastest on CPU).
         tta: mirror test-time augmentation: average over every combination of flips of the
             network's spatial axes (8 passes in 3D, 4 for 2D models).
-        mode: window blending, ``"gaussian"`` (sigma 0.125 x window) or ``"constant"``.
+        mode: window blending, ``"gaussian"`` (sigma ``card.sigma_scale`` x window) or ``"constant"``;
+            ``None`` (default) takes the card's ``blend``, the protocol the model's source used.
         postprocess: clean-up applied to the labels on the input grid.
         save_probabilities: also return probabilities on the input grid (needs the full
             ``K x volume`` float32 buffer on the model grid, plus the same on the input grid).
@@ -233,7 +235,7 @@ class Predictor:
         overlap: float | None = None,
         sw_batch_size: int = 1,
         tta: bool = False,
-        mode: str = "gaussian",
+        mode: str | None = None,
         postprocess: Postprocess | None = None,
         save_probabilities: bool = False,
         fast_attention: bool = True,
@@ -243,7 +245,7 @@ class Predictor:
     ) -> None:
         from medswin.inference.backends import build_runner
 
-        if mode not in ("gaussian", "constant"):
+        if mode not in (None, "gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
@@ -271,7 +273,7 @@ class Predictor:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
         self.sw_batch_size = int(sw_batch_size)
         self.tta = bool(tta)
-        self.mode = mode
+        self.mode = mode or self.card.blend
         self.postprocess = postprocess or Postprocess()
         self.save_probabilities = bool(save_probabilities)
         self.fast_attention = bool(fast_attention)
@@ -397,31 +399,46 @@ class Predictor:
             if is_cancelled is not None and is_cancelled():
                 raise CancelledError(f"prediction cancelled after {done} of {total} windows")
 
+        # The card says what goes back to the input grid: labels (argmax here, nearest neighbour back)
+        # or probabilities (resampled linearly, argmax there: MONAI's Invertd(nearest_interp=False)).
+        by_probability = self.card.resample == "probabilities"
         tick = time.perf_counter()
         with torch.inference_mode(), self._attention_mode():
             result = sliding_window_reduce(
                 tensor,
                 self._window_predictor(slice_axis),
                 roi,
-                lambda logits: logits_to_labels(logits, self.card),
+                (lambda logits: logits_to_probabilities(logits, self.card))
+                if by_probability
+                else (lambda logits: logits_to_labels(logits, self.card)),
                 overlap=self.overlap,
                 sw_batch_size=self.sw_batch_size,
                 mode=self.mode,
-                keep_blended=self.save_probabilities,
+                sigma_scale=self.card.sigma_scale,
+                keep_blended=self.save_probabilities and not by_probability,
                 on_windows=on_windows,
             )
             del tensor
             probabilities = None
-            if result.blended is not None:
+            if by_probability:
+                probabilities = result.reduced.cpu().numpy()
+            elif result.blended is not None:
                 probabilities = logits_to_probabilities(result.blended, self.card, inplace=True).cpu().numpy()
                 result.blended = None
-        labels_model = result.reduced.cpu().numpy().astype(label_numpy_dtype(self.card), copy=False)
         timings["inference"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         if progress is not None:
             progress(result.windows, result.windows, "resampling onto the input grid")
-        labels = to_input_grid(labels_model, model_affine, image, kind="label")
+        if by_probability:
+            labels = probabilities_to_input_labels(probabilities, model_affine, image, self.card)
+            if not self.save_probabilities:
+                probabilities = None
+        else:
+            labels_model = result.reduced.cpu().numpy().astype(label_numpy_dtype(self.card), copy=False)
+            labels = to_input_grid(labels_model, model_affine, image, kind="label")
+        windows = result.windows
+        del result
         probability_image = None
         if probabilities is not None:
             probability_image = to_input_grid(probabilities, model_affine, image, kind="intensity")
@@ -438,7 +455,7 @@ class Predictor:
             "predicted %s with %s: %d windows, %.1f s (%s)",
             "x".join(str(n) for n in image.shape),
             self.card.id,
-            result.windows,
+            windows,
             timings["total"],
             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"),
         )
@@ -447,6 +464,6 @@ class Predictor:
             probability_image,
             timings,
             self.card,
-            result.windows,
+            windows,
             runtime={**self.runner.describe(), "device": str(self.device), "choices": self.choices},
         )

@@ -75,8 +75,9 @@ def sliding_window_reduce(
         inputs: one image ``(C, *S)`` (no batch axis), on the device the predictor runs on.
         predictor: ``(B, C, *roi) -> (B, K, *roi)`` float32 (network logits); B <= ``sw_batch_size``.
         roi_size: window size per spatial axis (``-1``/``None``: the whole axis).
-        reduce: blended outputs of a slab ``(K, n, *rest)`` -> ``(n, *rest)``, e.g. argmax.
-            The slab axis comes first; ``rest`` are the other spatial axes in their order.
+        reduce: blended outputs of a slab ``(K, n, *rest)`` -> ``(*lead, n, *rest)``, e.g. argmax
+            (no ``lead``) or probabilities (``lead = (K,)``). The slab axis comes first; ``rest``
+            are the other spatial axes in their order.
         overlap: fraction of a window shared with its neighbour, per axis or one for all, in [0, 1).
         sw_batch_size: windows per predictor call.
         mode / sigma_scale: MONAI blending (``"gaussian"`` or ``"constant"``).
@@ -116,7 +117,7 @@ def sliding_window_reduce(
 
     acc: torch.Tensor | None = None  # (K, depth, *size[rest]) running weighted sum
     norm = torch.zeros((1, depth, *(size[a] for a in rest)), dtype=torch.float32, device=inputs.device)
-    reduced: torch.Tensor | None = None  # (size[slab], *size[rest])
+    reduced: torch.Tensor | None = None  # (*lead, size[slab], *size[rest])
     blended: torch.Tensor | None = None
     origin = 0  # slab-axis index of acc[:, 0]
 
@@ -128,12 +129,16 @@ def sliding_window_reduce(
             return
         block = acc[:, :count] / norm[:, :count]
         out = reduce(block)
+        lead = tuple(out.shape[: out.dim() - dims])
         if reduced is None:
-            reduced = torch.empty((size[slab], *(size[a] for a in rest)), dtype=out.dtype, device=out.device)
-        reduced[origin:upto] = out
+            reduced = torch.empty(
+                (*lead, size[slab], *(size[a] for a in rest)), dtype=out.dtype, device=out.device
+            )
+        reduced[(Ellipsis, slice(origin, upto), *([slice(None)] * (dims - 1)))] = out
         if keep_blended:
             if blended is None:
-                blended = torch.empty((acc.shape[0], *reduced.shape), dtype=torch.float32, device=acc.device)
+                grid = (size[slab], *(size[a] for a in rest))
+                blended = torch.empty((acc.shape[0], *grid), dtype=torch.float32, device=acc.device)
             blended[:, origin:upto] = block
         del block, out
         carried = depth - count
@@ -179,9 +184,10 @@ def sliding_window_reduce(
     # Back to the array's axis order, then crop the padding.
     order = list(range(1, dims))
     order.insert(slab, 0)
-    reduced = reduced.permute(order)
+    lead = reduced.dim() - dims
+    reduced = reduced.permute([*range(lead), *(o + lead for o in order)])
     crop = tuple(slice(b, b + s) for b, s in zip(pad_before, spatial))
-    reduced = reduced[crop].contiguous()
+    reduced = reduced[(Ellipsis, *crop)].contiguous()
     if blended is not None:
         blended = blended.permute([0, *(o + 1 for o in order)])[
             (slice(None), *crop)

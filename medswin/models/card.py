@@ -70,6 +70,13 @@ class ModelCard:
         roi_size: sliding-window size in voxels (on the model grid).
         overlap: recommended sliding-window overlap in [0, 1).
         slice_axis: for 2D models run on volumes, the array axis to slice along (``2`` = axial).
+        blend / sigma_scale: how overlapping windows are blended, as the model's source ran it:
+            ``"gaussian"`` (sigma ``sigma_scale`` x window) or ``"constant"`` (MONAI's default).
+        resample: what goes back to the input grid: ``"labels"`` (argmax on the model grid, nearest
+            neighbour back) or ``"probabilities"`` (activation on the model grid, probabilities
+            resampled linearly, then argmax/threshold on the input grid, as MONAI's ``Invertd``
+            with ``nearest_interp: false`` does).
+        threshold: probability from which a sigmoid region channel counts as inside.
         radiographs: for biplanar X-ray models (Swin-X2S) the DRR geometry they were trained
             with and how a radiograph becomes a view (``cube_size``, ``resize``, source
             distances; see :func:`medswin.transforms.radiograph.drr_geometry`); ``None`` otherwise.
@@ -94,6 +101,10 @@ class ModelCard:
     roi_size: tuple[int, ...] = (96, 96, 96)
     overlap: float = 0.5
     slice_axis: int | None = None
+    blend: str = "gaussian"
+    sigma_scale: float = 0.125
+    resample: str = "labels"
+    threshold: float = 0.5
     modality: str = "CT"
     description: str = ""
     radiographs: dict[str, Any] | None = None
@@ -125,6 +136,10 @@ class ModelCard:
                 "roi_size": list(self.roi_size),
                 "overlap": self.overlap,
                 "slice_axis": self.slice_axis,
+                "blend": self.blend,
+                "sigma_scale": self.sigma_scale,
+                "resample": self.resample,
+                "threshold": self.threshold,
             },
             "radiographs": copy.deepcopy(self.radiographs),
             "colors": {str(k): list(v) for k, v in sorted(self.colors.items())},
@@ -161,6 +176,10 @@ class ModelCard:
             roi_size=tuple(int(s) for s in inf.get("roi_size", (96, 96, 96))),
             overlap=float(inf.get("overlap", 0.5)),
             slice_axis=inf.get("slice_axis"),
+            blend=inf.get("blend", "gaussian"),
+            sigma_scale=float(inf.get("sigma_scale", 0.125)),
+            resample=inf.get("resample", "labels"),
+            threshold=float(inf.get("threshold", 0.5)),
             modality=data.get("modality", "CT"),
             description=data.get("description", ""),
             radiographs=copy.deepcopy(data.get("radiographs")),
@@ -185,6 +204,16 @@ class ModelCard:
         """Cross-field rules the schema cannot express."""
         if 0 not in self.labels:
             raise ModelCardError(f"{source}: labels must include 0 (background)")
+        if self.blend not in ("gaussian", "constant"):
+            raise ModelCardError(
+                f"{source}: inference.blend must be gaussian or constant, not {self.blend!r}"
+            )
+        if self.resample not in ("labels", "probabilities"):
+            raise ModelCardError(
+                f"{source}: inference.resample must be labels or probabilities, not {self.resample!r}"
+            )
+        if not 0 < self.threshold < 1 or not 0 < self.sigma_scale <= 1:
+            raise ModelCardError(f"{source}: inference.threshold must be in (0, 1) and sigma_scale in (0, 1]")
         if self.activation == "sigmoid" and not self.regions:
             raise ModelCardError(
                 f"{source}: a sigmoid card needs 'regions' saying how channels become labels"

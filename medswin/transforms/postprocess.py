@@ -21,6 +21,7 @@ from medswin.io.image import Image
 from medswin.models.card import ModelCard
 
 __all__ = [
+    "probabilities_to_input_labels",
     "Postprocess",
     "channel_labels",
     "label_numpy_dtype",
@@ -47,8 +48,11 @@ def label_numpy_dtype(card: ModelCard) -> np.dtype:
 def logits_to_labels(logits: Any, card: ModelCard) -> Any:
     """Blended logits ``(K, *S)`` (torch tensor) -> label values ``(*S)`` as an int tensor.
 
-    uint8 when all labels fit, int32 otherwise (torch has no general uint16).
+    uint8 when all labels fit, int32 otherwise (torch has no general uint16). A sigmoid region is
+    inside where its probability reaches the card's ``threshold``.
     """
+    import math
+
     import torch
 
     dtype = torch.uint8 if max(card.labels) <= 255 else torch.int32
@@ -60,7 +64,8 @@ def logits_to_labels(logits: Any, card: ModelCard) -> Any:
                     f"card {card.id}: region {region.name!r} reads channel {region.channel}, "
                     f"but the network gives {logits.shape[0]}"
                 )
-            labels[logits[region.channel] >= 0] = region.label  # sigmoid(x) >= 0.5  <=>  x >= 0
+            cut = math.log(card.threshold / (1.0 - card.threshold))  # sigmoid(x) >= t  <=>  x >= logit(t)
+            labels[logits[region.channel] >= cut] = region.label
         return labels
     values = channel_labels(card)
     index = torch.argmax(logits, dim=0)
@@ -82,6 +87,44 @@ def logits_to_probabilities(logits: Any, card: ModelCard, *, inplace: bool = Fal
         return logits.sigmoid_()
     logits.sub_(logits.amax(dim=0, keepdim=True)).exp_()
     return logits.div_(logits.sum(dim=0, keepdim=True))
+
+
+def probabilities_to_input_labels(
+    probabilities: np.ndarray, model_affine: np.ndarray, reference: Image, card: ModelCard
+) -> Image:
+    """Labels on ``reference``'s grid from probabilities ``(K, *S)`` on the model grid, the way MONAI's
+    ``Invertd(nearest_interp=False)`` + ``AsDiscreted(argmax)`` make them: each channel resampled
+    linearly onto the input grid, then argmax (softmax) or the threshold per region (sigmoid).
+
+    One channel is resampled at a time and folded into a running maximum, so memory stays at the
+    model-grid probabilities plus three input-grid arrays, whatever the number of classes.
+    """
+    from medswin.transforms.preprocessing import to_input_grid
+
+    dtype = label_numpy_dtype(card)
+    labels: np.ndarray | None = None
+    if card.activation == "sigmoid":
+        for region in card.regions:
+            channel = to_input_grid(probabilities[region.channel], model_affine, reference, kind="intensity")
+            inside = channel.array[0] >= card.threshold
+            if labels is None:
+                labels = np.zeros(inside.shape, dtype=dtype)
+            labels[inside] = region.label
+        if labels is None:
+            raise ModelCardError(f"card {card.id}: a sigmoid card needs regions")
+        return reference.with_array(labels[None], kind="label")
+    values = channel_labels(card)
+    best: np.ndarray | None = None
+    for channel, value in enumerate(values):
+        resampled = to_input_grid(probabilities[channel], model_affine, reference, kind="intensity").array[0]
+        if best is None:  # outside the model grid every channel is 0: background (the first) wins
+            best, labels = resampled, np.full(resampled.shape, value, dtype=dtype)
+            continue
+        higher = resampled > best
+        np.copyto(best, resampled, where=higher)
+        labels[higher] = value
+        del resampled, higher
+    return reference.with_array(labels[None], kind="label")
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

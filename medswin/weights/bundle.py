@@ -165,6 +165,27 @@ def bundle_license(folder: Path) -> str:
     return f"{first[:120]} (the bundle's LICENSE)" if first else "the bundle's LICENSE is empty"
 
 
+def _protocol(inferer: dict[str, Any], postprocessing: Any, bundle: Path) -> dict[str, Any]:
+    """The card's inference protocol from the bundle's own inferer and postprocessing (literal values).
+
+    MONAI's ``SlidingWindowInferer`` blends with ``constant`` weights unless ``mode`` says otherwise;
+    ``Invertd`` with ``nearest_interp: false`` sends the *probabilities* back through the inverse of
+    the preprocessing and the argmax is taken on the input grid.
+    """
+    protocol: dict[str, Any] = {
+        "blend": str(_literal(inferer.get("mode", "constant"), "inferer.mode", bundle)),
+        "sigma_scale": float(_literal(inferer.get("sigma_scale", 0.125), "inferer.sigma_scale", bundle)),
+        "resample": "labels",
+    }
+    if protocol["blend"] not in ("gaussian", "constant"):
+        raise WeightsError(f"{bundle}: inferer.mode {protocol['blend']!r} is not gaussian or constant")
+    for item in _transforms(postprocessing):
+        if _target(item) in ("Invertd", "Invert"):
+            nearest = _literal(item.get("nearest_interp", True), "Invertd.nearest_interp", bundle)
+            protocol["resample"] = "labels" if nearest else "probabilities"
+    return protocol
+
+
 def bundle_card(folder: Path, name: str, bundle: Path) -> tuple[Any, dict[str, Any]]:
     """``(card, metadata)`` for the bundle unpacked in ``folder``; ``bundle`` names it in errors."""
     from medswin.models.card import ModelCard
@@ -210,6 +231,7 @@ def bundle_card(folder: Path, name: str, bundle: Path) -> tuple[Any, dict[str, A
             f"{bundle}: a sigmoid (region) bundle; medswin cannot tell from the bundle how regions become labels. "
             "Import the weights with a card that lists its regions: medswin import-checkpoint models/model.pt --card CARD.json"
         )
+    protocol = _protocol(inferer, inference.get("postprocessing"), bundle)
     outputs = metadata.get("network_data_format", {}).get("outputs", {})
     pred = next(iter(outputs.values()), {}) if isinstance(outputs, dict) else {}
     channel_def = pred.get("channel_def") or {}
@@ -248,6 +270,7 @@ def bundle_card(folder: Path, name: str, bundle: Path) -> tuple[Any, dict[str, A
         "inference": {
             "roi_size": [int(s) for s in roi],
             "overlap": float(_literal(inferer.get("overlap", 0.25), "inferer.overlap", bundle)),
+            **protocol,
         },
         "provenance": {k: v for k, v in provenance.items() if v},
     }

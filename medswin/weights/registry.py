@@ -67,8 +67,9 @@ class PublishedFile:
 class WeightsEntry:
     """A published model medswin can pull by name (see ``registry.schema.json``).
 
-    ``description`` and ``provenance`` replace the preset card's where this file differs from the
-    file the preset describes (a smaller variant, a retrain): each converted card describes its own file.
+    ``description``, ``provenance`` and ``inference`` (blending, overlap, what is resampled back)
+    replace the preset card's where this file differs from the file the preset describes (a smaller
+    variant, a retrain, a bundle run another way): each converted card describes and runs its own file.
     """
 
     name: str
@@ -86,6 +87,7 @@ class WeightsEntry:
     legacy_merging_reason: str = ""
     description: str = ""
     provenance: dict[str, str] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
     registry: str = "<shipped>"
 
     @property
@@ -125,7 +127,9 @@ class WeightsEntry:
         description = self.description or base.description
         if not self.predicts:
             description = f"{self.task}. {description}"
-        return base.replace(id=self.name, config=config, provenance=provenance, description=description)
+        return base.replace(
+            id=self.name, config=config, provenance=provenance, description=description, **self.inference
+        )
 
 
 def _schema() -> dict[str, Any]:
@@ -172,6 +176,7 @@ def _parse(text: str, where: str) -> list[WeightsEntry]:
                 legacy_merging_reason=item.get("legacy_merging_reason", ""),
                 description=item.get("description", ""),
                 provenance=dict(item.get("provenance", {})),
+                inference=dict(item.get("inference", {})),
                 registry=where,
             )
         )

@@ -113,9 +113,28 @@ def bundle_zip_bytes(model_pt: bytes, *, monai_version: str = "1.4.0") -> bytes:
             "sw_batch_size": 4,
             "overlap": 0.5,
         },
-        "postprocessing": {
+        "postprocessing": {  # the model-zoo bundle's: probabilities go back through the preprocessing
             "_target_": "Compose",
-            "transforms": [{"_target_": "Activationsd", "keys": "pred", "softmax": True}],
+            "transforms": [
+                {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+                {
+                    "_target_": "Invertd",
+                    "keys": "pred",
+                    "transform": "@preprocessing",
+                    "orig_keys": "@image_key",
+                    "meta_key_postfix": "meta_dict",
+                    "nearest_interp": False,
+                    "to_tensor": True,
+                },
+                {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+                {
+                    "_target_": "SaveImaged",
+                    "keys": "pred",
+                    "output_dir": "@output_dir",
+                    "output_dtype": "$numpy.float32",
+                    "output_postfix": "trans",
+                },
+            ],
         },
     }
     buffer = io.BytesIO()
