@@ -128,3 +128,50 @@ def test_the_batch_prediction_carries_the_predictors_verdict(demo_pair, tmp_path
     np.testing.assert_array_equal(batch.labels.array, direct.labels.array)
     assert swapped.quality.verdict == "fail" and swapped.quality.flagged()[0].name == "agreement"
     assert "swapped" in swapped.quality.reason
+
+
+def test_x2s_evaluate_carries_the_recorded_verdicts(demo_pair, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``x2s evaluate`` copies each prediction record's qc block into its rows; a case without one stays blank."""
+    import csv
+    import json
+
+    from medswin.io.writers import write_labels
+    from medswin.qc import Check, QualityReport
+    from medswin.transforms.radiograph import in_radiograph_frame
+
+    truth = in_radiograph_frame(demo_pair.labels)
+    for case in ("a", "b", "c"):
+        write_labels(truth, tmp_path / "gt" / f"{case}.nii.gz")
+        write_labels(truth, tmp_path / "pred" / f"{case}.nii.gz")
+    mirrored = QualityReport(
+        (
+            Check("agreement", "ok", 0.7, [0.5, 0.4], "The films agree."),
+            Check("sides:liver", "fail", 40.0, "right", "The liver lies on the patient's left."),
+        )
+    )
+    records = {
+        "a": QualityReport((Check("agreement", "ok", 0.7, [0.5, 0.4], "The films agree."),)),
+        "b": mirrored,
+    }
+    for case, report in records.items():
+        (tmp_path / "pred" / f"{case}.json").write_text(json.dumps({"case": case, "qc": report.to_dict()}))
+    out = tmp_path / "metrics.csv"
+    command = [
+        "x2s",
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred"),
+        "--gt",
+        str(tmp_path / "gt"),
+        "-m",
+        "demo-x2s",
+    ]
+    assert main([*command, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "quality (from the prediction records): 1 ok, 0 warn, 1 fail" in printed, printed
+    assert "  fail b: The liver lies on the patient's left." in printed
+    with open(out, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    by_case = {row["case"]: (row["qc"], row["qc_reason"]) for row in rows}
+    assert by_case == {"a": ("ok", ""), "b": ("fail", "The liver lies on the patient's left."), "c": ("", "")}
+    assert len(rows) == 3 * len(CARD.label_names())
