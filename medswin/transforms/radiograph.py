@@ -26,7 +26,7 @@ spacing of an MHA file, is taken as is (the exposure is assumed to match the mod
 Padding and resizing then multiply it by ``padded side / cube_size``.
 
 A film without a usable pixel size (a DICOM with no spacing or ``0\\0``, a PNG) or whose physical
-size falls outside :data:`PLAUSIBLE_FIELD_MM` is refused (:class:`UnusableRadiographError`): a wrong
+size falls far outside :data:`PLAUSIBLE_FIELD_MM` (:data:`REFUSED_FIELD_MM`) is refused (:class:`UnusableRadiographError`): a wrong
 scale changes every volume by its cube (a 0.14 mm CR read at 1 mm gives a 50-litre liver).
 """
 
@@ -59,6 +59,7 @@ __all__ = [
     "card_frame",
     "UnusableRadiographError",
     "PLAUSIBLE_FIELD_MM",
+    "REFUSED_FIELD_MM",
 ]
 
 log = logging.getLogger(__name__)
@@ -286,8 +287,11 @@ def orient_radiograph(
 
 
 #: longest side of a body radiograph in mm (a hand film to a long-leg film); outside it the pixel
-#: size is almost surely wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm): refused.
+#: size is probably wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm): said in the notes.
 PLAUSIBLE_FIELD_MM = (100.0, 1500.0)
+#: far outside (half the smallest, twice the largest), the size is certainly wrong: refused. The band
+#: between keeps small DRR training crops (a 64 x 96 DRR of a 100 mm CT) usable.
+REFUSED_FIELD_MM = (PLAUSIBLE_FIELD_MM[0] / 2, PLAUSIBLE_FIELD_MM[1] * 2)
 
 
 def _calibration(values: Any) -> list[float] | None:
@@ -372,7 +376,7 @@ def prepare_view(
     Raises:
         MedSwinError: naming the file, for a non-2D image, NaN pixels or an orientation that does
             not fit the view; :class:`UnusableRadiographError` for a missing or zero pixel size or a
-            film whose size is implausible for a body radiograph.
+            film far outside the size of body radiographs (:data:`REFUSED_FIELD_MM`).
     """
     where = str(image.meta.get("path", f"<{view} image>"))
     geometry = drr_geometry(card)
@@ -381,13 +385,21 @@ def prepare_view(
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
     field_mm = max(array.shape[0] * sx, array.shape[1] * sy)
-    if not PLAUSIBLE_FIELD_MM[0] <= field_mm <= PLAUSIBLE_FIELD_MM[1]:
+    if not REFUSED_FIELD_MM[0] <= field_mm <= REFUSED_FIELD_MM[1]:
         fix = "check the pixel size given" if pixel_spacing is not None else PIXEL_SIZE_FIX
         raise UnusableRadiographError(
             f"{where}: a {array.shape[0]}x{array.shape[1]} film of {sx:g} mm pixels ({source}) spans "
-            f"{field_mm:.0f} mm, outside the {PLAUSIBLE_FIELD_MM[0]:.0f}-{PLAUSIBLE_FIELD_MM[1]:.0f} mm of body "
-            f"radiographs; {fix}"
+            f"{field_mm:.0f} mm, far outside the {PLAUSIBLE_FIELD_MM[0]:.0f}-{PLAUSIBLE_FIELD_MM[1]:.0f} mm of "
+            f"body radiographs; {fix}"
         )
+    if not PLAUSIBLE_FIELD_MM[0] <= field_mm <= PLAUSIBLE_FIELD_MM[1]:
+        warning = (
+            f"a {array.shape[0]}x{array.shape[1]} film of these pixels spans {field_mm:.0f} mm, outside the "
+            f"{PLAUSIBLE_FIELD_MM[0]:.0f}-{PLAUSIBLE_FIELD_MM[1]:.0f} mm of body radiographs: check the pixel "
+            "size (--pixel-spacing MM)"
+        )
+        log.warning("%s: %s", where, warning)
+        notes.append(warning)
     low, high = float(array.min()), float(array.max())
     if high <= low:
         raise MedSwinError(f"{where}: the radiograph is blank (every pixel {low:g})")

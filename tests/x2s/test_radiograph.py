@@ -170,12 +170,19 @@ def test_references_move_into_the_frame_of_predictions(pair) -> None:  # type: i
         in_radiograph_frame(Image(np.zeros((1, 4, 4, 4)), (1.0,) * 3, (0.0,) * 3, permuted, "label"))
 
 
-@pytest.mark.parametrize(("pixel_mm", "span"), [(1.0, "20 mm"), (80.0, "1600 mm")])
-def test_a_film_of_implausible_physical_size_is_refused(pixel_mm: float, span: str) -> None:
-    """A 20-pixel film of 1 mm (a thumbnail) or of 80 mm pixels: outside 100-1500 mm, refused."""
+@pytest.mark.parametrize(("pixel_mm", "span"), [(1.0, "20 mm"), (200.0, "4000 mm")])
+def test_a_film_far_outside_body_sizes_is_refused(pixel_mm: float, span: str) -> None:
+    """A 20-pixel film of 1 mm (a thumbnail) or of 200 mm pixels: far outside 100-1500 mm, refused."""
     image = Image(np.random.default_rng(0).random((1, 20, 20)), (pixel_mm, pixel_mm), (0.0, 0.0), np.eye(2))
-    with pytest.raises(UnusableRadiographError, match=f"spans {span}, outside the 100-1500 mm"):
+    with pytest.raises(UnusableRadiographError, match=f"spans {span}, far outside the 100-1500 mm"):
         prepare_view(image, "ap", CARD)
     with pytest.raises(UnusableRadiographError, match="check the pixel size given"):
         prepare_view(image, "ap", CARD, pixel_spacing=pixel_mm)
     assert prepare_view(image, "ap", CARD, pixel_spacing=10.0).voxel_mm == pytest.approx(200 / 64)
+
+
+def test_a_film_just_outside_body_sizes_is_used_and_said() -> None:
+    """80 mm (a small DRR crop) is outside 100-1500 mm but not far: prepared, with a note."""
+    image = Image(np.random.default_rng(0).random((1, 20, 20)), (4.0, 4.0), (0.0, 0.0), np.eye(2))
+    prepared = prepare_view(image, "ap", CARD)
+    assert "spans 80 mm, outside the 100-1500 mm" in prepared.notes[-1]

@@ -82,7 +82,7 @@ def test_a_film_of_implausible_size_is_refused_unless_a_pixel_size_is_given(
     out = tmp_path / "labels.nii.gz"
     assert _predict(ap, lateral, out) == 2
     error = capsys.readouterr().err
-    assert f"{ap}: a 64x64 film of 0.05 mm pixels" in error and "outside the 100-1500 mm" in error, error
+    assert f"{ap}: a 64x64 film of 0.05 mm pixels" in error and "far outside the 100-1500 mm" in error, error
     assert "--pixel-spacing MM" in error and not out.exists()
     assert _predict(ap, lateral, out, "--pixel-spacing", str(demo_pair.ap.spacing[0])) == 0
     assert "  quality: ok\n" in capsys.readouterr().out
