@@ -85,7 +85,8 @@ def test_one_film_given_twice_or_mirrored_is_refused_and_a_real_pair_is_not(tmp_
     other = rng.random((64, 64)).astype(np.float32)
     assert same_film_similarity(film, film) == pytest.approx(1.0)
     assert same_film_similarity(film, film[::-1]) == pytest.approx(1.0)
-    assert same_film_similarity(film[2:62], film) == pytest.approx(1.0)  # views of different width, one centre
+    # views of different width: compared on their common centre
+    assert same_film_similarity(film[2:62], film) == pytest.approx(1.0)
     assert same_film_similarity(film, other) < 0.2
     with pytest.raises(
         UnusableRadiographError, match=r"^ap\.dcm and lat\.dcm: the AP and lateral films are the same"
