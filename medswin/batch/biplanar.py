@@ -91,7 +91,8 @@ class BiplanarBatchPredictor:
         progress: Callable[[int, int, str], None] | None = None,
         cancel: Callable[[], bool] | Any | None = None,
     ) -> Any:
-        """The case's :class:`~medswin.inference.predictor.Prediction` on the model grid (one window)."""
+        """The case's :class:`~medswin.inference.predictor.Prediction` on the model grid (one window), with
+        the X-ray checks' :class:`~medswin.qc.QualityReport`, which the batch runner records."""
         from medswin.inference.predictor import Prediction
 
         result = self.predictor.predict(
@@ -109,4 +110,5 @@ class BiplanarBatchPredictor:
             card=self.card,
             windows=1,
             runtime=self.predictor.runner.describe(),
+            quality=result.quality,
         )

@@ -157,6 +157,9 @@ def run_predict(args: argparse.Namespace) -> int:
     millilitres = labels.voxel_volume_ml
     for value, name in predictor.card.label_names().items():
         print(f"  {value:>3} {name:<20} {int((labels.array == value).sum()) * millilitres:10.1f} mL")
+    print(f"  quality: {result.quality.verdict}")
+    for check in result.quality.flagged():
+        print(f"    {check.verdict} {check.name}: {check.reason}")
     print(f"  {result.timings['total']:.2f} s")
     return 0
 

@@ -37,7 +37,7 @@ class X2SPrediction:
         probabilities: ``(K, X, Y, Z)`` softmax of the summed logits when asked for, else ``None``.
         views: the two network inputs ``(X, Z)`` / ``(Y, Z)`` in [0, 1] (for display and checks).
         notes: how each radiograph was read (orientation, pixel-size source).
-        timings: seconds for ``prepare``, ``inference`` and ``total``; the predictor's first prediction
+        timings: seconds for ``prepare``, ``inference``, ``qc`` and ``total``; the predictor's first prediction
             also holds ``export`` and ``compile`` (OpenVINO / ONNX Runtime), which ``total`` excludes.
         quality: the checks run on this prediction and its films (:mod:`medswin.qc`).
     """
@@ -136,15 +136,19 @@ class X2SPredictor:
 
     def logits(self, ap: np.ndarray, lateral: np.ndarray) -> Any:
         """Summed logits ``(B, K, X, Y, Z)`` float32 of prepared views ``(B, 1, X, Z)`` / ``(B, 1, Y, Z)``."""
-        import torch
-
         from medswin.models.swin_x2s import fuse_view_logits
+
+        return fuse_view_logits(*self.branch_logits(ap, lateral))
+
+    def branch_logits(self, ap: np.ndarray, lateral: np.ndarray) -> tuple[Any, Any]:
+        """The AP branch's and the lateral branch's own logits ``(B, K, X, Y, Z)`` (any runtime)."""
+        import torch
 
         a = torch.as_tensor(ap, dtype=torch.float32, device=self.device)
         b = torch.as_tensor(lateral, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
             out_a, out_b = self.runner(a, b)
-        return fuse_view_logits(out_a, out_b)
+        return out_a, out_b
 
     def predict(
         self,
@@ -164,12 +168,20 @@ class X2SPredictor:
             cancel: a callable returning True (or an object with ``is_set()``), asked before each step
                 and after the network; a viewer's Cancel button.
 
+        The prediction's ``quality`` holds the X-ray checks (:mod:`medswin.qc.x2s`): the agreement of
+        the AP and lateral branches' own reconstructions, the side of one-sided organs, and volumes
+        against the card's ranges when it has them. The labels are never changed by them.
+
         Raises:
             CancelledError: when ``cancel`` asked to stop (nothing is returned).
+            UnusableRadiographError: a film without a usable pixel size or of implausible size, or the
+                same film given as both views (the message names the files and the fix).
         """
         import torch
 
         from medswin.io.readers import read_image
+        from medswin.models.swin_x2s import fuse_view_logits
+        from medswin.qc.x2s import refuse_same_film, view_agreement, x2s_quality
         from medswin.transforms.radiograph import output_grid, prepare_views
 
         is_cancelled = getattr(cancel, "is_set", cancel)
@@ -194,26 +206,33 @@ class X2SPredictor:
         front, side, spacing = prepare_views(
             ap_image, lateral_image, self.card, orientations=orientations, pixel_spacing=pixel_spacing
         )
+        where = (
+            str(ap_image.meta.get("path", "<AP image>")),
+            str(lateral_image.meta.get("path", "<lateral image>")),
+        )
+        refuse_same_film(front.array, side.array, where)
         prepared = time.perf_counter()
         step(2, "network")
-        logits = self.logits(front.array[None, None], side.array[None, None])
+        logits_ap, logits_lateral = self.branch_logits(front.array[None, None], side.array[None, None])
+        logits = fuse_view_logits(logits_ap, logits_lateral)
         labels = logits.argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
         done = time.perf_counter()
+        agreement = view_agreement(
+            logits_ap.argmax(dim=1)[0], logits_lateral.argmax(dim=1)[0], self.card.label_names()
+        )
         step(_STEPS, "done")
-        meta = {
-            "model": self.card.id,
-            "source": "medswin x2s predict",
-            "ap": str(ap_image.meta.get("path", "<AP image>")),
-            "lateral": str(lateral_image.meta.get("path", "<lateral image>")),
-        }
+        meta = {"model": self.card.id, "source": "medswin x2s predict", "ap": where[0], "lateral": where[1]}
         grid = output_grid(self.card, spacing, meta)
+        label_image = grid.with_array(labels[None], kind="label")
+        quality = x2s_quality(label_image, self.card, agreement)
+        checked = time.perf_counter()
         probabilities = None
         if self.save_probabilities:
             soft = torch.softmax(logits, dim=1)[0].cpu().numpy().astype(np.float32)
             probabilities = Image(soft, grid.spacing, grid.origin, grid.direction, "intensity", dict(meta))
         log.debug("x2s prediction %s in %.2f s", labels.shape, done - start)
         return X2SPrediction(
-            labels=grid.with_array(labels[None], kind="label"),
+            labels=label_image,
             probabilities=probabilities,
             views=(front.array, side.array),
             notes={
@@ -223,9 +242,11 @@ class X2SPredictor:
             timings={
                 "prepare": prepared - start,
                 "inference": done - prepared,
-                "total": done - start,
+                "qc": checked - done,
+                "total": checked - start,
                 **self._pop_runtime_timings(),
             },
+            quality=quality,
         )
 
     def _pop_runtime_timings(self) -> dict[str, float]:

@@ -70,6 +70,7 @@ __all__ = [
     "format_x2s_table",
     "measure_x2s_structures",
     "summarize_x2s",
+    "recorded_quality",
     "write_x2s_csvs",
 ]
 
@@ -86,6 +87,8 @@ OVERLAP_COLUMNS: tuple[str, ...] = (
     "hd95",
     "assd",
     "cl_dice",
+    "qc",
+    "qc_reason",
 )
 
 #: columns of the morphometry CSV: one row per case, structure and parameter.
@@ -156,6 +159,32 @@ class X2SCaseResult(CaseRecord):
     overlap: list[dict[str, Any]] = field(default_factory=list, kw_only=True)
     morphometry: list[dict[str, Any]] = field(default_factory=list, kw_only=True)
     dice_with_background_official: float | None = field(default=None, kw_only=True)
+    quality: dict[str, Any] | None = field(default=None, kw_only=True)
+
+
+def recorded_quality(pred_path: Path, case: str) -> dict[str, Any] | None:
+    """The ``qc`` block of the prediction's batch record (``<case>.json`` beside it), when there is one.
+
+    A record that is missing, unreadable or older than the checks gives ``None``: the columns stay
+    empty rather than the evaluation failing.
+    """
+    import json
+
+    record = pred_path.parent / f"{case}.json"
+    try:
+        block = json.loads(record.read_text()).get("qc")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return block if isinstance(block, dict) and "verdict" in block else None
+
+
+def _quality_columns(quality: dict[str, Any] | None) -> dict[str, str]:
+    from medswin.qc.core import QualityReport
+
+    if quality is None:
+        return {"qc": "", "qc_reason": ""}
+    report = QualityReport.from_dict(quality)
+    return {"qc": str(quality.get("verdict") or report.verdict), "qc_reason": report.reason}
 
 
 def dice_with_background_official(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -469,7 +498,8 @@ def summarize_x2s(results: Iterable[X2SCaseResult]) -> dict[str, Any]:
         "dice_per_case": {"foreground", "with_background_official"},
         "morphometry": {group: {"n_structures", "n_ok", "n_failed", "n_reference_failed",
         "failures", "parameters": {name: {"kind", "unit", "n", "mean", "median", "std", "min",
-        "max", "n_failed", "n_reference_failed", "median_failed_as_worst"}}}}, "notes"}``; each
+        "max", "n_failed", "n_reference_failed", "median_failed_as_worst"}}}}, "qc": {"n_recorded", "ok",
+        "warn", "fail", "flagged"} (empty when no prediction has a batch record), "notes"}``; each
         statistic is over labels (or structures) and cases; distances in mm, angles in degrees.
     """
     results = list(results)
@@ -503,8 +533,17 @@ def summarize_x2s(results: Iterable[X2SCaseResult]) -> dict[str, Any]:
             ),
         },
         "morphometry": morphometry,
+        "qc": _quality_summary(good),
         "notes": list(NOTES),
     }
+
+
+def _quality_summary(results: list[X2SCaseResult]) -> dict[str, Any]:
+    """Cases per recorded verdict and the flagged ones with their reason (empty without records)."""
+    recorded = [(r.case, _quality_columns(r.quality)) for r in results if r.quality is not None]
+    counts = {v: sum(c["qc"] == v for _, c in recorded) for v in ("ok", "warn", "fail")}
+    flagged = [{"case": case, **c} for case, c in recorded if c["qc"] != "ok"]
+    return {"n_recorded": len(recorded), **counts, "flagged": flagged} if recorded else {}
 
 
 def write_x2s_csvs(results: Iterable[X2SCaseResult], path: str | Path) -> tuple[Path, Path]:
@@ -522,7 +561,11 @@ def write_x2s_csvs(results: Iterable[X2SCaseResult], path: str | Path) -> tuple[
     path = Path(path)
     morph_path = path.with_name(f"{path.stem}_morphometry.csv")
     write_atomic(
-        path, csv_text(({"case": r.case, **row} for r in results for row in r.overlap), OVERLAP_COLUMNS)
+        path,
+        csv_text(
+            ({"case": r.case, **row, **_quality_columns(r.quality)} for r in results for row in r.overlap),
+            OVERLAP_COLUMNS,
+        ),
     )
     write_atomic(
         morph_path,
@@ -539,7 +582,9 @@ def _evaluate_files(
     try:
         pred = read_image(pred_path, kind="label")
         ref = read_image(ref_path, kind="label")
-        return evaluate_x2s_case(pred, ref, anatomy, case=case, morphometry=morphometry)
+        result = evaluate_x2s_case(pred, ref, anatomy, case=case, morphometry=morphometry)
+        result.quality = recorded_quality(pred_path, case)
+        return result
     except MedSwinError as error:
         return X2SCaseResult.failed(case, error, str(pred_path), str(ref_path))
     except Exception as error:  # one unreadable case must not stop a batch; it is listed as failed
@@ -674,6 +719,13 @@ def format_x2s_table(summary: Mapping[str, Any], max_failures: int = 20) -> str:
                     f"{_number(stats['median_failed_as_worst'], 2):>8}"
                 )
         lines.append("med*: median with failures ranked as infinite errors")
+    quality = summary.get("qc") or {}
+    if quality:
+        lines += [
+            "",
+            f"quality (from the prediction records): {quality['ok']} ok, {quality['warn']} warn, {quality['fail']} fail",
+        ]
+        lines += [f"  {q['qc']} {q['case']}: {q['qc_reason']}" for q in quality["flagged"][:max_failures]]
     for failure in summary.get("failed", []):
         lines.append(f"failed case {failure['case']}: {failure['error']}")
     failures = [(group, f) for group, entry in morphometry.items() for f in entry["failures"]]

@@ -24,6 +24,10 @@ with ``DistanceSourceToDetector``/``DistanceSourceToPatient`` is scaled by ``M_m
 a calibrated ``PixelSpacing`` (at the patient) by ``M_model``; a detector spacing alone, or the
 spacing of an MHA file, is taken as is (the exposure is assumed to match the model's geometry).
 Padding and resizing then multiply it by ``padded side / cube_size``.
+
+A film without a usable pixel size (a DICOM with no spacing or ``0\\0``, a PNG) or whose physical
+size falls far outside :data:`PLAUSIBLE_FIELD_MM` (:data:`REFUSED_FIELD_MM`) is refused (:class:`UnusableRadiographError`): a wrong
+scale changes every volume by its cube (a 0.14 mm CR read at 1 mm gives a 50-litre liver).
 """
 
 from __future__ import annotations
@@ -53,11 +57,23 @@ __all__ = [
     "in_radiograph_frame",
     "view_orientation",
     "card_frame",
+    "UnusableRadiographError",
+    "PLAUSIBLE_FIELD_MM",
+    "REFUSED_FIELD_MM",
 ]
 
 log = logging.getLogger(__name__)
 
 View = Literal["ap", "lateral"]
+
+
+class UnusableRadiographError(MedSwinError):
+    """A radiograph (or pair) that would give a nonsense volume: no usable pixel size, an implausible
+    film size, or the same film given as both views. Refused rather than reconstructed."""
+
+
+#: how a user gives the pixel size, in every front end's words.
+PIXEL_SIZE_FIX = "give the detector pixel size in mm (medswin x2s predict --pixel-spacing MM, or the X-ray widget's pixel-size box)"
 #: the DRRs' orientation as DICOM PatientOrientation: (direction of image x, direction of image y).
 VIEW_ORIENTATION: dict[str, tuple[str, str]] = {"ap": ("L", "F"), "lateral": ("P", "F")}
 _VIEW_LETTER = {"I": "F", "S": "H"}
@@ -271,14 +287,23 @@ def orient_radiograph(
 
 
 #: longest side of a body radiograph in mm (a hand film to a long-leg film); outside it the pixel
-#: size is almost surely wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm).
+#: size is probably wrong (a 16x16 image; a 1760-pixel CR read at an assumed 1 mm): said in the notes.
 PLAUSIBLE_FIELD_MM = (100.0, 1500.0)
+#: far outside (half the smallest, twice the largest), the size is certainly wrong: refused. The band
+#: between keeps small DRR training crops (a 64 x 96 DRR of a 100 mm CT) usable.
+REFUSED_FIELD_MM = (PLAUSIBLE_FIELD_MM[0] / 2, PLAUSIBLE_FIELD_MM[1] * 2)
 
 
 def _calibration(values: Any) -> list[float] | None:
     """A spacing attribute's values; ``None`` when absent or ``0\\0`` (uncalibrated, e.g. CR films)."""
     numbers = [float(v) for v in values] if values else []
     return numbers if any(numbers) else None
+
+
+def _listed(values: Any) -> str:
+    """A DICOM multi-value as the header shows it (``0\\0``)."""
+    items = values if isinstance(values, (list, tuple)) else [values]
+    return "\\".join(f"{float(v):g}" for v in items)
 
 
 def _pixel_mm(
@@ -290,13 +315,18 @@ def _pixel_mm(
             raise MedSwinError(f"{where}: pixel spacing must be positive, got {given}")
         return (given, given), f"pixel spacing {given:g} mm given"
     if image.meta.get("pixel_spacing_assumed"):
-        raise MedSwinError(
-            f"{where}: a {image.meta.get('format', 'raster').upper()} file carries no pixel size; pass its "
-            "detector pixel spacing in mm (medswin x2s predict --pixel-spacing MM)"
+        raise UnusableRadiographError(
+            f"{where}: a {image.meta.get('format', 'raster').upper()} file carries no pixel size; {PIXEL_SIZE_FIX}"
         )
     dicom = image.meta.get("dicom") or {}
     model = _magnification(geometry)
     imager, calibrated = (_calibration(dicom.get(k)) for k in ("ImagerPixelSpacing", "PixelSpacing"))
+    if dicom and not imager and not calibrated:
+        stated = [f"{k} {_listed(dicom[k])}" for k in ("PixelSpacing", "ImagerPixelSpacing") if dicom.get(k)]
+        raise UnusableRadiographError(
+            f"{where}: the film carries no usable pixel size "
+            f"({', '.join(stated) or 'no PixelSpacing or ImagerPixelSpacing'}); {PIXEL_SIZE_FIX}"
+        )
     sid, sod = dicom.get("DistanceSourceToDetector"), dicom.get("DistanceSourceToPatient")
     if calibrated and imager and calibrated != imager:
         return (spacing[0] * model, spacing[1] * model), "calibrated PixelSpacing (at the patient)"
@@ -344,8 +374,9 @@ def prepare_view(
         pixel_spacing: detector pixel size in mm (needed for PNG/JPEG/TIFF; overrides the file's).
 
     Raises:
-        MedSwinError: naming the file, for a non-2D image, NaN pixels, an orientation that does
-            not fit the view, or a missing pixel size.
+        MedSwinError: naming the file, for a non-2D image, NaN pixels or an orientation that does
+            not fit the view; :class:`UnusableRadiographError` for a missing or zero pixel size or a
+            film far outside the size of body radiographs (:data:`REFUSED_FIELD_MM`).
     """
     where = str(image.meta.get("path", f"<{view} image>"))
     geometry = drr_geometry(card)
@@ -354,6 +385,13 @@ def prepare_view(
     (sx, sy), source = _pixel_mm(image, spacing, geometry, pixel_spacing, where)
     notes.append(source)
     field_mm = max(array.shape[0] * sx, array.shape[1] * sy)
+    if not REFUSED_FIELD_MM[0] <= field_mm <= REFUSED_FIELD_MM[1]:
+        fix = "check the pixel size given" if pixel_spacing is not None else PIXEL_SIZE_FIX
+        raise UnusableRadiographError(
+            f"{where}: a {array.shape[0]}x{array.shape[1]} film of {sx:g} mm pixels ({source}) spans "
+            f"{field_mm:.0f} mm, far outside the {PLAUSIBLE_FIELD_MM[0]:.0f}-{PLAUSIBLE_FIELD_MM[1]:.0f} mm of "
+            f"body radiographs; {fix}"
+        )
     if not PLAUSIBLE_FIELD_MM[0] <= field_mm <= PLAUSIBLE_FIELD_MM[1]:
         warning = (
             f"a {array.shape[0]}x{array.shape[1]} film of these pixels spans {field_mm:.0f} mm, outside the "

@@ -369,6 +369,38 @@ def test_a_file_that_is_not_a_radiograph_is_refused_with_a_reason(
     assert [layer.name for layer in viewer.layers] == []
 
 
+def test_run_refuses_an_uncalibrated_cr_and_a_film_given_twice(widget, viewer, qtbot, errors, tiny, tmp_path):
+    """Issue 26: a CR with PixelSpacing 0\\0 once ran at an assumed 1 mm (a 50-litre liver); Run now
+    refuses it naming the pixel-size box, and refuses one film given as both views. No labels are added."""
+    import pydicom
+
+    pair = tiny["pair"]
+    cr = write_dx(tmp_path / "cr.dcm", pair.ap.array[0], 1.0, orientation=("L", "F"))
+    ds = pydicom.dcmread(cr)
+    ds.Modality = "CR"
+    del ds.ImagerPixelSpacing
+    ds.PixelSpacing = [0, 0]
+    ds.save_as(cr)
+    _use_checkpoint(widget, tiny["checkpoint"])
+    _choose_files(widget, cr, tiny["lateral"])
+    _run(widget, qtbot)
+    assert "cr.dcm: the film carries no usable pixel size (PixelSpacing 0\\0)" in errors[-1], errors
+    assert "pixel-size box" in errors[-1]
+    assert not [layer for layer in viewer.layers if layer.name.startswith("Swin-X2S")]
+
+    widget._pixel["ap"].value = pair.ap.spacing[0]  # the fix the message names: then it runs
+    _run(widget, qtbot)
+    assert "Swin-X2S [tiny-x2s]" in viewer.layers
+    count = len(viewer.layers)
+
+    _choose_files(widget, tiny["ap"], tiny["ap"])
+    widget._orientation["lateral"].value = "P\\F"  # the AP film read as a lateral
+    widget._pixel["ap"].value = 0.0
+    _run(widget, qtbot)
+    assert "the AP and lateral films are the same picture" in errors[-1], errors
+    assert len(viewer.layers) == count
+
+
 def test_the_widget_opens_from_the_plugins_menu(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("medswin", "Swin-X2S from two X-rays")
     assert isinstance(widget, X2SWidget)

@@ -90,7 +90,8 @@ def _uncalibrated_cr(path: Path, view: np.ndarray, orientation: tuple[str, str])
     return path
 
 
-def test_an_uncalibrated_cr_pair_is_usable_and_its_size_checked(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_an_uncalibrated_cr_pair_is_refused_until_its_pixel_size_is_given(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A 0\\0 CR once ran at an assumed 1 mm (a 50-litre liver on RG1_UNCR); now it is refused, naming the fix."""
     card = resolve_model("demo-x2s", load_weights=False)[1]
     pair = phantom_pair(card, seed=7203, orientation="LPS")
     ap = _uncalibrated_cr(tmp_path / "ap.dcm", pair.ap.array[0].T, ("F", "L"))
@@ -101,13 +102,11 @@ def test_an_uncalibrated_cr_pair_is_usable_and_its_size_checked(tmp_path: Path, 
 
     out = tmp_path / "labels.nii.gz"
     command = ["x2s", "predict", "--ap", str(ap), "--lateral", str(lateral), "-m", "demo-x2s", "-o", str(out)]
-    assert main(command) == 0  # 1 mm assumed, like a missing tag, and the implausible size is said
-    printed = capsys.readouterr().out
-    side = max(pair.ap.shape)
-    assert f"film of these pixels spans {side:.0f} mm, outside the 100-1500 mm" in printed, printed
-    out.unlink()
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f"{ap}: the film carries no usable pixel size (PixelSpacing 0\\0)" in error, error
+    assert "--pixel-spacing MM" in error and "pixel-size box" in error and not out.exists()
     assert main([*command, "--pixel-spacing", str(pair.ap.spacing[0])]) == 0  # a given size wins
-    assert "outside the" not in capsys.readouterr().out
     truth = pair.labels.array[0]
     predicted = read_image(out, kind="label").array[0]
     assert np.mean([dice(predicted == v, truth == v) for v in PHANTOM_LABELS]) > MIN_DICE

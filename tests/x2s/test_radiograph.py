@@ -14,6 +14,7 @@ from medswin.io.image import Image
 from medswin.io.readers import read_image
 from medswin.io.writers import write_image
 from medswin.transforms.radiograph import (
+    UnusableRadiographError,
     output_grid,
     parse_orientation,
     prepare_view,
@@ -74,18 +75,18 @@ def test_a_lateral_film_given_as_ap_is_refused(pair, tmp_path: Path) -> None:  #
 
 
 def test_magnification_of_the_exposure_rescales_the_voxels(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """ImagerPixelSpacing 0.2 mm at SID 1000 / SOD 800 (x1.25) on a 300-pixel film, model at x(2000/1800)."""
+    """ImagerPixelSpacing 1 mm at SID 1000 / SOD 800 (x1.25) on a 300-pixel film, model at x(2000/1800)."""
     film = np.zeros((300, 240))
     film[100:200, 60:180] = np.linspace(0, 1, 120)[None]
-    path = write_dx(tmp_path / "film.dcm", film, 0.2, orientation=("L", "F"), distances_mm=(1000.0, 800.0))
+    path = write_dx(tmp_path / "film.dcm", film, 1.0, orientation=("L", "F"), distances_mm=(1000.0, 800.0))
     prepared = prepare_view(read_image(path), "ap", CARD)
-    expected = 0.2 * (2000 / 1800) / (1000 / 800) * 300 / CARD.radiographs["cube_size"]
+    expected = 1.0 * (2000 / 1800) / (1000 / 800) * 300 / CARD.radiographs["cube_size"]
     assert prepared.voxel_mm == pytest.approx(expected, rel=1e-6)
     assert "magnification 1.250" in prepared.notes[1]
     plain = prepare_view(
-        read_image(write_dx(tmp_path / "p.dcm", film, 0.2, orientation=("L", "F"))), "ap", CARD
+        read_image(write_dx(tmp_path / "p.dcm", film, 1.0, orientation=("L", "F"))), "ap", CARD
     )
-    assert plain.voxel_mm == pytest.approx(0.2 * 300 / 64)
+    assert plain.voxel_mm == pytest.approx(1.0 * 300 / 64)
 
 
 def test_a_film_is_padded_square_resized_and_cropped(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +126,7 @@ def test_rgb_and_non_square_pixels(pair) -> None:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (Image(np.zeros((1, 20, 20)), (1.0, 1.0), (0.0, 0.0), np.eye(2)), "blank"),
+        (Image(np.zeros((1, 20, 20)), (10.0, 10.0), (0.0, 0.0), np.eye(2)), "blank"),  # a 200 mm film
         (Image(np.full((1, 20, 20), np.nan), (1.0, 1.0), (0.0, 0.0), np.eye(2)), "NaN"),
         (Image(np.zeros((1, 8, 8, 8)), (1.0,) * 3, (0.0,) * 3, np.eye(3)), "must be 2D"),
     ],
@@ -167,3 +168,21 @@ def test_references_move_into_the_frame_of_predictions(pair) -> None:  # type: i
     permuted = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])  # X along P: not a model frame
     with pytest.raises(MedSwinError, match="model grid"):
         in_radiograph_frame(Image(np.zeros((1, 4, 4, 4)), (1.0,) * 3, (0.0,) * 3, permuted, "label"))
+
+
+@pytest.mark.parametrize(("pixel_mm", "span"), [(1.0, "20 mm"), (200.0, "4000 mm")])
+def test_a_film_far_outside_body_sizes_is_refused(pixel_mm: float, span: str) -> None:
+    """A 20-pixel film of 1 mm (a thumbnail) or of 200 mm pixels: far outside 100-1500 mm, refused."""
+    image = Image(np.random.default_rng(0).random((1, 20, 20)), (pixel_mm, pixel_mm), (0.0, 0.0), np.eye(2))
+    with pytest.raises(UnusableRadiographError, match=f"spans {span}, far outside the 100-1500 mm"):
+        prepare_view(image, "ap", CARD)
+    with pytest.raises(UnusableRadiographError, match="check the pixel size given"):
+        prepare_view(image, "ap", CARD, pixel_spacing=pixel_mm)
+    assert prepare_view(image, "ap", CARD, pixel_spacing=10.0).voxel_mm == pytest.approx(200 / 64)
+
+
+def test_a_film_just_outside_body_sizes_is_used_and_said() -> None:
+    """80 mm (a small DRR crop) is outside 100-1500 mm but not far: prepared, with a note."""
+    image = Image(np.random.default_rng(0).random((1, 20, 20)), (4.0, 4.0), (0.0, 0.0), np.eye(2))
+    prepared = prepare_view(image, "ap", CARD)
+    assert "spans 80 mm, outside the 100-1500 mm" in prepared.notes[-1]
