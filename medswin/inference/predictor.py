@@ -56,7 +56,8 @@ from medswin.inference.runtime import PRECISIONS
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
-from medswin.qc.core import QualityReport
+from medswin.qc.confidence import AgreementGatherer, ConfidenceGatherer
+from medswin.qc.core import Check, QualityReport
 from medswin.transforms.postprocess import (
     Postprocess,
     label_numpy_dtype,
@@ -233,6 +234,7 @@ class Predictor:
         self.postprocess = postprocess or Postprocess()
         self.save_probabilities = bool(save_probabilities)
         self.fast_attention = bool(fast_attention)
+        self._agreement: AgreementGatherer | None = None  # set while a --tta prediction runs
         self.runner, self._runtime_timings = build_runner(
             self.network,
             self.card,
@@ -273,9 +275,20 @@ class Predictor:
             return out
         axes = range(2, x.ndim)
         combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+        agreement = self._agreement
+        plain = self._window_labels(out) if agreement is not None else None
         for flip in combos:
-            out += torch.flip(self.runner(torch.flip(x, flip)), flip)
+            flipped = torch.flip(self.runner(torch.flip(x, flip)), flip)
+            if agreement is not None:
+                agreement.add(plain, self._window_labels(flipped))
+            out += flipped
         return out.div_(len(combos) + 1)
+
+    def _window_labels(self, logits: Any) -> Any:
+        """Labels of each window of a batch of logits ``(B, K, *roi)``, for the TTA agreement check."""
+        import torch
+
+        return torch.stack([logits_to_labels(window, self.card) for window in logits])
 
     def _window_predictor(self, slice_axis: int | None) -> Callable[[Any], Any]:
         if slice_axis is None:
@@ -355,13 +368,21 @@ class Predictor:
             if is_cancelled is not None and is_cancelled():
                 raise CancelledError(f"prediction cancelled after {done} of {total} windows")
 
+        confidence = ConfidenceGatherer(self.card)
+        self._agreement = AgreementGatherer(self.card) if self.tta else None
+
+        def reduce(logits: Any) -> Any:
+            labels = logits_to_labels(logits, self.card)
+            confidence(logits, labels)  # gathered plane by plane while stitching: no second pass
+            return labels
+
         tick = time.perf_counter()
         with torch.inference_mode(), self._attention_mode():
             result = sliding_window_reduce(
                 tensor,
                 self._window_predictor(slice_axis),
                 roi,
-                lambda logits: logits_to_labels(logits, self.card),
+                reduce,
                 overlap=self.overlap,
                 sw_batch_size=self.sw_batch_size,
                 mode=self.mode,
@@ -389,6 +410,12 @@ class Predictor:
         tick = time.perf_counter()
         labels = self.postprocess.apply(labels)
         timings["postprocess"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        agreement = self._agreement.dice() if self._agreement is not None else None
+        self._agreement = None
+        quality = self._assess(image, labels, confidence.means(), agreement)
+        timings["qc"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         timings.update(self._runtime_timings)  # once: the first prediction carries the export
         self._runtime_timings = {}
@@ -401,5 +428,28 @@ class Predictor:
             ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k != "total"),
         )
         return Prediction(
-            labels, probability_image, timings, self.card, result.windows, runtime=self.runner.describe()
+            labels,
+            probability_image,
+            timings,
+            self.card,
+            result.windows,
+            runtime=self.runner.describe(),
+            quality=quality,
         )
+
+    def _assess(
+        self, image: Image, labels: Image, confidence: dict[int, float], agreement: dict[int, float] | None
+    ) -> QualityReport:
+        """The quality checks of one prediction (:func:`medswin.qc.assess.assess_volume`).
+
+        A check that cannot run is recorded as a warning naming why, not raised: the labels are fine
+        and were paid for; the reader learns the verdict is missing.
+        """
+        from medswin.qc.assess import assess_volume
+
+        try:
+            return assess_volume(image, labels, self.card, confidence=confidence, agreement=agreement)
+        except Exception as error:  # noqa: BLE001 - any bug in a check must not cost the prediction
+            log.exception("quality checks failed on %s", image.meta.get("path", "<in memory>"))
+            reason = f"The quality checks could not run ({type(error).__name__}: {error}); review this case by eye."
+            return QualityReport((Check("qc", "warn", None, None, reason),))
