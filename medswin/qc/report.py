@@ -34,7 +34,7 @@ __all__ = ["CaseSummary", "collect_cases", "render_report", "write_report", "THU
 log = logging.getLogger(__name__)
 
 #: thumbnail width in pixels (JPEG): a preview's three planes stay readable, 100 cases stay < 2 MB.
-THUMBNAIL_WIDTH = 420
+THUMBNAIL_WIDTH = 360
 _ORDER = {"fail": 0, "error": 1, "warn": 2, "ok": 3}
 _LABEL_ENDINGS = (".nii.gz", ".mha", ".nii", ".nrrd")
 
@@ -73,7 +73,7 @@ def _jpeg(image: Any) -> bytes:
         height = max(1, round(image.height * THUMBNAIL_WIDTH / image.width))
         image = image.resize((THUMBNAIL_WIDTH, height))
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=70, optimize=True)
+    image.save(buffer, format="JPEG", quality=65, optimize=True)
     return buffer.getvalue()
 
 
@@ -199,12 +199,13 @@ th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;min-width:3.2em;text-align:center;border-radius:.3em;padding:.05em .4em;font-weight:600;color:#fff}
 .v-fail{background:#c62828}.v-error{background:#6a1b9a}.v-warn{background:#ef8f00}.v-ok{background:#2e7d32}
-td.v-fail,td.v-warn,td.v-error{color:#fff}
+td.v-fail,td.v-warn,td.v-error{color:#fff}td.v-ok{background:none}
+table.all td{font-size:.8em;padding:.1em .4em}
 section.case{background:#fff;border:1px solid #ddd;border-left:.45em solid #2e7d32;margin:1em 0;padding:.8em 1em}
 section.case.fail{border-left-color:#c62828}section.case.warn{border-left-color:#ef8f00}
 section.case.error{border-left-color:#6a1b9a}
 .row{display:flex;gap:1.2em;flex-wrap:wrap;align-items:flex-start;margin-top:.5em}
-img.thumb{max-width:420px;border:1px solid #ccc;background:#000}
+img.thumb{max-width:360px;border:1px solid #ccc;background:#000}
 p.reason{margin:.35em 0 0}
 ul.checks{margin:.3em 0;padding-left:1.2em}ul.checks li{margin:.15em 0}
 details summary{cursor:pointer;color:#444;margin-top:.4em}
@@ -288,16 +289,19 @@ def _case_section(case: CaseSummary) -> str:
             for c in flagged
         ]
         parts.append("</ul>")
-    if case.quality.checks:
-        parts.append(f'<details><summary>all {len(case.quality.checks)} checks</summary><ul class="checks">')
+    if case.quality.checks:  # compact: the flagged checks' sentences are listed above
+        parts.append(
+            f"<details><summary>all {len(case.quality.checks)} checks (value / limit)</summary>"
+            '<table class="all"><tbody>'
+        )
         for c in case.quality.checks:
             value = json.dumps(c.value) if c.value is not None else "—"
             limit = json.dumps(c.limit) if c.limit is not None else "—"
             parts.append(
-                f'<li><span class="badge v-{_e(c.verdict)}">{_e(c.verdict)}</span> <code>{_e(c.name)}</code> '
-                f"value {_e(value)}, limit {_e(limit)}: {_e(c.reason)}</li>"
+                f'<tr><td>{_e(c.name)}</td><td class="v-{_e(c.verdict)}">{_e(c.verdict)}</td>'
+                f"<td>{_e(value)}</td><td>{_e(limit)}</td></tr>"
             )
-        parts.append("</ul></details>")
+        parts.append("</tbody></table></details>")
     parts.append("</section>")
     return "\n".join(parts)
 
