@@ -10,7 +10,9 @@ Steps for one image (each timed in ``Prediction.timings``):
    regions painted in order for sigmoid cards;
 3. ``resample`` -- the label map (nearest neighbour, never probabilities) and, when asked, the
    probabilities (linear) are sampled onto the input's exact grid through the two affines;
-4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`).
+4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`);
+5. ``qc`` -- the quality checks of :func:`medswin.qc.assess.assess_volume` fill ``Prediction.quality``
+   (the mean top-class probability per structure is gathered in step 2, plane by plane).
 
 Memory: the full-resolution ``classes x volume`` float32 buffer of MONAI's sliding window is never
 made unless ``save_probabilities=True``. For a 512x512x600 CT at 0.78x0.78x2.5 mm and the BTCV
@@ -82,7 +84,8 @@ class Prediction:
         labels: one-channel label map on the input's exact grid (uint8, or uint16 for labels > 255).
         probabilities: ``(K, *input shape)`` float32 on the input grid (softmax over labels, or
             sigmoid per region channel) when ``save_probabilities`` was set, else ``None``.
-        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``total``;
+        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``qc``
+            (the quality checks at the end; the confidence is gathered during ``inference``), ``total``;
             the predictor's first prediction also holds ``export`` and ``compile`` (OpenVINO / ONNX
             Runtime: exporting the network, 0 when cached, and loading it), which ``total`` excludes.
         card: the model card that produced it.

@@ -2,7 +2,7 @@
 
 The records come from ``write_case_outputs`` with the true labels of phantom CTs as predictions
 (no network: fast), their quality from ``assess_volume``: two normal phantoms (``ok``), one cut by
-the scan's edge (``warn``), one mirrored with an anatomy-following prediction (``fail``, sides),
+the scan's edge (the vertebra, ``warn``), one mirrored with an anatomy-following prediction (``fail``, sides),
 and one case that did not run (only in ``summary.csv``).
 """
 
@@ -55,7 +55,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     )
     cut = make_ct_phantom(seed=43)
-    top = slice(0, 48)  # the scan stops below the liver's dome
+    top = slice(0, 48)  # the scan stops at slice 48 of 64: the vertebra runs out of it
     image, labels = cut.image, cut.labels
     cropped = Image(
         image.array[..., top].copy(), image.spacing, image.origin, image.direction, "intensity", {}
