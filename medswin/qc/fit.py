@@ -10,6 +10,8 @@ one that makes it less reliable (thick slices, a small field of view, no air in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.fit import COARSER_SPACING_FACTOR, FitWarning, check_fit
@@ -33,6 +35,15 @@ def _from_warning(warning: FitWarning) -> Check:
     )
 
 
+def _per_patient_axis(orientation: str, values: Sequence[float]) -> list[float]:
+    """``values`` given per array axis of ``orientation``, reordered left-right, front-back, head-feet."""
+    axis = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
+    ordered = [0.0, 0.0, 0.0]
+    for code, value in zip(orientation, values, strict=False):
+        ordered[axis[code]] = round(float(value), 3)
+    return ordered
+
+
 def _passed(name: str, image: Image, card: ModelCard) -> Check | None:
     """The ``ok`` check of a fit test that found nothing (None when the test does not apply)."""
     geometry = card.slice_axis is None and card.spatial_dims == image.spatial_dims == 3
@@ -46,18 +57,21 @@ def _passed(name: str, image: Image, card: ModelCard) -> Check | None:
             "fit:intensity", "ok", None, None, "Intensities look like what the model was trained on."
         )
     if name == "spacing" and geometry:
-        spacing = [round(s, 3) for s in image.spacing]
-        limit = (
-            [round(COARSER_SPACING_FACTOR * s, 3) for s in card.spacing] if card.spacing is not None else None
-        )
+        spacing = _per_patient_axis(image.orientation, image.spacing)
+        limit = None
+        if card.spacing is not None:
+            model = _per_patient_axis(card.orientation or image.orientation, card.spacing)
+            limit = [round(COARSER_SPACING_FACTOR * s, 3) for s in model]
         shown = " x ".join(f"{s:g}" for s in spacing)
-        return Check("fit:spacing", "ok", spacing, limit, f"Voxels of {shown} mm suit the model.")
+        reason = f"Voxels of {shown} mm (left-right x front-back x head-feet) suit the model."
+        return Check("fit:spacing", "ok", spacing, limit, reason)
     if name == "field_of_view" and geometry:
-        extent = [round(n * s, 1) for n, s in zip(image.shape, image.spacing, strict=True)]
-        shown = " x ".join(f"{e:g}" for e in extent)
-        return Check(
-            "fit:field_of_view", "ok", extent, None, f"The image covers {shown} mm, enough for the model."
+        extent = _per_patient_axis(
+            image.orientation, [n * s for n, s in zip(image.shape, image.spacing, strict=True)]
         )
+        shown = " x ".join(f"{e:g}" for e in extent)
+        reason = f"The image covers {shown} mm (left-right x front-back x head-feet), enough for the model."
+        return Check("fit:field_of_view", "ok", extent, None, reason)
     return None
 
 
