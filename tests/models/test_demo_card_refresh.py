@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,7 +29,6 @@ def test_the_shipped_demo_model_embeds_the_shipped_card_with_its_volume_ranges()
     assert "test_dice" in embedded.provenance  # the training run's record is kept
 
 
-@pytest.mark.slow
 def test_card_only_refreshes_an_old_checkpoint_and_keeps_every_tensor(tmp_path: Path) -> None:
     checkpoint = shutil.copy(shipped_weights("demo"), tmp_path / "demo.safetensors")
     old = read_checkpoint_card(checkpoint)
@@ -50,7 +48,6 @@ def test_card_only_refreshes_an_old_checkpoint_and_keeps_every_tensor(tmp_path: 
     assert all(before[k].dtype == after[k].dtype and torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.slow
 def test_card_only_refuses_a_card_that_describes_another_network(tmp_path: Path) -> None:
     checkpoint = shutil.copy(shipped_weights("demo"), tmp_path / "demo.safetensors")
     card = read_checkpoint_card(checkpoint)
