@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 APT_PACKAGES := xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 \
 	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 \
-	libxcb-cursor0 libdbus-1-3 libfontconfig1 dicom3tools dcmtk orthanc orthanc-dicomweb openssl
+	libxcb-cursor0 libdbus-1-3 libfontconfig1 dicom3tools dcmtk orthanc orthanc-dicomweb openssl chromium
 
-.PHONY: demo demo-model demo-x2s-model test lint system-deps clean-venv
+.PHONY: demo demo-model demo-card demo-x2s-model test lint system-deps clean-venv
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,8 @@ system-deps:
 	@if ! command -v xvfb-run >/dev/null 2>&1 || ! ldconfig -p | grep -q libxkbcommon-x11 \
 		|| ! test -x /usr/sbin/Orthanc || ! test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so \
 		|| ! command -v openssl >/dev/null 2>&1 || ! command -v dciodvfy >/dev/null 2>&1 \
-		|| ! command -v storescu >/dev/null 2>&1; then \
+		|| ! command -v storescu >/dev/null 2>&1 \
+		|| ! command -v chromium >/dev/null 2>&1; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
@@ -33,6 +34,11 @@ demo: $(BIN)/.installed
 # pipeline (pipelines/train/demo_phantom.yaml) on generated CT phantoms; minutes on 2 CPU cores.
 demo-model: $(BIN)/.installed
 	$(BIN)/python -m medswin.training.demo_model --output medswin/models/weights/demo.safetensors
+
+# Re-embed medswin/models/cards/demo.json (volume ranges, intended use ...) in the shipped demo model
+# without retraining: its weights and training provenance stay as they are.
+demo-card: $(BIN)/.installed
+	$(BIN)/python -m medswin.training.demo_model --card-only --output medswin/models/weights/demo.safetensors
 
 # Retrain the shipped Swin-X2S demo model (medswin/models/weights/demo-x2s.safetensors) on AP + lateral
 # DRRs of the same phantoms (pipelines/train/x2s_demo_phantom.yaml).

@@ -8,7 +8,8 @@ Per case ``<id>``:
 * ``<id>_probabilities.nii.gz`` with ``save_probabilities`` (float32, one channel per class or region);
 * ``<id>_preview.png`` with ``preview``: three orthogonal slices through the labelled region;
 * ``<id>.json``, written last: label volumes (mL), voxel counts, timings, the model card's id, the
-  settings that change the output (:func:`prediction_settings`), and the size and SHA-256 of every
+  quality verdict and its checks (``qc``, :mod:`medswin.qc`), the settings that change the output
+  (:func:`prediction_settings`), and the size and SHA-256 of every
   file above. It is the finished marker: a case counts as done only when its record parses and
   every file it lists still has that size and checksum (:func:`intact_record`).
 
@@ -61,6 +62,7 @@ __all__ = [
     "label_volumes",
     "write_case_outputs",
     "write_preview",
+    "seg_descriptions",
     "IncompleteOutputsError",
 ]
 
@@ -346,10 +348,32 @@ def _write_labels_as(
         )
     names = {v: n for v, n in card.labels.items() if v != 0}
     colors = {v: tuple(c) for v, c in card.colors.items()} if card.colors else None
+    series, content = seg_descriptions(card, _quality(prediction))
     write_dicom_seg(
-        prediction.labels, image, target, names, colors, algorithm_name=card.id, deidentify_key=deidentify_key
+        prediction.labels,
+        image,
+        target,
+        names,
+        colors,
+        algorithm_name=card.id,
+        series_description=series,
+        content_description=content,
+        deidentify_key=deidentify_key,
     )
     return target
+
+
+def seg_descriptions(card: Any, quality: Any) -> tuple[str, str]:
+    """``(SeriesDescription, ContentDescription)`` of a DICOM-SEG, each at most 64 characters, so a
+    PACS viewer shows what the series is for and how far to trust it: ``"medswin demo QC warn"`` and
+    ``"research use only ...; QC warn: <first reason>"``."""
+    from medswin.models.card import DEFAULT_INTENDED_USE
+
+    use = (card.intended_use or DEFAULT_INTENDED_USE).split(":")[0].strip()
+    verdict = quality.verdict if quality.checks else "not checked"
+    series = f"medswin {card.id}"[: 64 - len(f" QC {verdict}")] + f" QC {verdict}"
+    content = f"{use}; QC {verdict}" + (f": {quality.reason}" if quality.reason else "")
+    return series, content[:64]
 
 
 def _write_output(
@@ -371,6 +395,14 @@ def _write_output(
     intensity = card.intensity
     window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
     return write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
+
+
+def _quality(prediction: Any) -> Any:
+    """The prediction's quality report (:mod:`medswin.qc`); an empty one for predictors without checks."""
+    from medswin.qc.core import QualityReport
+
+    quality = getattr(prediction, "quality", None)
+    return quality if isinstance(quality, QualityReport) else QualityReport()
 
 
 class IncompleteOutputsError(ImageWriteError):
@@ -444,6 +476,7 @@ def write_case_outputs(
         "timings_s": {k: round(float(v), 4) for k, v in prediction.timings.items()},
         "windows": int(prediction.windows),
         "runtime": getattr(prediction, "runtime", None),
+        "qc": _quality(prediction).to_dict(),
         "files": files,
     }
     hidden = hide or str

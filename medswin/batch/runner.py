@@ -23,9 +23,11 @@
 * **Retrieval**: a PACS case (:attr:`Case.remote`) is retrieved into the work folder when read and
   that copy (patient data) is removed as soon as the case is finished or has failed.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
-  status, reason, seconds, output and label volumes (mL); rewritten after every case. The folder's
-  ``summary.csv`` also lists every other case that has a record there (:func:`recorded_outcomes`)
-  and keeps the failed rows of earlier runs for cases not redone since (:func:`earlier_failures`).
+  status, reason, seconds, output, the QC verdict and its reason (``qc``, ``qc_reason``, from the
+  prediction's :attr:`quality`, whatever the predictor) and label volumes (mL); rewritten after every
+  case. The folder's ``summary.csv`` also lists every other case that has a record there
+  (:func:`recorded_outcomes`) and keeps the failed rows of earlier runs for cases not redone since
+  (:func:`earlier_failures`).
 """
 
 from __future__ import annotations
@@ -64,9 +66,8 @@ from medswin.batch.outputs import (
 )
 from medswin.errors import MedSwinError
 from medswin.io.deidentify import REVISION as DEIDENTIFY_REVISION
-from medswin.io.image import Image
 from medswin.io.writers import write_failure
-from medswin.models.fit import check_fit
+from medswin.qc.core import QualityReport
 
 __all__ = [
     "BatchOptions",
@@ -341,18 +342,23 @@ _VOLUME_SUFFIX = "_ml"
 
 
 def summary_rows(outcomes: Sequence[CaseOutcome], label_names: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of the summary CSV: ``case, status, reason, seconds, output`` and one ``<label>_ml`` per label."""
+    """Rows of the summary CSV: ``case, status, reason, seconds, output, qc, qc_reason`` and one
+    ``<label>_ml`` per label. ``qc`` is the recorded verdict (``ok``/``warn``/``fail``, empty for a
+    case without a record), ``qc_reason`` the sentence of its first check with that verdict."""
     rows = []
     for outcome in outcomes:
         record = outcome.record
         files = [name for name in record.get("files", {}) if not name.endswith((".json", ".png"))]
         volumes = record.get("labels", {})
+        quality = QualityReport.from_dict(record.get("qc")) if "qc" in record else None
         row = {
             "case": outcome.case_id,
             "status": outcome.status,
             "reason": outcome.reason,
             "seconds": f"{outcome.seconds:.2f}",
             "output": ";".join(files),
+            "qc": quality.verdict if quality is not None else "",
+            "qc_reason": quality.reason if quality is not None else "",
         }
         for name in label_names:
             volume = volumes.get(name, {}).get("volume_ml")
@@ -373,6 +379,8 @@ def write_summary(path: Path, outcomes: Sequence[CaseOutcome], labels: Mapping[i
         "reason",
         "seconds",
         "output",
+        "qc",
+        "qc_reason",
         *(f"{n}{_VOLUME_SUFFIX}" for n in label_names),
     ]
     buffer = io.StringIO()
@@ -575,14 +583,12 @@ def _run_locked(
                     if options.record_inputs
                     else []
                 )
-                fit = check_fit(image, predictor.card) if isinstance(image, Image) else []
-                for reason in fit:  # said, not enforced
-                    log.warning("case %s may not suit %s: %s", current.case_id, predictor.card.id, reason)
                 prediction = predictor.predict(
                     image,
                     progress=None if progress is None else _bind(progress, current.case_id),
                     cancel=cancel,
                 )
+                _log_quality(current.case_id, prediction)
             except Exception as error:
                 settle_write()
                 _remove_run(output_dir, current.case_id)
@@ -616,6 +622,13 @@ def _run_locked(
     if not outcomes:
         write_summary(summary, earlier, card.labels)
     return BatchResult(outcomes, summary)
+
+
+def _log_quality(case_id: str, prediction: Any) -> None:
+    """Say a case's QC verdict when it is not ok (recorded in its ``qc`` block either way)."""
+    quality = getattr(prediction, "quality", None)
+    if isinstance(quality, QualityReport) and quality.verdict != "ok":
+        log.warning("case %s: QC %s: %s", case_id, quality.verdict, quality.reason)
 
 
 def _bind(progress: Callable[[str, int, int, str], None], case_id: str) -> Callable[[int, int, str], None]:

@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": "predict",
     "listen": "listen",
     "evaluate": "evaluate",
+    "report": "report",
     "info": "info",
     "convert": "convert",
     "models": "models",

@@ -51,7 +51,13 @@ Every file is written atomically. Re-running skips finished cases (their record 
 match), adds missing outputs, redoes interrupted ones and ones made with other settings (unless
 --no-redo-changed); --overwrite redoes everything. Files medswin did not write are never replaced
 without --overwrite; OUT_DIR must not hold the inputs, and one run at a time holds it (shards of one
-split together). A failing case is reported and the batch goes on. Exit code: 0 all cases done, 1 some cases failed, 2 usage or model error.
+split together). A failing case is reported and the batch goes on. Exit code: 0 all cases done, 1 some cases failed (or, with --fail-on-qc, some case's
+quality verdict is fail), 2 usage or model error.
+
+Quality control: every case's <case>.json holds a qc block (verdict ok/warn/fail and its checks: fit
+to the model card, volumes against the card's plausible ranges, pieces, organs cut by the scan's
+edge, left/right sides, model confidence) and summary.csv its qc and qc_reason columns; `medswin
+report OUT_DIR` lists the cases, failed first, in OUT_DIR/report.html.
 
 MODEL is a medswin checkpoint (.safetensors, which carries its model card), the name of a shipped
 model (e.g. demo) or of a published model (medswin weights list, e.g. swin_unetr_btcv), which is
@@ -117,6 +123,11 @@ def add_parser(subparsers: Any) -> None:
         help="remove connected components smaller than this volume (default: 0, keep all)",
     )
     parser.add_argument("--preview", action="store_true", help="write <case>_preview.png (three slices)")
+    parser.add_argument(
+        "--fail-on-qc",
+        action="store_true",
+        help="exit 1 when any case's quality verdict is fail (for pipelines); the outputs are written either way",
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="redo finished cases, replace existing files"
     )
@@ -420,7 +431,27 @@ def run(args: argparse.Namespace) -> int:
         report_batch(
             outcomes, args.output / ("summary.csv" if ctx.world > 1 else options.summary_name), quiet
         )
-    return 1 if any(o.status == "failed" for o in outcomes) else 0
+    failed_qc = qc_failures(outcomes) if args.fail_on_qc else []
+    for outcome in failed_qc:
+        reason = quality_of(outcome.record).reason
+        print(f"medswin: case {outcome.case_id} failed quality control: {reason}", file=sys.stderr)
+    return 1 if failed_qc or any(o.status == "failed" for o in outcomes) else 0
+
+
+def quality_of(record: dict) -> Any:
+    """The :class:`~medswin.qc.QualityReport` a case's record holds (empty when it has none)."""
+    from medswin.qc.core import QualityReport
+
+    return QualityReport.from_dict(record.get("qc"))
+
+
+def qc_failures(outcomes: list) -> list:
+    """The finished cases (done now or before) whose recorded quality verdict is ``fail``."""
+    return [
+        o
+        for o in outcomes
+        if o.status != "failed" and o.record.get("qc") and quality_of(o.record).verdict == "fail"
+    ]
 
 
 def run_with_progress(
@@ -462,9 +493,11 @@ def report_batch(outcomes: list, summary: Path, quiet: bool = False) -> None:
         for outcome in outcomes:
             if outcome.status == "done":
                 found = [n for n, v in outcome.record.get("labels", {}).items() if v["voxels"]]
+                quality = quality_of(outcome.record)
+                verdict = f"; QC {quality.verdict}" + (f": {quality.reason}" if quality.reason else "")
                 print(
                     f"{outcome.case_id}: {', '.join(outcome.record['files'])} "
-                    f"(labels found: {', '.join(found) or 'none'}; {outcome.seconds:.1f} s)"
+                    f"(labels found: {', '.join(found) or 'none'}; {outcome.seconds:.1f} s{verdict})"
                 )
         not_sent = sum(unsent.values())
         print(

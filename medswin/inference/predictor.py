@@ -10,7 +10,9 @@ Steps for one image (each timed in ``Prediction.timings``):
    regions painted in order for sigmoid cards;
 3. ``resample`` -- the label map (nearest neighbour, never probabilities) and, when asked, the
    probabilities (linear) are sampled onto the input's exact grid through the two affines;
-4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`).
+4. ``postprocess`` -- optional subset / connected-component clean-up / remap (:class:`Postprocess`);
+5. ``qc`` -- the quality checks of :func:`medswin.qc.assess.assess_volume` fill ``Prediction.quality``
+   (the mean top-class probability per structure is gathered in step 2, plane by plane).
 
 Memory: the full-resolution ``classes x volume`` float32 buffer of MONAI's sliding window is never
 made unless ``save_probabilities=True``. For a 512x512x600 CT at 0.78x0.78x2.5 mm and the BTCV
@@ -56,7 +58,8 @@ from medswin.inference.runtime import PRECISIONS
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
-from medswin.qc.core import QualityReport
+from medswin.qc.confidence import AgreementGatherer, ConfidenceGatherer
+from medswin.qc.core import Check, QualityReport
 from medswin.transforms.postprocess import (
     Postprocess,
     label_numpy_dtype,
@@ -82,7 +85,8 @@ class Prediction:
         labels: one-channel label map on the input's exact grid (uint8, or uint16 for labels > 255).
         probabilities: ``(K, *input shape)`` float32 on the input grid (softmax over labels, or
             sigmoid per region channel) when ``save_probabilities`` was set, else ``None``.
-        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``total``;
+        timings: seconds per step: ``preprocess``, ``inference``, ``resample``, ``postprocess``, ``qc``
+            (the quality checks at the end; the confidence is gathered during ``inference``), ``total``;
             the predictor's first prediction also holds ``export`` and ``compile`` (OpenVINO / ONNX
             Runtime: exporting the network, 0 when cached, and loading it), which ``total`` excludes.
         card: the model card that produced it.
@@ -277,6 +281,7 @@ class Predictor:
         self.postprocess = postprocess or Postprocess()
         self.save_probabilities = bool(save_probabilities)
         self.fast_attention = bool(fast_attention)
+        self._agreement: AgreementGatherer | None = None  # set while a --tta prediction runs
         self.runner, self._runtime_timings = build_runner(
             self.network,
             self.card,
@@ -317,9 +322,20 @@ class Predictor:
             return out
         axes = range(2, x.ndim)
         combos = [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+        agreement = self._agreement
+        plain = self._window_labels(out) if agreement is not None else None
         for flip in combos:
-            out += torch.flip(self.runner(torch.flip(x, flip)), flip)
+            flipped = torch.flip(self.runner(torch.flip(x, flip)), flip)
+            if agreement is not None:
+                agreement.add(plain, self._window_labels(flipped))
+            out += flipped
         return out.div_(len(combos) + 1)
+
+    def _window_labels(self, logits: Any) -> Any:
+        """Labels of each window of a batch of logits ``(B, K, *roi)``, for the TTA agreement check."""
+        import torch
+
+        return torch.stack([logits_to_labels(window, self.card) for window in logits])
 
     def _window_predictor(self, slice_axis: int | None) -> Callable[[Any], Any]:
         if slice_axis is None:
@@ -402,15 +418,21 @@ class Predictor:
         # The card says what goes back to the input grid: labels (argmax here, nearest neighbour back)
         # or probabilities (resampled linearly, argmax there: MONAI's Invertd(nearest_interp=False)).
         by_probability = self.card.resample == "probabilities"
+        confidence = ConfidenceGatherer(self.card)
+        self._agreement = AgreementGatherer(self.card) if self.tta else None
+
+        def reduce(logits: Any) -> Any:
+            labels = logits_to_labels(logits, self.card)
+            confidence(logits, labels)  # gathered plane by plane while stitching: no second pass
+            return logits_to_probabilities(logits, self.card) if by_probability else labels
+
         tick = time.perf_counter()
         with torch.inference_mode(), self._attention_mode():
             result = sliding_window_reduce(
                 tensor,
                 self._window_predictor(slice_axis),
                 roi,
-                (lambda logits: logits_to_probabilities(logits, self.card))
-                if by_probability
-                else (lambda logits: logits_to_labels(logits, self.card)),
+                reduce,
                 overlap=self.overlap,
                 sw_batch_size=self.sw_batch_size,
                 mode=self.mode,
@@ -448,6 +470,12 @@ class Predictor:
         tick = time.perf_counter()
         labels = self.postprocess.apply(labels)
         timings["postprocess"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        agreement = self._agreement.dice() if self._agreement is not None else None
+        self._agreement = None
+        quality = self._assess(image, labels, confidence.means(), agreement)
+        timings["qc"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         timings.update(self._runtime_timings)  # once: the first prediction carries the export
         self._runtime_timings = {}
@@ -466,4 +494,22 @@ class Predictor:
             self.card,
             windows,
             runtime={**self.runner.describe(), "device": str(self.device), "choices": self.choices},
+            quality=quality,
         )
+
+    def _assess(
+        self, image: Image, labels: Image, confidence: dict[int, float], agreement: dict[int, float] | None
+    ) -> QualityReport:
+        """The quality checks of one prediction (:func:`medswin.qc.assess.assess_volume`).
+
+        A check that cannot run is recorded as a warning naming why, not raised: the labels are fine
+        and were paid for; the reader learns the verdict is missing.
+        """
+        from medswin.qc.assess import assess_volume
+
+        try:
+            return assess_volume(image, labels, self.card, confidence=confidence, agreement=agreement)
+        except Exception as error:  # noqa: BLE001 - any bug in a check must not cost the prediction
+            log.exception("quality checks failed on %s", image.meta.get("path", "<in memory>"))
+            reason = f"The quality checks could not run ({type(error).__name__}: {error}); review this case by eye."
+            return QualityReport((Check("qc", "warn", None, None, reason),))

@@ -130,6 +130,7 @@ def write_dicom_seg(
     series_number: int = 901,
     manufacturer: str = "medswin",
     content_label: str = "SEGMENTATION",
+    content_description: str | None = None,
     deidentify_key: bytes | None = None,
 ) -> Path:
     """Write ``labels`` as a BINARY DICOM-SEG referencing the DICOM series ``source`` was read from.
@@ -148,6 +149,8 @@ def write_dicom_seg(
             with a Right/Left modifier for sided structures), else category SCT "Tissue" and type
             SCT "Organ".
         series_description, series_number, manufacturer, content_label: the new series' attributes.
+        content_description: ContentDescription, e.g. the model's intended use and the quality verdict
+            (a PACS viewer shows it beside the series); cut to the 64 characters DICOM allows.
         deidentify_key: de-identify the SEG (:mod:`medswin.io.deidentify`) with pseudonyms under this key.
     """
     import highdicom as hd
@@ -232,7 +235,8 @@ def write_dicom_seg(
             software_versions=__version__,
             device_serial_number="0",
             content_label=content_label,
-            series_description=series_description,
+            content_description=content_description[:64] if content_description else None,
+            series_description=series_description[:64],
         )
     except (ValueError, TypeError, AttributeError) as error:
         raise ImageWriteError(f"{where}: highdicom refused the segmentation ({error})") from error

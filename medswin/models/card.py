@@ -86,6 +86,9 @@ class ModelCard:
         body_region: the part of the body the model was trained on (``"abdomen"``, ``"brain"``);
             "" when the card does not say.
         intended_use: what the model is for; "" means :data:`DEFAULT_INTENDED_USE`.
+        volume_ranges_ml: label name -> ``(low, high)`` plausible adult volume in mL, for the
+            quality checks (:mod:`medswin.qc`); a structure without a range is not judged by volume.
+        volume_ranges_source: where the ranges come from (a citation, or how they were measured).
     """
 
     id: str
@@ -112,6 +115,8 @@ class ModelCard:
     provenance: dict[str, str] = field(default_factory=dict)
     body_region: str = ""
     intended_use: str = ""
+    volume_ranges_ml: dict[str, tuple[float, float]] = field(default_factory=dict)
+    volume_ranges_source: str = ""
 
     # ------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +152,14 @@ class ModelCard:
             # written only when set, so cards and checkpoints saved before these fields read the same
             **({"body_region": self.body_region} if self.body_region else {}),
             **({"intended_use": self.intended_use} if self.intended_use else {}),
+            **(
+                {
+                    "volume_ranges_ml": {k: list(v) for k, v in self.volume_ranges_ml.items()},
+                    "volume_ranges_source": self.volume_ranges_source,
+                }
+                if self.volume_ranges_ml
+                else {}
+            ),
         }
 
     def to_json(self) -> str:
@@ -187,6 +200,10 @@ class ModelCard:
             provenance=dict(data.get("provenance", {})),
             body_region=data.get("body_region", ""),
             intended_use=data.get("intended_use", ""),
+            volume_ranges_ml={
+                str(k): (float(v[0]), float(v[1])) for k, v in data.get("volume_ranges_ml", {}).items()
+            },
+            volume_ranges_source=data.get("volume_ranges_source", ""),
         )
         card.check(source)
         return card
@@ -239,6 +256,21 @@ class ModelCard:
                 raise ModelCardError(
                     f"{source}: roi_size {list(roi)} does not fit radiographs.cube_size {self.radiographs['cube_size']}"
                 )
+        names = set(self.labels.values())
+        for name, (low, high) in self.volume_ranges_ml.items():
+            if name not in names:
+                raise ModelCardError(
+                    f"{source}: volume_ranges_ml names {name!r}, which is not one of the card's labels"
+                )
+            if not 0 <= low < high:
+                raise ModelCardError(
+                    f"{source}: volume_ranges_ml {name!r} must be [low, high] with 0 <= low < high, got "
+                    f"[{low:g}, {high:g}]"
+                )
+        if self.volume_ranges_ml and not self.volume_ranges_source.strip():
+            raise ModelCardError(
+                f"{source}: volume_ranges_ml needs volume_ranges_source saying where the ranges come from"
+            )
         if math.prod(self.roi_size) > MAX_ROI_VOXELS:
             raise ModelCardError(
                 f"{source}: roi_size {list(self.roi_size)} is {math.prod(self.roi_size):,} voxels per window; "

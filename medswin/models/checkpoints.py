@@ -37,6 +37,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_card",
+    "replace_checkpoint_card",
     "read_state_dict",
     "read_checkpoint_fields",
     "load_foreign_weights",
@@ -226,6 +227,30 @@ def read_checkpoint_card(path: str | Path) -> ModelCard:
     path = Path(path)
     metadata = _read_metadata(path)
     return ModelCard.from_json(metadata["card"], source=f"{path} (embedded card)")
+
+
+def replace_checkpoint_card(path: str | Path, card: ModelCard) -> Path:
+    """Embed ``card`` in the checkpoint at ``path`` in place of its card, the tensors kept bit for bit.
+
+    For fields that do not change what the weights compute (volume ranges, intended use,
+    provenance): the new card must still build the model the tensors fit, else nothing is written.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from medswin.io.writers import atomic_output
+
+    path = Path(path)
+    metadata = _read_metadata(path)
+    tensors = load_file(str(path), device="cpu")
+    try:
+        model = card.create_model()
+    except (ModelCardError, ValueError) as error:
+        raise CheckpointError(f"{path}: the new model card cannot build a model: {error}") from None
+    _check_against_card(card, tensors, str(path), model.state_dict())
+    with atomic_output(path) as temporary:
+        save_file(tensors, str(temporary), metadata={**metadata, "card": card.to_json()})
+    log.info("replaced the model card embedded in %s (%s)", path, card.id)
+    return path
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, ModelCard]:

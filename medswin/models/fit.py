@@ -16,6 +16,7 @@ Front ends show the warnings and run anyway; :func:`check_fit` is pure (no torch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,10 +45,17 @@ class FitWarning:
     Attributes:
         check: ``"channels"``, ``"modality"``, ``"intensity"``, ``"spacing"`` or ``"field_of_view"``.
         message: the reason, in a sentence naming the numbers compared.
+        value: what was measured (e.g. the voxel size in mm), for the recorded quality check.
+        limit: what it was compared with (e.g. the largest voxel size the model is trusted on).
+        severe: the result is most likely meaningless (another modality, an almost blank image),
+            not merely less reliable; :mod:`medswin.qc` records it as ``fail`` instead of ``warn``.
     """
 
     check: str
     message: str
+    value: Any = None
+    limit: Any = None
+    severe: bool = False
 
     def __str__(self) -> str:
         return self.message
@@ -75,7 +83,7 @@ def _per_patient_axis(image: Image, values: tuple[float, ...], orientation: str 
 def _intensity_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
     sample = _sample(image)
     if sample.size == 0:
-        return [FitWarning("intensity", "the image has no finite voxel values")]
+        return [FitWarning("intensity", "the image has no finite voxel values", severe=True)]
     low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
     warnings = []
     modality = _modality(card.modality)
@@ -86,6 +94,8 @@ def _intensity_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
                 "intensity",
                 f"intensities {low:.0f}..{high:.0f} do not look like CT Hounsfield units (no air near "
                 "-1000 HU); the model was trained on HU",
+                [round(low, 1), round(high, 1)],
+                f"0.5th percentile <= {_HU_AIR_BELOW:g} HU",
             )
         )
     elif modality == "MR" and looks_hu and _modality(str(image.meta.get("modality", ""))) != "MR":
@@ -93,6 +103,9 @@ def _intensity_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
             FitWarning(
                 "intensity",
                 f"intensities {low:.0f}..{high:.0f} look like CT Hounsfield units; the model was trained on MRI",
+                [round(low, 1), round(high, 1)],
+                f"0.5th percentile > {_HU_AIR_BELOW:g}",
+                severe=True,
             )
         )
     window = card.intensity
@@ -105,6 +118,9 @@ def _intensity_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
                     "intensity",
                     f"{100 * inside:.1f}% of the voxels lie inside the model's window {a_min:g}..{a_max:g}: "
                     "it would see an almost blank image",
+                    round(inside, 4),
+                    0.01,
+                    severe=True,
                 )
             )
     return warnings
@@ -134,7 +150,10 @@ def _geometry_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
                 FitWarning(
                     "spacing",
                     f"voxels are {spacing[axis]:.2f} mm {_AXIS_NAMES[axis]}, coarser than the model's "
-                    f"{model_spacing[axis]:.2f} mm: small structures may be missed",
+                    f"{model_spacing[axis]:.2f} mm: small structures may be missed and volumes are unreliable "
+                    "(thick voxels blur every organ's edge)",
+                    round(spacing[axis], 3),
+                    round(COARSER_SPACING_FACTOR * model_spacing[axis], 3),
                 )
             )
     for axis in range(3):
@@ -146,6 +165,8 @@ def _geometry_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
                     f"the image covers {extent[axis]:.0f} mm {_AXIS_NAMES[axis]}, under half of the model's "
                     f"{window_mm:.0f} mm window: it was trained on larger views"
                     + (f" of the {card.body_region}" if card.body_region else ""),
+                    round(extent[axis], 1),
+                    round(SMALLEST_WINDOW_FRACTION * window_mm, 1),
                 )
             )
     return warnings
@@ -168,6 +189,9 @@ def check_fit(image: Image, card: ModelCard) -> list[FitWarning]:
                 "channels",
                 f"the model takes {len(card.channels)} channel(s) ({', '.join(card.channels)}), the image has "
                 f"{image.num_channels}",
+                image.num_channels,
+                len(card.channels),
+                severe=True,
             )
         )
     found = _modality(str(image.meta.get("modality", "")))
@@ -175,7 +199,11 @@ def check_fit(image: Image, card: ModelCard) -> list[FitWarning]:
     if found and expected and found != expected:
         warnings.append(
             FitWarning(
-                "modality", f"the image is {found} (DICOM Modality), the model was trained on {expected}"
+                "modality",
+                f"the image is {found} (DICOM Modality), the model was trained on {expected}",
+                found,
+                expected,
+                severe=True,
             )
         )
     if image.kind == "intensity":

@@ -32,6 +32,7 @@ __all__ = [
     "scratch_folder",
     "train_demo",
     "ship_demo_model",
+    "refresh_card",
     "main",
 ]
 
@@ -206,6 +207,30 @@ def ship_demo_model(
     )
 
 
+def refresh_card(checkpoint: Path) -> Any:
+    """Re-embed the shipped card (``medswin/models/cards/<id>.json``) in ``checkpoint`` without retraining.
+
+    Every field comes from the card file except the provenance, which keeps what the training run
+    recorded (seeds, epochs, Dice) and adds the file's other entries. Refused when the card file
+    describes another network (architecture, config or labels changed: that needs retraining).
+    """
+    from medswin.errors import MedSwinError
+    from medswin.models.card import preset_card
+    from medswin.models.checkpoints import read_checkpoint_card, replace_checkpoint_card
+
+    embedded = read_checkpoint_card(checkpoint)
+    shipped = preset_card(embedded.id)
+    for field in ("architecture", "config", "channels", "labels", "activation", "regions", "roi_size"):
+        if getattr(shipped, field) != getattr(embedded, field):
+            raise MedSwinError(
+                f"{checkpoint}: cards/{embedded.id}.json changes {field}, which the weights were trained for; "
+                "retrain instead of refreshing the card"
+            )
+    merged = shipped.replace(provenance={**shipped.provenance, **embedded.provenance})
+    replace_checkpoint_card(checkpoint, merged)
+    return merged
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -228,9 +253,24 @@ def main(
         metavar="FOLDER",
         help="continue an interrupted build whose folder (data/ and run/) was left under --work",
     )
+    parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="do not train: re-embed the shipped card file (volume ranges, intended use ...) in --output, "
+        "keeping its weights and training provenance",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from medswin.errors import MedSwinError
+
+    if args.card_only:
+        try:
+            card = refresh_card(args.output)
+        except MedSwinError as error:
+            print(f"medswin demo-model: error: {error}", file=sys.stderr)
+            return 1
+        print(f"refreshed the card embedded in {args.output} from cards/{card.id}.json")
+        return 0
 
     try:
         scores = (build or build_demo_model)(

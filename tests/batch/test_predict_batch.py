@@ -114,6 +114,11 @@ def test_dicom_series_become_cases_with_dicom_seg_outputs(tmp_path: Path, tiny_c
         assert int((volume.array > 0).sum()) == total
         record = json.loads((out / f"{name}.json").read_text())
         assert set(record["files"]) == {f"{name}.nii.gz", f"{name}.dcm"}
+        # a PACS viewer shows what the model is for and the recorded quality verdict
+        verdict = record["qc"]["verdict"]
+        assert seg.SeriesDescription == f"medswin tiny_batch QC {verdict}"
+        assert seg.ContentDescription.startswith(f"demonstration of medswin only; QC {verdict}")
+        assert len(seg.ContentDescription) <= 64
     assert pydicom.dcmread(out / "study_s2.dcm").PatientID == "MEDSWIN-TEST-0001"  # the source patient
 
 
@@ -328,13 +333,20 @@ def test_torchrun_two_cpu_processes_share_the_cases(tmp_path: Path, tiny_checkpo
 def test_a_case_that_may_not_suit_the_model_is_warned_about_and_predicted(
     tmp_path: Path, tiny_checkpoint: Path, caplog
 ) -> None:
-    """An MR series given to a CT model: the log says why (medswin.models.check_fit); the case still runs."""
+    """An MR series given to a CT model: the case still runs, and its record, summary and log say why
+    its quality verdict is fail (medswin.models.check_fit, recorded by medswin.qc)."""
     from dicom_factory import ct_image
 
     write_series(tmp_path / "data" / "mr", ct_image(shape=(12, 10, 6)), modality="MR")
     out = tmp_path / "out"
     with caplog.at_level("WARNING"):
         assert _predict([tmp_path / "data"], out, tiny_checkpoint) == 0
-    warned = [r.getMessage() for r in caplog.records if "may not suit" in r.getMessage()]
-    assert warned and "the image is MR (DICOM Modality), the model was trained on CT" in warned[0]
-    assert _summary(out / "summary.csv")["mr"]["status"] == "done"
+    reason = "The image is MR (DICOM Modality), the model was trained on CT."
+    warned = [r.getMessage() for r in caplog.records if "QC fail" in r.getMessage()]
+    assert warned and reason in warned[0]
+    row = _summary(out / "summary.csv")["mr"]
+    assert (row["status"], row["qc"], row["qc_reason"]) == ("done", "fail", reason)
+    check = next(
+        c for c in json.loads((out / "mr.json").read_text())["qc"]["checks"] if c["name"] == "fit:modality"
+    )
+    assert (check["verdict"], check["value"], check["limit"]) == ("fail", "MR", "CT")

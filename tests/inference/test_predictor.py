@@ -45,7 +45,7 @@ def test_reoriented_model_grid_gives_exact_labels(orientation: str) -> None:
     np.testing.assert_array_equal(labels.array[0], expected_labels(case.image.array[0]))
     truth = np.vectorize(PHANTOM_TO_CARD.get)(case.labels.array[0])
     np.testing.assert_array_equal(labels.array[0], truth)
-    assert set(prediction.timings) == {"preprocess", "inference", "resample", "postprocess", "total"}
+    assert set(prediction.timings) == {"preprocess", "inference", "resample", "postprocess", "qc", "total"}
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "RAS", "oblique"])
