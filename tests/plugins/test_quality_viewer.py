@@ -50,7 +50,7 @@ SCENARIOS = {
 def test_the_demo_scenarios_end_in_the_recorded_verdict_shown_in_the_segment_panel(
     scenario, viewer, qtbot, tmp_path
 ):
-    """10-25 s each: the demo model on a 96x96x64 phantom in a worker."""
+    """26-32 s each here (2 shared cores): the demo model on a 96x96x64 phantom in a worker."""
     make, verdict, flagged = SCENARIOS[scenario]
     data, kwargs, _ = image_to_layer_data(make(), scenario)
     viewer.add_image(data, **kwargs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from napari_medswin import _widget, _x2s_widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._reader import read_layers
 from napari_medswin._segment import CHECKPOINT_CHOICE
 from napari_medswin._x2s import AUTO_ORIENTATION, morphometry_table_rows
@@ -241,9 +242,17 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
     assert errors == [] and warnings == []
     predictor = X2SPredictor(str(tiny["checkpoint"]))
     right = predictor.predict(tiny["ap"], tiny["lateral"]).labels.array
-    as_cli = predictor.predict(mirrored, tiny["lateral"], orientations=("R\\F", None)).labels.array
+    as_cli_prediction = predictor.predict(mirrored, tiny["lateral"], orientations=("R\\F", None))
+    as_cli = as_cli_prediction.labels.array
     np.testing.assert_array_equal(image_from_layer(viewer.layers["Swin-X2S [tiny-x2s]"]).array, as_cli)
     np.testing.assert_array_equal(as_cli, right)
+    # the X-ray checks' verdict stays in the panel beside the volume table, each row its structure's check
+    quality = as_cli_prediction.quality
+    panel = widget._volumes_panel
+    assert panel.quality == quality and any(c.name.startswith("agreement") for c in quality.checks)
+    assert panel.verdict.value == verdict_html(quality, "Swin-X2S [tiny-x2s]")
+    assert panel.verdict.native.isVisibleTo(widget.native)
+    assert widget._table.texts()["QC"] == [structure_quality(quality, v.name)[0] for v in widget.volumes]
 
     # upside down and back: the film follows, the orientation is the CLI's code
     widget._upside_down["ap"].clicked()
