@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
 
 from medswin.errors import MedSwinError
 from medswin.qc.core import QualityReport
@@ -127,8 +128,6 @@ class ReviewWidget(Container):
         self._table.set_rows([r.as_row() for r in self._rows])
         column = [key for key, _, _ in REVIEW_TABLE].index("verdict")
         for row, case in enumerate(self._rows):
-            from qtpy.QtGui import QColor
-
             self._table.item(row, column).setForeground(QColor(VERDICT_COLORS.get(case.verdict, "#000")))
             self._table.item(row, column + 1).setToolTip(case.reason)
         counts = {v: sum(r.verdict == v for r in self._rows) for v in ("fail", "error", "warn", "ok")}

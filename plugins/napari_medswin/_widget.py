@@ -29,6 +29,7 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
@@ -449,8 +450,6 @@ class VolumePanel(Container):
         for row, (verdict, reason) in enumerate(checks):
             item = self.table.item(row, column)
             if verdict in VERDICT_COLORS and verdict != "ok":
-                from qtpy.QtGui import QColor
-
                 item.setForeground(QColor(VERDICT_COLORS[verdict]))
             item.setToolTip(reason)
 

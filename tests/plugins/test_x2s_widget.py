@@ -391,9 +391,11 @@ def test_run_refuses_an_uncalibrated_cr_and_a_film_given_twice(widget, viewer, q
     ds.PixelSpacing = [0, 0]
     ds.save_as(cr)
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, cr, tiny["lateral"])
+    _choose_files(widget, cr, tiny["lateral"], qtbot)
     _run(widget, qtbot)
-    assert "cr.dcm: the film carries no usable pixel size (PixelSpacing 0\\0)" in errors[-1], errors
+    # problem first, file second (as every error of the panel)
+    assert errors[-1].startswith("The film carries no usable pixel size (PixelSpacing 0\\0)"), errors
+    assert errors[-1].endswith(f"({tmp_path / 'cr.dcm'})")
     assert "pixel-size box" in errors[-1]
     assert not [layer for layer in viewer.layers if layer.name.startswith("Swin-X2S")]
 
@@ -402,7 +404,7 @@ def test_run_refuses_an_uncalibrated_cr_and_a_film_given_twice(widget, viewer, q
     assert "Swin-X2S [tiny-x2s]" in viewer.layers
     count = len(viewer.layers)
 
-    _choose_files(widget, tiny["ap"], tiny["ap"])
+    _choose_files(widget, tiny["ap"], tiny["ap"], qtbot)
     widget._orientation["lateral"].value = "P\\F"  # the AP film read as a lateral
     widget._pixel["ap"].value = 0.0
     _run(widget, qtbot)
