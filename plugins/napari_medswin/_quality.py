@@ -88,7 +88,7 @@ def verdict_html(quality: QualityReport | None, subject: str) -> str:
 
 @dataclass(frozen=True)
 class CaseRow:
-    """One case of an output folder as the Review dock lists it."""
+    """One case of an output folder as the Review dock lists it (verdict ``error``: the case did not run)."""
 
     case: str
     verdict: str
@@ -96,7 +96,8 @@ class CaseRow:
     model: str
 
     def as_row(self) -> dict[str, Any]:
-        return {"case": self.case, "verdict": self.verdict, "reason": self.reason, "model": self.model}
+        shown = "did not run" if self.verdict == "error" else self.verdict
+        return {"case": self.case, "verdict": shown, "reason": self.reason, "model": self.model}
 
 
 def review_rows(folder: str | Path) -> list[CaseRow]:

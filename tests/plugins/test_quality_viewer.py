@@ -88,7 +88,8 @@ def test_the_demo_scenarios_end_in_the_recorded_verdict_shown_in_the_segment_pan
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory, tiny_checkpoint) -> tuple[Path, Path]:
-    """``medswin predict`` with the tiny checkpoint on two small phantom NIfTIs (one mirrored)."""
+    """``medswin predict`` with the tiny checkpoint on two small phantom NIfTIs (one mirrored) and a
+    broken file (the case fails; summary.csv says why)."""
     root = tmp_path_factory.mktemp("review")
     inputs, out = root / "in", root / "out"
     case = make_ct_phantom(shape=(24, 20, 12), spacing=(1.2, 0.9, 2.5), orientation="oblique", seed=40)
@@ -96,7 +97,8 @@ def batch(tmp_path_factory, tiny_checkpoint) -> tuple[Path, Path]:
     mirrored = make_ct_phantom(shape=(24, 20, 12), spacing=(1.2, 0.9, 2.5), seed=42).image
     mirrored = mirrored.with_array(np.round(mirrored.array[:, ::-1]))
     write_image(mirrored, inputs / "mirrored.nii.gz", dtype="int16")
-    assert medswin(["-q", "predict", "-i", str(inputs), "-o", str(out), "-m", str(tiny_checkpoint)]) == 0
+    (inputs / "broken.nii.gz").write_bytes(b"not a NIfTI file" * 8)  # a case that does not run
+    assert medswin(["-q", "predict", "-i", str(inputs), "-o", str(out), "-m", str(tiny_checkpoint)]) == 1
     return inputs, out
 
 
@@ -118,13 +120,21 @@ def test_the_review_dock_lists_cases_by_verdict_and_opens_image_and_labels_on_cl
     assert isinstance(widget, ReviewWidget)
     widget._folder.value = out
     records = _records(out)
-    assert {r.case for r in widget.rows} == set(records) == {"alpha", "mirrored"}
+    assert set(records) == {"alpha", "mirrored"}
+    # fail first, then cases that did not run, then warn, then ok
     rank = {"fail": 0, "warn": 2, "ok": 3}
-    assert [r.case for r in widget.rows] == sorted(
-        records, key=lambda c: (rank[records[c]["qc"]["verdict"]], c)
-    )
+    recorded = sorted(records, key=lambda c: (rank[records[c]["qc"]["verdict"]], c))
+    failed = [c for c in recorded if records[c]["qc"]["verdict"] == "fail"]
+    expected = [*failed, "broken", *recorded[len(failed) :]]
+    assert [r.case for r in widget.rows] == expected
     shown = widget._table.texts()
+    broken = expected.index("broken")
+    assert shown["QC"][broken] == "did not run" and "not a valid NIfTI file" in shown["first reason"][broken]
+    assert widget.open_case(broken) == []
+    assert errors.pop().startswith("case 'broken' did not run: it has no labels to open")
     for row, case in enumerate(widget.rows):
+        if case.case == "broken":
+            continue
         quality = QualityReport.from_dict(records[case.case]["qc"])
         assert (shown["case"][row], shown["QC"][row]) == (case.case, quality.verdict)
         assert shown["first reason"][row] == quality.reason
