@@ -42,6 +42,10 @@ VOLUME_CSV_COLUMNS: tuple[str, ...] = (
     "name",
     "voxels",
     "volume_ml",
+    "qc",
+    "qc_reason",
+    "case_qc",
+    "case_qc_reason",
     "model",
     "intended_use",
     "source",
@@ -229,6 +233,7 @@ def write_volumes_csv(
     intended_use: str = "",
     source: str = "",
     layer: str = "",
+    quality: Any = None,
 ) -> Path:
     """Write per-structure volumes as CSV (:data:`VOLUME_CSV_COLUMNS`), atomically.
 
@@ -239,9 +244,28 @@ def write_volumes_csv(
         source: the file the labels (or the image they were predicted on) were read from.
         layer: the napari layer name.
         intended_use: what the model is for (its card's intended use; "" without a model).
+        quality: the prediction's :class:`~medswin.qc.core.QualityReport`: each row gets its
+            structure's check (``qc``, ``qc_reason``) and the case's verdict (``case_qc``,
+            ``case_qc_reason``); empty cells without one (labels no model predicted).
     """
-    rows = [
-        {**v.as_row(), "model": model, "intended_use": intended_use, "source": source, "layer": layer}
-        for v in volumes
-    ]
+    from napari_medswin._quality import structure_quality
+
+    case = {"case_qc": "", "case_qc_reason": ""}
+    if quality is not None:
+        case = {"case_qc": quality.verdict, "case_qc_reason": quality.reason}
+    rows = []
+    for v in volumes:
+        verdict, reason = structure_quality(quality, v.name) if quality is not None else ("", "")
+        rows.append(
+            {
+                **v.as_row(),
+                "qc": verdict,
+                "qc_reason": reason,
+                **case,
+                "model": model,
+                "intended_use": intended_use,
+                "source": source,
+                "layer": layer,
+            }
+        )
     return write_atomic(Path(path), csv_text(rows, VOLUME_CSV_COLUMNS))

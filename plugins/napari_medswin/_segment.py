@@ -19,6 +19,7 @@ from medswin.io.geometry import reorient
 from medswin.io.image import Image
 from medswin.transforms.postprocess import Postprocess
 from napari_medswin._layers import LayerDataTuple, image_to_layer_data, layer_to_image
+from napari_medswin._quality import quality_metadata
 
 __all__ = [
     "CHECKPOINT_CHOICE",
@@ -210,7 +211,8 @@ class SegmentationRunner:
 def prediction_layer_data(
     image: Image, prediction: Any, image_name: str, transform: Mapping[str, Any] | None = None
 ) -> LayerDataTuple:
-    """The labels layer of a prediction: on ``image``'s grid and transform, named and coloured per model card.
+    """The labels layer of a prediction: on ``image``'s grid and transform, named and coloured per model card,
+    with the prediction's quality report in its metadata (the volume panel shows it).
 
     Args:
         image: the input the prediction was made on (its metadata goes with the labels, so saving
@@ -232,7 +234,7 @@ def prediction_layer_data(
         f"{image_name} [{card.id}]",
         label_names=card.label_names(),
         colors=card.colors,
-        extra_metadata={"model": card.id, "intended_use": intended_use(card)},
+        extra_metadata={"model": card.id, "intended_use": intended_use(card), **quality_metadata(prediction)},
     )
     if transform is not None:
         for key in ("scale", "translate", "rotate", "shear", "affine", "axis_labels"):

@@ -29,6 +29,7 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
@@ -53,6 +54,12 @@ from napari_medswin._layers import (
     spatial_transform,
 )
 from napari_medswin._orientation import install
+from napari_medswin._quality import (
+    VERDICT_COLORS,
+    layer_quality,
+    structure_quality,
+    verdict_html,
+)
 from napari_medswin._segment import (
     CHECKPOINT_CHOICE,
     SegmentationRunner,
@@ -95,6 +102,7 @@ VOLUME_TABLE = (
     ("name", "name", "{}"),
     ("voxels", "voxels", "{:d}"),
     ("volume_ml", "volume (mL)", "{:.2f}"),
+    ("qc", "QC", "{}"),
 )
 #: comparison table: (row key, column header, cell format)
 COMPARE_TABLE = (
@@ -348,7 +356,12 @@ class BackgroundRun:
 
 class VolumePanel(Container):
     """'Volumes of' a labels layer: voxels and mL per structure, recounted after every edit and undo;
-    a row click jumps to its structure; the table saves as CSV."""
+    a row click jumps to its structure; the table saves as CSV.
+
+    A layer a medswin model predicted keeps its quality report (:mod:`medswin.qc`) in its metadata:
+    the panel shows its verdict and every flagged check's reason above the table, and each row the
+    check of its structure (volume, sides, pieces, edge, confidence), so they stay in view after a run.
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer, actions: Sequence[Any] = ()) -> None:
         """``actions``: more widgets acting on the chosen layer, shown above the table."""
@@ -365,11 +378,19 @@ class VolumePanel(Container):
         self.table = TextTable(VOLUME_TABLE)
         self.show_all = PushButton(text="Show all labels")
         self.export = PushButton(text="Save volumes as CSV…", enabled=False)
+        #: the verdict of the layer's prediction and the reasons of its flagged checks (rich text, wrapped)
+        self.verdict = Label(value="")
+        self.verdict.native.setWordWrap(True)
+        self.verdict.native.setTextFormat(Qt.TextFormat.RichText)
+        self.verdict.native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict.visible = False
+        self._quality: Any = None  # the QualityReport of the layer shown, None for labels no model made
         super().__init__(
             widgets=[
                 self.layer,
                 Container(widgets=[self.show_all, self.export], layout="horizontal", labels=False),
                 *actions,
+                self.verdict,
             ]
         )
         self.margins = (0, 0, 0, 0)
@@ -415,8 +436,27 @@ class VolumePanel(Container):
             except MedSwinError as error:
                 _report(error)
                 self._volumes = []
-        self.table.set_rows([v.as_row() for v in self._volumes])
+        self._show_quality(None if layer is None else layer_quality(layer.metadata), layer)
         self.export.enabled = layer is not None
+
+    def _show_quality(self, quality: Any, layer: Any) -> None:
+        """The verdict line and reasons, and the table with each structure's check (coloured, reason as tooltip)."""
+        self._quality = quality
+        self.verdict.value = verdict_html(quality, layer.name) if layer is not None else ""
+        self.verdict.visible = bool(self.verdict.value)
+        checks = [structure_quality(quality, v.name) if quality else ("", "") for v in self._volumes]
+        self.table.set_rows([{**v.as_row(), "qc": verdict} for v, (verdict, _) in zip(self._volumes, checks)])
+        column = [key for key, _, _ in VOLUME_TABLE].index("qc")
+        for row, (verdict, reason) in enumerate(checks):
+            item = self.table.item(row, column)
+            if verdict in VERDICT_COLORS and verdict != "ok":
+                item.setForeground(QColor(VERDICT_COLORS[verdict]))
+            item.setToolTip(reason)
+
+    @property
+    def quality(self) -> Any:
+        """The quality report of the layer shown (:class:`~medswin.qc.core.QualityReport`), or None."""
+        return self._quality
 
     def clear(self) -> None:
         """Empty the table (its numbers belong to an earlier result); choosing a layer counts again."""
@@ -425,7 +465,7 @@ class VolumePanel(Container):
                 getattr(self._volumes_of.events, event).disconnect(self._on_labels_edited)
         self._cleared_for = self.layer.value
         self._volumes_of, self._volumes, self._volumes_fingerprint = None, [], None
-        self.table.set_rows([])
+        self._show_quality(None, None)
         self.export.enabled = False
 
     def _on_labels_edited(self, event: Any = None) -> None:
@@ -441,12 +481,15 @@ class VolumePanel(Container):
         self.refresh(layer)
 
     def export_volumes(self, path: str | Path) -> Path:
-        """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
+        """Write the volume table as CSV (label, name, voxels, volume_ml, qc, qc_reason, case_qc,
+        case_qc_reason, model, intended_use, source, layer)."""
         layer = self._volumes_of
         if layer is None:
             raise MedSwinError("no labels layer chosen: pick one under 'Volumes of' first")
         self._recount_if_changed()  # an edit within the last _EDIT_REFRESH_MS counts too
-        return write_volumes_csv(self._volumes, path, **volume_origin(layer.name, layer.metadata))
+        return write_volumes_csv(
+            self._volumes, path, **volume_origin(layer.name, layer.metadata), quality=self._quality
+        )
 
     def _on_export(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -620,8 +663,13 @@ class SegmentWidget(Container):
         self._volumes_panel.refresh(layer)
 
     def export_volumes(self, path: str | Path) -> Path:
-        """Write the volume table as CSV (label, name, voxels, volume_ml, model, source, layer)."""
+        """Write the volume table as CSV (volumes, each structure's check and the verdict, origin)."""
         return self._volumes_panel.export_volumes(path)
+
+    @property
+    def quality(self) -> Any:
+        """The quality report of the 'Volumes of' layer's prediction, or None."""
+        return self._volumes_panel.quality
 
     @property
     def volumes(self) -> list[StructureVolume]:

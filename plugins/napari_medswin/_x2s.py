@@ -312,9 +312,10 @@ def x2s_labels_layer_data(
     The volume's own geometry (axes LPI, the output voxel size, centred on the isocentre) goes through
     :func:`~napari_medswin._layers.image_to_layer_data`, so the layer matches the CLI's file opened
     with medswin; names and colours come from the model card. The layer is ``"<name> [<card id>]"``;
-    its metadata keeps the model, its intended use and the two film files (``films``: view -> path),
-    which the volume CSV reports as its source.
+    its metadata keeps the model, its intended use, the two film files (``films``: view -> path),
+    which the volume CSV reports as its source, and the prediction's quality report.
     """
+    from napari_medswin._quality import quality_metadata
     from napari_medswin._segment import intended_use
 
     sources = [f"{VIEW_TITLES[v]} {films[v]}" for v in VIEWS if (films or {}).get(v)]
@@ -323,7 +324,12 @@ def x2s_labels_layer_data(
         f"{name} [{card.id}]",
         label_names=card.label_names(),
         colors=card.colors,
-        extra_metadata={"model": card.id, "intended_use": intended_use(card), "sources": sources},
+        extra_metadata={
+            "model": card.id,
+            "intended_use": intended_use(card),
+            "sources": sources,
+            **quality_metadata(prediction),
+        },
     )
 
 

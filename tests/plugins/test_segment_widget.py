@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from napari_medswin import _widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._segment import CHECKPOINT_CHOICE, prediction_layer_data
 from napari_medswin._widget import SegmentWidget
 from qtpy.QtCore import Qt
@@ -105,6 +106,16 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
     rows = list(csv.DictReader(segment.export_volumes(tmp_path / "volumes.csv").open()))
     assert {(r["model"], r["intended_use"], r["source"]) for r in rows} == {
         ("tiny_phantom", DEFAULT_INTENDED_USE, str(case.image.meta.get("path") or ""))
+    }
+    # the prediction's verdict stays in the panel, each row shows its structure's check, the CSV has both
+    assert segment.quality == expected.quality and segment.quality.checks
+    assert segment._volumes_panel.verdict.native.isVisibleTo(segment.native)
+    assert segment._volumes_panel.verdict.value == verdict_html(expected.quality, "CT [tiny_phantom]")
+    checks = [structure_quality(expected.quality, v.name) for v in segment.volumes]
+    assert segment._table.texts()["QC"] == [verdict for verdict, _ in checks]
+    assert [(r["qc"], r["qc_reason"]) for r in rows] == checks
+    assert {(r["case_qc"], r["case_qc_reason"]) for r in rows} == {
+        (expected.quality.verdict, expected.quality.reason)
     }
     assert (
         segment._status.value.startswith("CT [tiny_phantom]: done in ") and "(model " in segment._status.value

@@ -144,6 +144,10 @@ def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
         "name",
         "voxels",
         "volume_ml",
+        "qc",
+        "qc_reason",
+        "case_qc",
+        "case_qc_reason",
         "model",
         "intended_use",
         "source",
@@ -155,6 +159,8 @@ def test_volume_table_follows_undo_and_redo_and_saves_as_csv(
     assert float(rows[0]["volume_ml"]) == painted_ml
     assert {(r["source"], r["layer"]) for r in rows} == {("ct_phantom", "CT phantom reference")}
     assert {(r["model"], r["intended_use"]) for r in rows} == {("", "")}  # drawn labels: no model
+    assert {(r["qc"], r["case_qc"]) for r in rows} == {("", "")}  # ... and no verdict
+    assert not widget._volumes_panel.verdict.native.isVisibleTo(widget.native)
 
 
 def test_compare_with_an_unnamed_reference_shows_the_prediction_names(phantom_viewer, qtbot):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from napari_medswin import _widget, _x2s_widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._reader import read_layers
 from napari_medswin._segment import CHECKPOINT_CHOICE
 from napari_medswin._x2s import AUTO_ORIENTATION, morphometry_table_rows
@@ -241,9 +242,17 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
     assert errors == [] and warnings == []
     predictor = X2SPredictor(str(tiny["checkpoint"]))
     right = predictor.predict(tiny["ap"], tiny["lateral"]).labels.array
-    as_cli = predictor.predict(mirrored, tiny["lateral"], orientations=("R\\F", None)).labels.array
+    as_cli_prediction = predictor.predict(mirrored, tiny["lateral"], orientations=("R\\F", None))
+    as_cli = as_cli_prediction.labels.array
     np.testing.assert_array_equal(image_from_layer(viewer.layers["Swin-X2S [tiny-x2s]"]).array, as_cli)
     np.testing.assert_array_equal(as_cli, right)
+    # the X-ray checks' verdict stays in the panel beside the volume table, each row its structure's check
+    quality = as_cli_prediction.quality
+    panel = widget._volumes_panel
+    assert panel.quality == quality and any(c.name.startswith("agreement") for c in quality.checks)
+    assert panel.verdict.value == verdict_html(quality, "Swin-X2S [tiny-x2s]")
+    assert panel.verdict.native.isVisibleTo(widget.native)
+    assert widget._table.texts()["QC"] == [structure_quality(quality, v.name)[0] for v in widget.volumes]
 
     # upside down and back: the film follows, the orientation is the CLI's code
     widget._upside_down["ap"].clicked()
@@ -285,7 +294,8 @@ def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, mo
     widget._background.relay.progressed.connect(click_cancel)
     widget._background.relay.progressed.connect(hold_worker, Qt.ConnectionType.DirectConnection)
     _run(widget, qtbot)
-    assert [layer.name for layer in viewer.layers] == ["AP film", "lateral film"]
+    # no result layer; the films are read in parallel workers, so either may have been added first
+    assert sorted(layer.name for layer in viewer.layers) == ["AP film", "lateral film"]
     assert widget._background.status.value == "cancelled"
     assert infos == ["Swin-X2S prediction cancelled"] and errors == []
 
@@ -382,9 +392,11 @@ def test_run_refuses_an_uncalibrated_cr_and_a_film_given_twice(widget, viewer, q
     ds.PixelSpacing = [0, 0]
     ds.save_as(cr)
     _use_checkpoint(widget, tiny["checkpoint"])
-    _choose_files(widget, cr, tiny["lateral"])
+    _choose_files(widget, cr, tiny["lateral"], qtbot)
     _run(widget, qtbot)
-    assert "cr.dcm: the film carries no usable pixel size (PixelSpacing 0\\0)" in errors[-1], errors
+    # problem first, file second (as every error of the panel)
+    assert errors[-1].startswith("The film carries no usable pixel size (PixelSpacing 0\\0)"), errors
+    assert errors[-1].endswith(f"({tmp_path / 'cr.dcm'})")
     assert "pixel-size box" in errors[-1]
     assert not [layer for layer in viewer.layers if layer.name.startswith("Swin-X2S")]
 
@@ -393,7 +405,7 @@ def test_run_refuses_an_uncalibrated_cr_and_a_film_given_twice(widget, viewer, q
     assert "Swin-X2S [tiny-x2s]" in viewer.layers
     count = len(viewer.layers)
 
-    _choose_files(widget, tiny["ap"], tiny["ap"])
+    _choose_files(widget, tiny["ap"], tiny["ap"], qtbot)
     widget._orientation["lateral"].value = "P\\F"  # the AP film read as a lateral
     widget._pixel["ap"].value = 0.0
     _run(widget, qtbot)
