@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -258,9 +259,11 @@ class ModelCard:
                 )
         names = set(self.labels.values())
         for name, (low, high) in self.volume_ranges_ml.items():
-            if name not in names:
-                raise ModelCardError(
-                    f"{source}: volume_ranges_ml names {name!r}, which is not one of the card's labels"
+            if name not in names:  # a card edited down to fewer labels: that range is simply unused
+                logging.getLogger(__name__).warning(
+                    "%s: volume_ranges_ml names %r, which is not one of the card's labels; it is not used",
+                    source,
+                    name,
                 )
             if not 0 <= low < high:
                 raise ModelCardError(
@@ -324,6 +327,9 @@ class ModelCard:
         """A copy with some fields changed, re-validated."""
         data = copy.deepcopy(self.__dict__)
         data.update(changes)
+        if "labels" in changes and "volume_ranges_ml" not in changes:  # ranges follow the labels kept
+            names = set(data["labels"].values())
+            data["volume_ranges_ml"] = {k: v for k, v in data.get("volume_ranges_ml", {}).items() if k in names}
         card = ModelCard(**data)
         card.check(card.id)
         return card

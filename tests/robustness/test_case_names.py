@@ -26,7 +26,12 @@ def _leaks(folder: Path) -> list[str]:
     found = []
     for path in folder.rglob("*"):
         text = path.name + (path.read_bytes().decode("latin-1") if path.is_file() else "")
-        found += [f"{path.name}: {n}" for n in NAMES if n.lower() in text.lower()]
+        # as a word (letters around it end it): a card's "made-up CT phantoms" is not the patient
+        found += [
+            f"{path.name}: {n}"
+            for n in NAMES
+            if re.search(rf"(?<![a-z]){re.escape(n.lower())}(?![a-z])", text.lower())
+        ]
     return found
 
 
