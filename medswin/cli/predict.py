@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "add_parser",
     "add_predictor_options",
+    "add_execution_options",
     "add_runtime_option",
     "make_predictor",
     "run",
@@ -224,27 +225,13 @@ def send_node(args: argparse.Namespace, settings: Any) -> Any:
 
 def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     """The Predictor's options, shared by ``predict`` and ``submit``."""
-    from medswin.inference.runtime import PRECISION_CHOICES
-
     parser.add_argument(
         "-m",
         "--model",
         required=model_required,
         help="medswin checkpoint (.safetensors), shipped model name or published model name (medswin weights list)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:1 ...",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default="auto",
-        help="network precision; auto (default): bf16 on GPUs and on CPUs with AVX-512 BF16/AMX, fp32 "
-        "elsewhere (the choice and its reason are logged and recorded)",
-    )
-    add_runtime_option(parser)
+    add_execution_options(parser)
     parser.add_argument(
         "--overlap", type=float, default=None, help="sliding-window overlap in [0, 1) (default: the model's)"
     )
@@ -259,6 +246,26 @@ def add_predictor_options(parser: argparse.ArgumentParser, *, model_required: bo
         "--sw-batch-size", type=int, default=1, metavar="N", help="windows per network call (default: 1)"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--precision`` and ``--runtime``: where and how the network runs (all ``auto``-able),
+    shared by ``predict``, ``submit``, ``listen`` and ``x2s predict``."""
+    from medswin.inference.runtime import PRECISION_CHOICES
+
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:1 ...",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="network precision; auto (default): bf16 on GPUs and on CPUs with AVX-512 BF16/AMX, fp32 "
+        "elsewhere (the choice and its reason are logged and recorded)",
+    )
+    add_runtime_option(parser)
 
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:

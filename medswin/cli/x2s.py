@@ -38,8 +38,7 @@ def add_parser(subparsers: Any) -> None:
 
 # ----------------------------------------------------------------------------- predict
 def _add_predict(commands: Any) -> None:
-    from medswin.cli.predict import add_runtime_option
-    from medswin.inference.runtime import PRECISION_CHOICES
+    from medswin.cli.predict import add_execution_options
 
     parser = commands.add_parser(
         "predict",
@@ -95,19 +94,7 @@ def _add_predict(commands: Any) -> None:
         metavar="MM",
         help="detector pixel size in mm (one value for both views, or AP then lateral); needed for PNG/JPEG",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (default: a CUDA GPU when torch sees one, else the CPU), cpu, cuda, cuda:1 ...",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISION_CHOICES,
-        default="auto",
-        help="network precision; auto (default): bf16 on GPUs and on CPUs with AVX-512 BF16/AMX, fp32 "
-        "elsewhere (the choice and its reason are logged and recorded)",
-    )
-    add_runtime_option(parser)
+    add_execution_options(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(run=run_predict)
 

@@ -329,7 +329,9 @@ class ModelCard:
         data.update(changes)
         if "labels" in changes and "volume_ranges_ml" not in changes:  # ranges follow the labels kept
             names = set(data["labels"].values())
-            data["volume_ranges_ml"] = {k: v for k, v in data.get("volume_ranges_ml", {}).items() if k in names}
+            data["volume_ranges_ml"] = {
+                k: v for k, v in data.get("volume_ranges_ml", {}).items() if k in names
+            }
         card = ModelCard(**data)
         card.check(card.id)
         return card

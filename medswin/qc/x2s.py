@@ -26,6 +26,7 @@ import numpy as np
 
 from medswin.io.image import Image
 from medswin.qc.core import Check, QualityReport
+from medswin.qc.sides import expected_side
 from medswin.transforms.radiograph import UnusableRadiographError
 
 __all__ = [
@@ -49,22 +50,8 @@ SAME_FILM_LIMIT = 0.98
 #: swapped 0.120-0.147, one film twice 0.132-0.279. Fail sits between the swapped/duplicated maximum
 #: and the correct minimum; warn just below the correct minimum (it catches 4 of 20 mirrored films).
 AGREEMENT_LIMITS = (0.6, 0.4)
-#: organs that are not named by side but lie on one in normal anatomy (situs solitus).
-_SIDE_OF_ORGAN = {"liver": "right", "spleen": "left", "stomach": "left"}
 #: a centroid this far (mm) across the midline is on the wrong side; closer is left unjudged.
 SIDE_MARGIN_MM = 10.0
-
-
-def expected_side(name: str) -> str | None:
-    """``"right"``/``"left"`` for a label name on one side of the body (kidney_left, liver), else ``None``."""
-    from medswin.io.anatomy import find_structure
-
-    structure = find_structure(name)
-    if structure is None:
-        return None
-    if structure.laterality is not None:
-        return structure.laterality.meaning.lower()
-    return _SIDE_OF_ORGAN.get(structure.name)
 
 
 def same_film_similarity(front: np.ndarray, side: np.ndarray) -> float:

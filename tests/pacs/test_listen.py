@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,32 +12,17 @@ import pydicom
 import pytest
 from conftest import MEDSWIN_AE
 from dicom_factory import ct_image, write_series
+from listener_process import start_listener
 from orthanc import Orthanc, check_seg_references
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def _listen(port: int, out: Path, orthanc: Orthanc, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": f"{REPOSITORY}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "medswin", "listen", "--ae-title", MEDSWIN_AE, "--port", str(port)]
-    command += ["--bind", "127.0.0.1", "--out", str(out), "-m", "demo", "--send-to", orthanc.dimse]
-    process = subprocess.Popen(
-        [*command, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the model loads before the port opens
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"medswin listen did not open port {port}")
+    return start_listener(port, out, "--send-to", orthanc.dimse, *extra)
 
 
 def _store(port: int, calling: str, dataset: Dataset) -> tuple[bool, int | None]:
