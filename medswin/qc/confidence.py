@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -103,41 +104,50 @@ class AgreementGatherer:
         }
 
 
+def _per_structure(
+    card: ModelCard,
+    kind: str,
+    scores: dict[int, float],
+    limit: float,
+    ok: Callable[[str, float], str],
+    low: Callable[[str, float], str],
+) -> list[Check]:
+    """One ``<kind>:<name>`` check per label: ``ok`` at or above ``limit``, else ``warn``."""
+    checks = []
+    for value, score in sorted(scores.items()):
+        name = card.labels.get(value)
+        if name is not None:
+            verdict = "ok" if score >= limit else "warn"
+            reason = (ok if verdict == "ok" else low)(name, score)
+            checks.append(Check(f"{kind}:{name}", verdict, round(score, 3), limit, reason))
+    return checks
+
+
 def confidence_checks(
     card: ModelCard, means: dict[int, float], limit: float = CONFIDENCE_LIMIT
 ) -> list[Check]:
-    checks = []
-    for value, mean in sorted(means.items()):
-        name = card.labels.get(value)
-        if name is None:
-            continue
-        shown = round(mean, 3)
-        if mean >= limit:
-            reason = f"The model gave {name}'s voxels {100 * mean:.0f}% probability on average."
-            checks.append(Check(f"confidence:{name}", "ok", shown, limit, reason))
-        else:
-            reason = (
-                f"The model was unsure of {name}: {100 * mean:.0f}% probability on average (below "
-                f"{100 * limit:.0f}%); its outline and volume may be wrong, look at it."
-            )
-            checks.append(Check(f"confidence:{name}", "warn", shown, limit, reason))
-    return checks
+    return _per_structure(
+        card,
+        "confidence",
+        means,
+        limit,
+        lambda name, mean: f"The model gave {name}'s voxels {100 * mean:.0f}% probability on average.",
+        lambda name, mean: (
+            f"The model was unsure of {name}: {100 * mean:.0f}% probability on average (below "
+            f"{100 * limit:.0f}%); its outline and volume may be wrong, look at it."
+        ),
+    )
 
 
 def agreement_checks(card: ModelCard, dice: dict[int, float], limit: float = AGREEMENT_LIMIT) -> list[Check]:
-    checks = []
-    for value, score in sorted(dice.items()):
-        name = card.labels.get(value)
-        if name is None:
-            continue
-        shown = round(score, 3)
-        if score >= limit:
-            reason = f"{name} is labelled alike when the image is flipped (Dice {score:.2f})."
-            checks.append(Check(f"agreement:{name}", "ok", shown, limit, reason))
-        else:
-            reason = (
-                f"{name} is labelled differently when the image is flipped (Dice {score:.2f}, below {limit:g}): "
-                "the model follows position more than anatomy there; do not trust its --tta average."
-            )
-            checks.append(Check(f"agreement:{name}", "warn", shown, limit, reason))
-    return checks
+    return _per_structure(
+        card,
+        "agreement",
+        dice,
+        limit,
+        lambda name, score: f"{name} is labelled alike when the image is flipped (Dice {score:.2f}).",
+        lambda name, score: (
+            f"{name} is labelled differently when the image is flipped (Dice {score:.2f}, below {limit:g}): "
+            "the model follows position more than anatomy there; do not trust its --tta average."
+        ),
+    )
