@@ -11,6 +11,9 @@ pipeline's own buffers. Each way runs in its own process; the table gives wall t
 
     python benchmarks/bench_way_back.py                 # 512x512x400
     python benchmarks/bench_way_back.py --slices 120
+
+Measured (Intel Xeon 2.8 GHz, 2 vCPUs, AVX-512 without BF16, idle), 512x512x400: labels 47.9 s,
+peak RSS 4397 MB; probabilities 124.6 s, 6577 MB.
 """
 
 from __future__ import annotations
