@@ -36,6 +36,13 @@ MAX_COMPRESSION_RATIO = 200.0
 _RATIO_EXEMPT_BYTES = 1 * 2**20
 
 
+def _expansion(expanded: int, compressed: int, max_ratio: float) -> float | None:
+    """The expansion ratio when it marks a zip bomb (above ``max_ratio``, past the small-file
+    exemption), else None: one rule for a single member and for a whole archive."""
+    ratio = expanded / max(compressed, 1)
+    return ratio if expanded > _RATIO_EXEMPT_BYTES and ratio > max_ratio else None
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
@@ -72,17 +79,19 @@ def check_zip_members(
                 f"{where}: archive expands to more than {max_total_bytes / 2**30:.1f} GiB; "
                 "refusing to extract (unzip it yourself if it is genuine)"
             )
-        if info.file_size > _RATIO_EXEMPT_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+        ratio = _expansion(info.file_size, info.compress_size, max_ratio)
+        if ratio is not None:
             raise ImageReadError(
-                f"{where}: zip member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
+                f"{where}: zip member {info.filename!r} expands {ratio:.0f}× "
                 f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract"
             )
         members.append(info)
         compressed += info.compress_size
     # Many small members can each pass the ratio check and still make a bomb together.
-    if total > _RATIO_EXEMPT_BYTES and total > max_ratio * max(compressed, 1):
+    ratio = _expansion(total, compressed, max_ratio)
+    if ratio is not None:
         raise ImageReadError(
-            f"{where}: {len(members)} members expand {total / max(compressed, 1):.0f}× in total "
+            f"{where}: {len(members)} members expand {ratio:.0f}× in total "
             f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract"
         )
     return members
@@ -113,9 +122,10 @@ def copy_member(
             f"{where}: zip member {member!r} expands to {info.file_size:,} bytes, more than the {limit}; "
             "refusing to extract it"
         )
-    if info.file_size > _RATIO_EXEMPT_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+    ratio = _expansion(info.file_size, info.compress_size, max_ratio)
+    if ratio is not None:
         raise error(
-            f"{where}: zip member {member!r} expands {info.file_size / max(info.compress_size, 1):.0f}× "
+            f"{where}: zip member {member!r} expands {ratio:.0f}× "
             f"(limit {max_ratio:.0f}×); this looks like a zip bomb, refusing to extract it"
         )
     try:
