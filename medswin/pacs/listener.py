@@ -169,10 +169,9 @@ class StudyReceiver:
                 del self._last[study]
         done = []
         for _, study in quiet:
-            folder = self.spool.incoming / study
-            count = sum(1 for p in folder.glob("*.dcm") if not p.name.startswith("."))
+            count = len(self.spool.instances(study))
             if count:
-                done.append(ReceivedStudy(study, folder, count))
+                done.append(ReceivedStudy(study, self.spool.incoming / study, count))
         return done
 
     def wait_for(self, study_uid: str, seconds: float) -> None:

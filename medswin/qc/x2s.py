@@ -210,11 +210,10 @@ def x2s_quality(
 ) -> QualityReport:
     """All X-ray checks of one prediction: view agreement, sides, and volumes where the card has ranges."""
     names = {v: n for v, n in card.labels.items() if v}
-    ranges = getattr(card, "volume_ranges_ml", None)
     return QualityReport(
         (
             *agreement_checks(agreement),
             *side_checks(labels, names),
-            *volume_checks(labels, names, ranges),
+            *volume_checks(labels, names, card.volume_ranges_ml),
         )
     )
