@@ -93,7 +93,7 @@ class BiplanarBatchPredictor:
     ) -> Any:
         """The case's :class:`~medswin.inference.predictor.Prediction` on the model grid (one window), with
         the X-ray checks' :class:`~medswin.qc.QualityReport`, which the batch runner records."""
-        from medswin.inference.predictor import Prediction
+        from medswin.inference.predictor import Prediction, runtime_record
 
         result = self.predictor.predict(
             pair.ap,
@@ -109,6 +109,6 @@ class BiplanarBatchPredictor:
             timings=result.timings,
             card=self.card,
             windows=1,
-            runtime=self.predictor.runner.describe(),
+            runtime=runtime_record(self.predictor.runner, self.predictor.device, self.predictor.choices),
             quality=result.quality,
         )

@@ -198,7 +198,7 @@ def mark_running(output_dir: Path, case_id: str, targets: Sequence[Path]) -> Non
 
 def prediction_settings(predictor: Any) -> dict[str, Any]:
     """The settings of ``predictor`` that change what it writes (model, precision, overlap, TTA,
-    window blending, post-processing), as JSON values, for the case record."""
+    window blending, runtime, post-processing), as JSON values, for the case record."""
     post = getattr(predictor, "postprocess", None)
     settings = {
         "model": predictor.card.id,
@@ -212,6 +212,9 @@ def prediction_settings(predictor: Any) -> dict[str, Any]:
             if getattr(predictor.card, "resample", "labels") != "labels"
             else {}
         ),
+        # what ran the windows (runtimes differ at near-ties); ``auto`` chooses per machine, so it is
+        # recorded only when a runtime was asked for (records of auto and of older runs then agree)
+        **({"runtime": predictor.runtime} if getattr(predictor, "runtime", "auto") != "auto" else {}),
         "labels_subset": getattr(post, "keep_labels", None),
         "keep_largest": getattr(post, "keep_largest", None),
         "min_size_mm3": getattr(post, "min_size_mm3", None),

@@ -68,9 +68,11 @@ Scale-out: `torchrun --nproc_per_node N -m medswin predict ...` gives every proc
 the cases (one GPU each with --device cuda) and rank 0 writes the merged summary.csv;
 --shard i/n does the same for processes you start yourself.
 
-CPU speed: --precision bf16 is about twice as fast on CPUs with AVX-512 BF16/AMX. --runtime openvino
-runs the windows through OpenVINO (one fs48 window: 1.3x faster than torch in fp32, 2.5x with bf16
-on such a CPU); the network is exported on first use and cached. medswin keeps freed memory in the
+Speed: the defaults choose for this machine and record why (runtime.choices in each case's JSON):
+--device auto takes a CUDA GPU when torch sees one; --precision auto takes bf16 on GPUs and on CPUs
+with AVX-512 BF16/AMX; --runtime auto runs torch on GPUs and, on CPUs, switches to OpenVINO once it
+is measured faster here (BTCV fs48 on 2 vCPUs: 0.63-0.71x torch's time): the first case large enough
+to repay the export (about 80 s for fs48) exports and measures it, later cases and runs reuse both. medswin keeps freed memory in the
 process (glibc malloc thresholds) because returning it to the kernel after every window dominated
 run time; set GLIBC_TUNABLES yourself to do the same for other tools.
 """
@@ -270,15 +272,15 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:
     """``--runtime``, shared by ``predict``, ``submit`` and ``x2s predict``."""
-    from medswin.inference.runtime import RUNTIMES
+    from medswin.inference.runtime import runtime_choices
 
     parser.add_argument(
         "--runtime",
-        choices=RUNTIMES,
-        default="torch",
-        help="what runs the network on each window: torch (default); openvino or onnxruntime (CPU; the "
-        "network is exported once and cached beside the weights; pip install 'medswin[openvino]' / "
-        "'medswin[onnxruntime]'); auto: OpenVINO on CPU when installed, else torch",
+        choices=runtime_choices(),
+        default="auto",
+        help="what runs the network on each window: auto (default: torch on GPUs; on CPUs torch until "
+        "OpenVINO is measured faster on this machine, the first big case exporting to it); torch; openvino "
+        "or onnxruntime (CPU; the network is exported once and cached beside the weights)",
     )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import importlib
 import importlib.util
 import json
 import logging
@@ -43,11 +44,19 @@ from medswin.inference.export import (
     runtime_version,
     weights_sha256,
 )
-from medswin.inference.runtime import RUNTIMES, autocast, cpu_has_native_bf16
+from medswin.inference.runtime import (
+    AUTO,
+    RUNTIME_REGISTRY,
+    RuntimeSpec,
+    autocast,
+    cpu_has_native_bf16,
+    runtime_choices,
+)
 from medswin.models.card import ModelCard
 
 __all__ = [
     "WindowRunner",
+    "Runner",
     "TorchRunner",
     "OpenVINORunner",
     "OnnxRuntimeRunner",
@@ -55,6 +64,7 @@ __all__ = [
     "check_precision",
     "compiled_folder",
     "cached_export",
+    "export_entry",
     "build_runner",
 ]
 
@@ -65,66 +75,153 @@ WindowRunner = Callable[..., Any]
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT.
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
-#: export format each exported runtime loads.
-_FORMAT = {"openvino": "openvino", "onnxruntime": "onnx"}
+
+
+def _spec(runtime: str) -> RuntimeSpec:
+    try:
+        return RUNTIME_REGISTRY[runtime]
+    except KeyError:
+        raise ValueError(f"runtime must be one of {', '.join(runtime_choices())}, got {runtime!r}") from None
 
 
 def choose_runtime(runtime: str, device_type: str) -> str:
-    """The runtime that ``runtime`` means on ``device_type`` (resolves ``auto``; checks the rest).
+    """The runtime that ``runtime`` means on ``device_type``; checks that it runs there.
 
-    ``auto`` is OpenVINO on CPU when the package is installed, else torch; on a GPU always torch.
-    OpenVINO and ONNX Runtime run on the CPU here, so asking for them with a GPU device is an error.
+    ``auto`` stays ``auto`` on a CPU where an auto candidate (OpenVINO) is installed: the choice is
+    then measured per machine (:class:`medswin.inference.auto_runtime.AutoRunner`); it is torch on
+    GPUs and where no candidate is installed.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if runtime == "auto":
-        if device_type == "cpu" and importlib.util.find_spec("openvino") is not None:
-            return "openvino"
-        return "torch"
-    if runtime != "torch" and device_type != "cpu":
+    if runtime == AUTO:
+        candidates = [
+            spec.name
+            for spec in RUNTIME_REGISTRY.values()
+            if spec.auto_candidate
+            and device_type in spec.devices
+            and importlib.util.find_spec(spec.package) is not None
+        ]
+        return AUTO if candidates else "torch"
+    spec = _spec(runtime)
+    if device_type not in spec.devices:
         raise MedSwinError(
-            f"runtime {runtime!r} runs on the CPU in medswin; use --device cpu, or --runtime torch on {device_type}"
+            f"runtime {runtime!r} runs on {', '.join(spec.devices)} in medswin, not {device_type}; "
+            f"use --device cpu, or --runtime torch on {device_type}"
         )
     return runtime
 
 
 def check_precision(runtime: str, precision: str) -> None:
     """Refuse a precision the runtime cannot run (ONNX Runtime: fp32 only), naming the alternatives."""
-    if runtime == "onnxruntime" and precision != "fp32":
+    if runtime == AUTO:
+        return
+    spec = _spec(runtime)
+    if precision not in spec.precisions:
+        others = [name for name, other in RUNTIME_REGISTRY.items() if precision in other.precisions]
         raise MedSwinError(
-            f"runtime 'onnxruntime' runs fp32 networks only, not {precision}; use --precision fp32, "
-            "or --runtime openvino / torch for bf16"
+            f"runtime {runtime!r} runs {', '.join(spec.precisions)} networks only, not {precision}; use "
+            f"--precision {spec.precisions[0]}, or --runtime {' / '.join(others)} for {precision}"
         )
 
 
-class TorchRunner:
-    """The torch module itself, under autocast for bf16/fp16; outputs as float32."""
+class Runner(abc.ABC):
+    """A window runner: ``runner(*inputs)`` like the network, float32 torch tensors out.
+
+    ``create`` builds one (exporting and compiling where the runtime needs it), ``describe`` says what
+    ran for the record, ``plan`` is told how many calls the next case makes (only ``auto`` uses it),
+    and ``pop_timings`` hands over the seconds spent building (once).
+    """
+
+    name = ""
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    @abc.abstractmethod
+    def create(
+        cls,
+        network: Any,
+        card: ModelCard,
+        *,
+        device_type: str,
+        precision: str,
+        batch_size: int,
+        threads: int | None,
+    ) -> Runner:
+        """A ready runner for ``network`` (its build seconds in :attr:`timings`)."""
+
+    @abc.abstractmethod
+    def __call__(self, *inputs: Any) -> Any:
+        """Logits for a batch of windows (a tuple for networks with several outputs)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": runtime_version(self.name), "precision": self.precision}
+
+    def plan(self, calls: int) -> None:  # noqa: B027 - optional hook: only auto decides per case
+        """The next case makes ``calls`` network calls; a fixed runner has nothing to decide."""
+
+    def pop_timings(self) -> dict[str, float]:
+        timings, self.timings = self.timings, {}
+        return timings
+
+
+class TorchRunner(Runner):
+    """The torch module itself, under autocast for bf16/fp16; outputs as float32, on the module's device."""
 
     name = "torch"
 
     def __init__(self, network: Any, precision: str, device_type: str) -> None:
+        super().__init__(precision)
         self.network = network
-        self.precision = precision
         self.device_type = device_type
+
+    @classmethod
+    def create(
+        cls,
+        network: Any,
+        card: ModelCard,
+        *,
+        device_type: str,
+        precision: str,
+        batch_size: int,
+        threads: int | None,
+    ) -> TorchRunner:
+        return cls(network, precision, device_type)
 
     def __call__(self, *inputs: Any) -> Any:
         with autocast(self.precision, self.device_type):
             out = self.network(*inputs)
         return tuple(o.float() for o in out) if isinstance(out, tuple | list) else out.float()
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": "torch", "version": runtime_version("torch"), "precision": self.precision}
 
-
-class _ExportedRunner(abc.ABC):
+class _ExportedRunner(Runner):
     """Shared part of the exported runtimes: fixed batch (a smaller last batch is padded), numpy I/O."""
 
-    name = ""
-
     def __init__(self, batch_size: int, precision: str, path: Path) -> None:
+        super().__init__(precision)
         self.batch_size = batch_size
-        self.precision = precision
         self.path = path
+
+    @classmethod
+    def create(
+        cls,
+        network: Any,
+        card: ModelCard,
+        *,
+        device_type: str,
+        precision: str,
+        batch_size: int,
+        threads: int | None,
+    ) -> _ExportedRunner:
+        """Export (or take from the cache) and compile; ``timings`` holds ``export`` and ``compile`` seconds."""
+        # the package check comes first: no minute-long export for a runtime that cannot load it
+        require_package(cls.name, f"--runtime {cls.name}")
+        check_precision(cls.name, precision)
+        path, export_seconds = cached_export(network, card, cls.name, batch_size)
+        start = time.perf_counter()
+        runner = cls(path, batch_size, precision, threads)  # type: ignore[call-arg]
+        runner.timings = {"export": export_seconds, "compile": time.perf_counter() - start}
+        return runner
 
     @abc.abstractmethod
     def _run(self, arrays: list[Any]) -> list[Any]:
@@ -148,9 +245,6 @@ class _ExportedRunner(abc.ABC):
             arrays.append(np.ascontiguousarray(array))
         outputs = [torch.from_numpy(np.asarray(out, dtype=np.float32)[:count]) for out in self._run(arrays)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": runtime_version(self.name), "precision": self.precision}
 
 
 class OpenVINORunner(_ExportedRunner):
@@ -222,19 +316,30 @@ def compiled_folder() -> Path:
 
 
 def _cache_key(network: Any, card: ModelCard, runtime: str, batch_size: int) -> dict[str, Any]:
+    spec = _spec(runtime)
     inputs, _ = network_io(card, batch_size)
     key: dict[str, Any] = {
         "model": card.id,
         "weights_sha256": weights_sha256(network),
-        "format": _FORMAT[runtime],
+        "format": spec.export_format,
         "revision": EXPORT_REVISION,
         "inputs": {name: list(shape) for name, shape in inputs.items()},
         "torch": runtime_version("torch"),
-        runtime: runtime_version(runtime),
+        runtime: runtime_version(spec.package),
+        **{package: runtime_version(package) for package in spec.key_packages},
     }
-    if runtime == "onnxruntime":
-        key.update(opset=ONNX_OPSET, onnxscript=runtime_version("onnxscript"))
+    if spec.export_format == "onnx":
+        key["opset"] = ONNX_OPSET
     return key
+
+
+def export_entry(network: Any, card: ModelCard, runtime: str, batch_size: int) -> tuple[Path, Path, dict]:
+    """``(cache folder, network file, key)`` where ``runtime``'s export of ``network`` lives (or will)."""
+    key = _cache_key(network, card, runtime, batch_size)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    entry = compiled_folder() / f"{card.id}-{digest}"
+    main = entry / ("network.xml" if _spec(runtime).export_format == "openvino" else "network.onnx")
+    return entry, main, key
 
 
 def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) -> tuple[Path, float]:
@@ -243,19 +348,17 @@ def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) 
     The export is made in a staging folder and renamed into place whole; when two processes export at
     once the first rename wins and the other's copy is dropped.
     """
-    key = _cache_key(network, card, runtime, batch_size)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    root = compiled_folder()
-    entry = root / f"{card.id}-{digest}"
-    main = entry / ("network.xml" if runtime == "openvino" else "network.onnx")
+    entry, main, key = export_entry(network, card, runtime, batch_size)
     if main.is_file() and (entry / "key.json").is_file():
         log.debug("%s: cached %s network %s", card.id, runtime, main)
         return main, 0.0
     start = time.perf_counter()
-    staging = root / f".{entry.name}.{os.getpid()}.partial"
+    staging = entry.parent / f".{entry.name}.{os.getpid()}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        export_network(network, card, _FORMAT[runtime], staging, stem="network", batch_size=batch_size)
+        export_network(
+            network, card, _spec(runtime).export_format, staging, stem="network", batch_size=batch_size
+        )
         (staging / "key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
         with contextlib.suppress(OSError):
             os.rename(staging, entry)  # a folder that appeared meanwhile (another process) is kept
@@ -264,6 +367,12 @@ def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return main, time.perf_counter() - start
+
+
+def runner_class(runtime: str) -> type[Runner]:
+    """The runner class the registry names for ``runtime`` (imported now)."""
+    module, _, name = _spec(runtime).runner.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_runner(
@@ -275,16 +384,15 @@ def build_runner(
     precision: str,
     batch_size: int,
     threads: int | None = None,
-) -> tuple[WindowRunner, dict[str, float]]:
-    """The runner for ``runtime`` (already resolved by :func:`choose_runtime`), and seconds spent
-    ``export``-ing and ``compile``-ing it (empty for torch)."""
-    if runtime == "torch":
-        return TorchRunner(network, precision, device_type), {}
-    # the package check comes first: no minute-long export for a runtime that cannot load it
-    require_package(runtime, f"--runtime {runtime}")
-    check_precision(runtime, precision)
-    path, export_seconds = cached_export(network, card, runtime, batch_size)
-    start = time.perf_counter()
-    cls = OpenVINORunner if runtime == "openvino" else OnnxRuntimeRunner
-    runner = cls(path, batch_size, precision, threads)
-    return runner, {"export": export_seconds, "compile": time.perf_counter() - start}
+) -> Runner:
+    """The runner for ``runtime`` (already resolved by :func:`choose_runtime`; ``auto`` measures per
+    machine); the seconds spent exporting and compiling are in its :meth:`Runner.pop_timings`."""
+    if runtime == AUTO:
+        from medswin.inference.auto_runtime import AutoRunner
+
+        cls: type[Runner] = AutoRunner
+    else:
+        cls = runner_class(runtime)
+    return cls.create(
+        network, card, device_type=device_type, precision=precision, batch_size=batch_size, threads=threads
+    )

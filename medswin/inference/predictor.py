@@ -167,7 +167,7 @@ def choose_execution(
     once and recorded with every prediction, so a result says what produced it.
     """
     from medswin.inference.backends import check_precision, choose_runtime
-    from medswin.inference.runtime import resolve_device, resolve_precision
+    from medswin.inference.runtime import AUTO, resolve_device, resolve_precision
 
     device_name, device_why = resolve_device(device)
     import torch
@@ -179,13 +179,22 @@ def choose_execution(
     chosen_device = inference_device(
         device_name, chosen_precision, tune_allocator=tune_allocator, threads=threads
     )
-    runtime_why = "asked for" if runtime == chosen_runtime else f"{runtime}: chosen for {device_type}"
+    if runtime != AUTO:
+        runtime_why = "asked for"
+    elif chosen_runtime == AUTO:
+        runtime_why = "auto: torch until another runtime is measured faster on this machine"
+    else:
+        runtime_why = f"auto: {chosen_runtime} on {device_type}" + (
+            ""
+            if device_type != "cpu"
+            else " (no other CPU runtime installed: pip install 'medswin[openvino]')"
+        )
     choices = {
         "device": {"value": str(chosen_device), "why": device_why},
         "precision": {"value": chosen_precision, "why": precision_why},
         "runtime": {"value": chosen_runtime, "why": runtime_why},
     }
-    if "auto" in (device, precision, runtime):
+    if AUTO in (device, precision, runtime):
         log.info(
             "running on %s (%s), %s (%s), runtime %s",
             chosen_device,
@@ -195,6 +204,16 @@ def choose_execution(
             chosen_runtime,
         )
     return chosen_device, chosen_runtime, chosen_precision, choices
+
+
+def runtime_record(runner: Any, device: Any, choices: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``Prediction.runtime``: what ran the windows, on which device, and every choice with its reason
+    (``auto``'s runtime choice is made per case, so the runner says what it chose and why)."""
+    described = runner.describe()
+    choice = described.pop("choice", None)
+    if choice is not None:
+        choices = {**choices, "runtime": {"value": described["name"], "why": choice}}
+    return {**described, "device": str(device), "choices": choices}
 
 
 class Predictor:
@@ -224,9 +243,10 @@ class Predictor:
             (SwinUNETR; same weights, outputs equal to ~1e-6, ~2x faster on CPU).
         tune_allocator / threads: CPU runtime settings, see
             :func:`medswin.inference.runtime.configure_cpu_runtime`.
-        runtime: what runs each window batch: ``"torch"``; ``"openvino"`` / ``"onnxruntime"`` (CPU;
-            the network is exported once per weights, roi and ``sw_batch_size`` and cached, see
-            :mod:`medswin.inference.backends`); ``"auto"``: OpenVINO on CPU when installed, else torch.
+        runtime: what runs each window batch: ``"auto"`` (default: torch on GPUs; on CPUs torch until
+            OpenVINO is measured faster on this machine, see :mod:`medswin.inference.auto_runtime`);
+            ``"torch"``; ``"openvino"`` / ``"onnxruntime"`` (CPU; the network is exported once per
+            weights, roi and ``sw_batch_size`` and cached, see :mod:`medswin.inference.backends`).
     """
 
     def __init__(
@@ -245,7 +265,7 @@ class Predictor:
         fast_attention: bool = True,
         tune_allocator: bool = True,
         threads: int | None = None,
-        runtime: str = "torch",
+        runtime: str = "auto",
     ) -> None:
         from medswin.inference.backends import build_runner
 
@@ -282,7 +302,7 @@ class Predictor:
         self.save_probabilities = bool(save_probabilities)
         self.fast_attention = bool(fast_attention)
         self._agreement: AgreementGatherer | None = None  # set while a --tta prediction runs
-        self.runner, self._runtime_timings = build_runner(
+        self.runner = build_runner(
             self.network,
             self.card,
             self.runtime,
@@ -409,7 +429,11 @@ class Predictor:
         if slice_axis is not None:
             roi.insert(slice_axis, 1)
 
+        passes = 2**self.card.spatial_dims if self.tta else 1  # mirror TTA: every combination of flips
+
         def on_windows(done: int, total: int) -> None:
+            if done == 0:  # the runner learns the case's network calls before the first (``auto`` decides)
+                self.runner.plan(-(-total // self.sw_batch_size) * passes)
             if progress is not None:
                 progress(done, total, "sliding window")
             if is_cancelled is not None and is_cancelled():
@@ -477,8 +501,7 @@ class Predictor:
         quality = self._assess(image, labels, confidence.means(), agreement)
         timings["qc"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
-        timings.update(self._runtime_timings)  # once: the first prediction carries the export
-        self._runtime_timings = {}
+        timings.update(self.runner.pop_timings())  # once: the prediction that built (or exported) it
         log.info(
             "predicted %s with %s: %d windows, %.1f s (%s)",
             "x".join(str(n) for n in image.shape),
@@ -493,7 +516,7 @@ class Predictor:
             timings,
             self.card,
             windows,
-            runtime={**self.runner.describe(), "device": str(self.device), "choices": self.choices},
+            runtime=runtime_record(self.runner, self.device, self.choices),
             quality=quality,
         )
 

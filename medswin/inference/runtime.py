@@ -23,6 +23,7 @@ import ctypes
 import ctypes.util
 import logging
 import platform
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -32,6 +33,10 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "RUNTIMES",
+    "RuntimeSpec",
+    "RUNTIME_REGISTRY",
+    "register_runtime",
+    "runtime_choices",
     "EXPORT_FORMATS",
     "available_devices",
     "MMAP_THRESHOLD_BYTES",
@@ -51,9 +56,82 @@ AUTO = "auto"
 #: what ``--precision`` accepts.
 PRECISION_CHOICES = (AUTO, *PRECISIONS)
 
-#: what runs the network on each window (``--runtime``); torch-free so parsers can list them.
-#: ``auto``: OpenVINO on CPU when it is installed, else torch (always torch on GPUs).
-RUNTIMES = ("torch", "openvino", "onnxruntime", "auto")
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """What medswin needs to know of a runtime to offer it, choose it, export for it and build it.
+
+    Torch-free (the runner class is imported only when a runner is built), so parsers list the
+    registry without importing torch.
+    """
+
+    name: str
+    #: torch device types it runs on.
+    devices: tuple[str, ...]
+    #: network precisions it can run.
+    precisions: tuple[str, ...]
+    #: ``"module:Class"`` of its window runner (:mod:`medswin.inference.backends`).
+    runner: str
+    #: the Python package that must be installed (its version enters the export cache key).
+    package: str
+    #: what :func:`medswin.inference.export.export_network` writes for it; None: runs the torch module.
+    export_format: str | None = None
+    #: further package versions that change the exported file (part of the cache key).
+    key_packages: tuple[str, ...] = ()
+    #: measured against torch by ``--runtime auto`` on CPUs (:mod:`medswin.inference.auto_runtime`).
+    auto_candidate: bool = False
+
+
+#: name -> spec of every runtime; :func:`register_runtime` adds one.
+RUNTIME_REGISTRY: dict[str, RuntimeSpec] = {}
+
+
+def register_runtime(spec: RuntimeSpec) -> RuntimeSpec:
+    """Add ``spec`` to :data:`RUNTIME_REGISTRY` (a new runtime: its runner class plus this call)."""
+    if spec.name == AUTO or spec.name in RUNTIME_REGISTRY:
+        raise ValueError(f"runtime {spec.name!r} is already registered")
+    RUNTIME_REGISTRY[spec.name] = spec
+    return spec
+
+
+register_runtime(
+    RuntimeSpec(
+        "torch", ("cpu", "cuda", "mps"), PRECISIONS, "medswin.inference.backends:TorchRunner", "torch"
+    )
+)
+register_runtime(
+    RuntimeSpec(
+        "openvino",
+        ("cpu",),
+        PRECISIONS,
+        "medswin.inference.backends:OpenVINORunner",
+        "openvino",
+        export_format="openvino",
+        auto_candidate=True,
+    )
+)
+register_runtime(
+    RuntimeSpec(
+        "onnxruntime",
+        ("cpu",),
+        ("fp32",),
+        "medswin.inference.backends:OnnxRuntimeRunner",
+        "onnxruntime",
+        export_format="onnx",
+        key_packages=("onnxscript",),
+    )
+)
+
+
+def runtime_choices() -> tuple[str, ...]:
+    """What ``--runtime`` accepts: every registered runtime, then ``auto`` (the default)."""
+    return (*RUNTIME_REGISTRY, AUTO)
+
+
+#: what runs the network on each window (``--runtime``) when this module was imported; torch-free.
+#: ``auto`` (the default): torch on GPUs; on CPUs the runtime measured fastest on this machine
+#: (:mod:`medswin.inference.auto_runtime`).
+RUNTIMES = runtime_choices()
 
 #: what ``medswin export`` writes (``--format``).
 EXPORT_FORMATS = ("onnx", "openvino", "torchscript")

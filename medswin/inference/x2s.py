@@ -92,8 +92,10 @@ class X2SPredictor:
         precision: ``"auto"`` (default; see :class:`~medswin.inference.Predictor`), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
         save_probabilities: also return the class probabilities.
-        runtime: ``"torch"``, ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (see
+        runtime: ``"auto"`` (default), ``"torch"``, ``"openvino"`` or ``"onnxruntime"`` (see
             :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
+            One network call per pair never repays an export, so ``auto`` runs torch unless this
+            machine's calibration says otherwise.
     """
 
     def __init__(
@@ -104,7 +106,7 @@ class X2SPredictor:
         device: str = "auto",
         precision: str = "auto",
         save_probabilities: bool = False,
-        runtime: str = "torch",
+        runtime: str = "auto",
     ) -> None:
         from medswin.inference.backends import build_runner
         from medswin.inference.predictor import choose_execution, resolve_network
@@ -119,7 +121,7 @@ class X2SPredictor:
         self.network = network.to(self.device).eval()
         self.precision = precision
         self.save_probabilities = bool(save_probabilities)
-        self.runner, self._runtime_timings = build_runner(
+        self.runner = build_runner(
             self.network,
             self.card,
             self.runtime,
@@ -146,6 +148,7 @@ class X2SPredictor:
 
         a = torch.as_tensor(ap, dtype=torch.float32, device=self.device)
         b = torch.as_tensor(lateral, dtype=torch.float32, device=self.device)
+        self.runner.plan(1)
         with torch.inference_mode():
             out_a, out_b = self.runner(a, b)
         return out_a, out_b
@@ -244,12 +247,7 @@ class X2SPredictor:
                 "inference": done - prepared,
                 "qc": checked - done,
                 "total": checked - start,
-                **self._pop_runtime_timings(),
+                **self.runner.pop_timings(),  # once: the prediction that built it
             },
             quality=quality,
         )
-
-    def _pop_runtime_timings(self) -> dict[str, float]:
-        """Export/compile seconds, reported with the first prediction only."""
-        timings, self._runtime_timings = self._runtime_timings, {}
-        return timings

@@ -1,0 +1,226 @@
+"""``--runtime auto`` on a CPU: torch until a measurement on *this* machine says another runtime is faster.
+
+Why measure: the faster CPU runtime depends on the CPU and its load. For the BTCV fs48 network on 2
+vCPUs OpenVINO ran end to end in 0.71x torch's time on an AVX2 EPYC and 0.63-0.66x on an AVX-512 Xeon,
+ONNX Runtime slower than torch on both, yet one noisy per-window run ranked ONNX Runtime first.
+Why not switch always: the first use exports the network (fs48: 58 s plus 19 s compiling on 2 vCPUs;
+the demo network 15 s), which a small case never earns back.
+
+The rule, per case (the predictor calls :meth:`AutoRunner.plan` with the case's network calls):
+
+1. A calibration measured on this machine for this export (``calibration.json`` beside the exported
+   network, keyed by CPU model, torch threads and precision) decides at once: the faster one runs
+   every call. So later cases, and later processes, run at the faster runtime's speed.
+2. Otherwise the case's first call runs in torch and is timed (``t``). When the remaining calls would
+   save more than the export costs, ``(calls - 1) * t * PRIOR_SAVING > EXPORT_FIXED_SECONDS +
+   EXPORT_WINDOWS * t``, the network is exported and compiled, the *same* first call runs again in
+   the candidate and is timed, both times become the calibration, and the faster one runs the case.
+   A case never mixes runtimes: when the candidate wins, the first call's torch output is dropped.
+3. Otherwise the case runs in torch, and the next case decides again.
+
+The constants come from the measurements above: ``PRIOR_SAVING`` is the smallest saving measured
+(AVX2, 0.71x), and ``10 s + 10 windows`` bounds both exports (fs48: 77 s for 6.8 s windows; demo:
+15 s for 1.3 s first windows). When the estimate holds, the first case is not slower than torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from medswin.inference.backends import Runner, TorchRunner, export_entry, runner_class
+from medswin.inference.runtime import RUNTIME_REGISTRY
+from medswin.models.card import ModelCard
+
+__all__ = [
+    "AutoRunner",
+    "PRIOR_SAVING",
+    "EXPORT_FIXED_SECONDS",
+    "EXPORT_WINDOWS",
+    "machine_fingerprint",
+    "read_calibration",
+]
+
+log = logging.getLogger(__name__)
+
+#: share of torch's time a candidate is assumed to save before it is measured (AVX2 EPYC, fs48: 0.71x).
+PRIOR_SAVING = 0.29
+#: export + compile cost estimate, ``EXPORT_FIXED_SECONDS + EXPORT_WINDOWS x`` one torch call.
+EXPORT_FIXED_SECONDS = 10.0
+EXPORT_WINDOWS = 10.0
+CALIBRATION_FILE = "calibration.json"
+
+
+def machine_fingerprint(precision: str) -> str:
+    """What a calibration holds for: the CPU model, torch's threads and the precision."""
+    import torch
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as stream:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")), model
+            )
+    except OSError:
+        pass
+    return f"{model} | {torch.get_num_threads()} threads | {precision}"
+
+
+def read_calibration(entry: Path, fingerprint: str) -> dict[str, float] | None:
+    """Seconds per call by runtime measured on this machine for the export in ``entry``, or None."""
+    try:
+        document = json.loads((entry / CALIBRATION_FILE).read_text(encoding="utf-8"))
+        seconds = document[fingerprint]["seconds_per_call"]
+        return {str(name): float(value) for name, value in seconds.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_calibration(entry: Path, fingerprint: str, seconds: dict[str, float]) -> None:
+    """Add this machine's times to ``entry``'s calibration (atomically; other machines' entries kept)."""
+    from medswin.metrics.report import write_atomic
+
+    path = entry / CALIBRATION_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            document = {}
+    except (OSError, ValueError):
+        document = {}
+    document[fingerprint] = {
+        "seconds_per_call": {name: round(value, 4) for name, value in seconds.items()},
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        write_atomic(path, json.dumps(document, indent=2) + "\n")
+    except OSError as error:  # a read-only cache: the choice stands, the next process measures again
+        log.warning("could not store the runtime calibration in %s (%s)", path, error)
+
+
+class AutoRunner(Runner):
+    """Torch, or the auto candidate (OpenVINO) where it was measured faster on this machine (module docs)."""
+
+    name = "auto"
+
+    def __init__(
+        self,
+        network: Any,
+        card: ModelCard,
+        *,
+        precision: str,
+        batch_size: int,
+        threads: int | None,
+        candidate: str,
+    ) -> None:
+        super().__init__(precision)
+        self.network = network
+        self.card = card
+        self.batch_size = batch_size
+        self.threads = threads
+        self.candidate = candidate
+        self.torch = TorchRunner(network, precision, "cpu")
+        self.entry, self.network_file, _ = export_entry(network, card, candidate, batch_size)
+        self.fingerprint = machine_fingerprint(precision)
+        self.active: Runner | None = None  # decided for good
+        self.why = f"auto: torch until {candidate} is measured on this machine"
+        self.calls = 0  # of the case being planned
+        self.pending = False  # the next call decides
+        self.torch_seconds: float | None = None
+        calibration = read_calibration(self.entry, self.fingerprint) if self.network_file.is_file() else None
+        if calibration and {"torch", candidate} <= set(calibration):
+            self._adopt(calibration, "calibrated earlier on this machine")
+
+    @classmethod
+    def create(
+        cls,
+        network: Any,
+        card: ModelCard,
+        *,
+        device_type: str,
+        precision: str,
+        batch_size: int,
+        threads: int | None,
+    ) -> AutoRunner:
+        candidate = next(
+            name
+            for name, spec in RUNTIME_REGISTRY.items()
+            if spec.auto_candidate and device_type in spec.devices and precision in spec.precisions
+        )
+        return cls(
+            network, card, precision=precision, batch_size=batch_size, threads=threads, candidate=candidate
+        )
+
+    # ------------------------------------------------------------------ deciding
+    def _build_candidate(self) -> Runner:
+        return runner_class(self.candidate).create(
+            self.network,
+            self.card,
+            device_type="cpu",
+            precision=self.precision,
+            batch_size=self.batch_size,
+            threads=self.threads,
+        )
+
+    def _adopt(self, seconds: dict[str, float], how: str) -> None:
+        """Settle on the faster of torch and the candidate by ``seconds`` per call."""
+        faster = min(("torch", self.candidate), key=lambda name: seconds[name])
+        self.why = (
+            f"auto: {faster} measured faster on this machine ({self.candidate} "
+            f"{seconds[self.candidate]:.3g} s vs torch {seconds['torch']:.3g} s per network call; {how})"
+        )
+        if faster == "torch":
+            self.active = self.torch
+            return
+        runner = self._build_candidate()
+        self.timings.update(runner.pop_timings())
+        self.active = runner
+
+    def plan(self, calls: int) -> None:
+        self.calls = int(calls)
+        self.pending = self.active is None
+
+    def __call__(self, *inputs: Any) -> Any:
+        if self.active is not None:
+            return self.active(*inputs)
+        if not self.pending:
+            return self.torch(*inputs)
+        self.pending = False
+        start = time.perf_counter()
+        out = self.torch(*inputs)
+        self.torch_seconds = time.perf_counter() - start
+        saving = (self.calls - 1) * self.torch_seconds * PRIOR_SAVING
+        cost = EXPORT_FIXED_SECONDS + EXPORT_WINDOWS * self.torch_seconds
+        if saving <= cost:
+            self.why = (
+                f"auto: torch; this case's {self.calls} network calls would save about {saving:.0f} s in "
+                f"{self.candidate}, less than exporting to it costs (about {cost:.0f} s)"
+            )
+            return out
+        log.info(
+            "auto runtime: exporting to %s (%d network calls of %.1f s in torch), then measuring it",
+            self.candidate,
+            self.calls,
+            self.torch_seconds,
+        )
+        runner = self._build_candidate()
+        self.timings.update(runner.pop_timings())
+        start = time.perf_counter()
+        candidate_out = runner(*inputs)
+        seconds = {"torch": self.torch_seconds, self.candidate: time.perf_counter() - start}
+        _write_calibration(self.entry, self.fingerprint, seconds)
+        faster = min(seconds, key=seconds.__getitem__)
+        self.active = runner if faster == self.candidate else self.torch
+        self.why = (
+            f"auto: {faster} measured faster on this machine ({self.candidate} "
+            f"{seconds[self.candidate]:.3g} s vs torch {seconds['torch']:.3g} s per network call; measured now)"
+        )
+        log.info("%s", self.why)
+        return candidate_out if self.active is runner else out
+
+    def describe(self) -> dict[str, Any]:
+        """What ran the last case: torch or the candidate, with why (``choice``)."""
+        ran = self.active or self.torch
+        return {**ran.describe(), "choice": self.why}

@@ -1,0 +1,115 @@
+"""``--runtime auto`` (the default): torch until OpenVINO is measured faster on this machine.
+
+The rule is in :mod:`medswin.inference.auto_runtime`; these tests drive it through ``Predictor`` and
+``medswin predict`` with the small convolutional network of ``test_backends.py`` (exports in seconds).
+Which runtime wins is measured, so the tests check that the record follows the measurement, not
+which one won.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medswin.inference import Predictor, auto_runtime
+from medswin.inference.backends import compiled_folder
+from tests.inference.predictor_nets import clean_phantom
+from tests.inference.test_backends import ConvNet, _card
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MEDSWIN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _image():
+    return clean_phantom("LPS", shape=(40, 36, 30)).image
+
+
+def _exports() -> list[Path]:
+    return sorted(compiled_folder().glob("*/network.xml")) if compiled_folder().exists() else []
+
+
+def test_a_case_that_cannot_repay_the_export_runs_torch_and_says_why(home: Path) -> None:
+    predictor = Predictor(ConvNet(), card=_card(), device="cpu")
+    assert predictor.runtime == "auto"
+    result = predictor.predict(_image())
+    assert result.runtime["name"] == "torch"
+    why = result.runtime["choices"]["runtime"]["why"]
+    assert why.startswith("auto: torch;") and f"{result.windows} network calls" in why
+    assert "export" not in result.timings and not _exports()  # nothing exported
+
+
+def test_a_case_that_repays_it_exports_measures_and_keeps_the_faster(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = _image()
+    reference = Predictor(ConvNet(), card=_card(), device="cpu", runtime="torch").predict(image)
+    # an export that costs nothing makes every multi-window case repay it: the measuring branch runs
+    monkeypatch.setattr(auto_runtime, "EXPORT_FIXED_SECONDS", 0.0)
+    monkeypatch.setattr(auto_runtime, "EXPORT_WINDOWS", 0.0)
+    result = Predictor(ConvNet(), card=_card(), device="cpu").predict(image)
+    (export,) = _exports()
+    calibration = json.loads((export.parent / "calibration.json").read_text())
+    (measured,) = calibration.values()
+    seconds = measured["seconds_per_call"]
+    assert set(seconds) == {"torch", "openvino"} and all(value > 0 for value in seconds.values())
+    faster = min(seconds, key=seconds.__getitem__)
+    assert result.runtime["name"] == faster
+    assert result.runtime["choices"]["runtime"] == {
+        "value": faster,
+        "why": result.runtime["choices"]["runtime"]["why"],
+    }
+    assert "measured now" in result.runtime["choices"]["runtime"]["why"]
+    assert result.timings["export"] > 0  # paid by this case, inside its inference time
+    np.testing.assert_array_equal(result.labels.array, reference.labels.array)
+
+    # the next predictor (a later run) decides from the calibration at once, without exporting again
+    monkeypatch.setattr(auto_runtime, "EXPORT_FIXED_SECONDS", 1e9)
+    later = Predictor(ConvNet(), card=_card(), device="cpu")
+    again = later.predict(image)
+    assert (
+        again.runtime["name"] == faster and "calibrated earlier" in again.runtime["choices"]["runtime"]["why"]
+    )
+    assert again.timings.get("export", 0.0) == 0.0
+    np.testing.assert_array_equal(again.labels.array, reference.labels.array)
+
+
+@pytest.mark.parametrize("winner", ["torch", "openvino"])
+def test_the_calibration_of_this_machine_decides_and_another_machines_is_ignored(
+    winner: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Predictor(
+        ConvNet(), card=_card(), device="cpu", runtime="openvino"
+    )  # the export, as a first run leaves it
+    (export,) = _exports()
+    loser = "openvino" if winner == "torch" else "torch"
+    elsewhere = {"seconds_per_call": {winner: 9.0, loser: 1.0}}
+    (export.parent / "calibration.json").write_text(
+        json.dumps({"Another CPU | 64 threads | fp32": elsewhere})
+    )
+    undecided = Predictor(ConvNet(), card=_card(), device="cpu", precision="fp32")
+    assert "until openvino is measured" in undecided.runner.why  # not another machine's numbers
+
+    here = auto_runtime.machine_fingerprint("fp32")
+    mine = {"seconds_per_call": {winner: 1.0, loser: 2.0}}
+    (export.parent / "calibration.json").write_text(
+        json.dumps({here: mine, "Another CPU | 64 threads | fp32": elsewhere})
+    )
+    result = Predictor(ConvNet(), card=_card(), device="cpu", precision="fp32").predict(_image())
+    assert result.runtime["name"] == winner
+    assert result.runtime["choices"]["runtime"]["why"].startswith(f"auto: {winner} measured faster")
+
+
+def test_a_damaged_calibration_is_measured_again(home: Path) -> None:
+    Predictor(ConvNet(), card=_card(), device="cpu", runtime="openvino")
+    (export,) = _exports()
+    (export.parent / "calibration.json").write_text("{not json")
+    result = Predictor(ConvNet(), card=_card(), device="cpu").predict(_image())
+    assert result.runtime["name"] == "torch" and "auto: torch;" in result.runtime["choices"]["runtime"]["why"]
