@@ -206,6 +206,49 @@ def choose_execution(
     return chosen_device, chosen_runtime, chosen_precision, choices
 
 
+#: share of a GPU's free memory the volume and stitching buffers may take (the rest: network activations).
+GPU_VOLUME_SHARE = 0.5
+
+
+def stitch_device(device: Any, shape: Any, card: ModelCard, *, full_outputs: bool) -> Any:
+    """Where the model-grid volume and the stitching buffers live: ``device``, or the CPU for a GPU
+    whose free memory they would not fit in (then the volume is pinned and only windows travel).
+
+    Bytes counted for a ``(C, *S)`` volume with K classes: the float32 volume, one slab of float32
+    running sums as deep as the largest window side (``K x roi x S / min(S)``), the uint8 labels or,
+    with ``full_outputs``, K float32 values per voxel; they may take :data:`GPU_VOLUME_SHARE` of it.
+    """
+    import torch
+
+    if device.type != "cuda":
+        return device
+    channels, *spatial = (int(n) for n in shape)
+    voxels = int(np.prod(spatial))
+    classes = max(card.num_classes, 1)
+    slab = classes * max(card.roi_size) * voxels // max(min(spatial), 1)
+    need = 4 * (channels * voxels + slab) + (4 * classes * voxels if full_outputs else voxels)
+    free, _ = torch.cuda.mem_get_info(device)
+    if need <= GPU_VOLUME_SHARE * free:
+        return device
+    log.info(
+        "the volume and its stitching buffers (%.1f GB) do not fit in half of %s's free %.1f GB: kept in pinned "
+        "host memory, windows sent one batch at a time",
+        need / 1e9,
+        device,
+        free / 1e9,
+    )
+    return torch.device("cpu")
+
+
+def staged(window_predictor: Callable[[Any], Any], device: Any) -> Callable[[Any], Any]:
+    """``window_predictor`` for windows cut from a host volume: each batch to ``device``, logits back."""
+
+    def run(x: Any) -> Any:
+        return window_predictor(x.to(device, non_blocking=True)).to(x.device)
+
+    return run
+
+
 def runtime_record(runner: Any, device: Any, choices: dict[str, dict[str, str]]) -> dict[str, Any]:
     """``Prediction.runtime``: what ran the windows, on which device, and every choice with its reason
     (``auto``'s runtime choice is made per case, so the runner says what it chose and why)."""
@@ -421,7 +464,12 @@ class Predictor:
 
         model_input = preprocess(image, self.card)
         model_affine = np.asarray(model_input.affine.detach().cpu().numpy(), dtype=np.float64)
-        tensor = model_input.as_tensor().to(self.device)
+        by_probability = self.card.resample == "probabilities"
+        tensor = model_input.as_tensor()
+        home = stitch_device(
+            self.device, tensor.shape, self.card, full_outputs=by_probability or self.save_probabilities
+        )
+        tensor = tensor.to(home) if home == self.device else tensor.pin_memory()
         del model_input
         timings["preprocess"] = time.perf_counter() - start
 
@@ -441,7 +489,6 @@ class Predictor:
 
         # The card says what goes back to the input grid: labels (argmax here, nearest neighbour back)
         # or probabilities (resampled linearly, argmax there: MONAI's Invertd(nearest_interp=False)).
-        by_probability = self.card.resample == "probabilities"
         confidence = ConfidenceGatherer(self.card)
         self._agreement = AgreementGatherer(self.card) if self.tta else None
 
@@ -452,9 +499,12 @@ class Predictor:
 
         tick = time.perf_counter()
         with torch.inference_mode(), self._attention_mode():
+            windows_on = self._window_predictor(slice_axis)
+            if tensor.device != self.device:  # the volume stays in pinned host memory; windows travel
+                windows_on = staged(windows_on, self.device)
             result = sliding_window_reduce(
                 tensor,
-                self._window_predictor(slice_axis),
+                windows_on,
                 roi,
                 reduce,
                 overlap=self.overlap,

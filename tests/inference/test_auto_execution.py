@@ -84,3 +84,22 @@ def test_predict_records_and_logs_what_auto_chose(tmp_path: Path) -> None:
     assert choices["precision"]["why"].startswith("auto:")
     assert record["settings"]["precision"] == choices["precision"]["value"]
     assert f"running on {choices['device']['value']}" in done.stderr
+
+
+def test_a_volume_that_does_not_fit_the_gpu_stays_in_pinned_host_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The GPU path keeps the model-grid volume on the GPU when it fits (torch's answers replaced: no GPU here)."""
+    from medswin.inference.predictor import stitch_device
+    from medswin.models import preset_card
+
+    card = preset_card("swin_unetr_btcv")  # 14 classes, 96³ windows
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * 2**30, 80 * 2**30))
+    assert stitch_device(cuda, (1, 267, 267, 150), card, full_outputs=False) == cuda  # a BTCV CT
+    assert stitch_device(cuda, (1, 267, 267, 750), card, full_outputs=True) == cuda
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 2**30, 8 * 2**30))
+    assert stitch_device(cuda, (1, 267, 267, 150), card, full_outputs=False) == cuda  # ~0.4 GB
+    # 14 float32 probabilities per voxel of a 600-slice CT's model grid: 3 GB, more than half of 2 GB
+    assert stitch_device(cuda, (1, 267, 267, 750), card, full_outputs=True) == cpu
+    assert stitch_device(cpu, (1, 267, 267, 750), card, full_outputs=True) == cpu
