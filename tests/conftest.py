@@ -26,11 +26,15 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(autouse=True)
 def _no_downloads(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reaches the internet or the user's weights cache: a private MEDSWIN_HOME, offline.
+    """No test reaches the internet or the user's weights cache: a private MEDSWIN_HOME, offline,
+    and the torch runtime unless a test asks for another.
 
     Tests of medswin.weights go online against their own loopback server (tests/weights).
     """
     monkeypatch.setenv("MEDSWIN_HOME", str(tmp_path_factory.mktemp("medswin_home")))
     monkeypatch.setenv("MEDSWIN_OFFLINE", "1")
+    # torch, not auto: a test case big enough would export and calibrate OpenVINO (seconds, and labels
+    # that differ from torch's at near-ties); tests of auto unset it (tests/inference/test_auto_runtime.py)
+    monkeypatch.setenv("MEDSWIN_RUNTIME", "torch")
     for name in ("MEDSWIN_MIRROR", "MEDSWIN_WEIGHTS_REGISTRY"):
         monkeypatch.delenv(name, raising=False)

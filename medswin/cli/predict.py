@@ -277,8 +277,8 @@ def add_runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime",
         choices=runtime_choices(),
-        default="auto",
-        help="what runs the network on each window: auto (default: torch on GPUs; on CPUs torch until "
+        default=None,
+        help="what runs the network on each window: auto (default, or $MEDSWIN_RUNTIME: torch on GPUs; on CPUs torch until "
         "OpenVINO is measured faster on this machine, the first big case exporting to it); torch; openvino "
         "or onnxruntime (CPU; the network is exported once and cached beside the weights)",
     )

@@ -159,7 +159,12 @@ def inference_device(
 
 
 def choose_execution(
-    device: str, precision: str, runtime: str, *, tune_allocator: bool = True, threads: int | None = None
+    device: str,
+    precision: str,
+    runtime: str | None,
+    *,
+    tune_allocator: bool = True,
+    threads: int | None = None,
 ) -> tuple[Any, str, str, dict[str, dict[str, str]]]:
     """``(torch.device, runtime, precision, choices)`` with ``auto`` resolved for this machine.
 
@@ -167,9 +172,12 @@ def choose_execution(
     once and recorded with every prediction, so a result says what produced it.
     """
     from medswin.inference.backends import check_precision, choose_runtime
-    from medswin.inference.runtime import AUTO, resolve_device, resolve_precision
+    from medswin.inference.runtime import AUTO, default_runtime, resolve_device, resolve_precision
 
     device_name, device_why = resolve_device(device)
+    asked_why = "asked for"
+    if runtime is None:  # not given: $MEDSWIN_RUNTIME, else auto
+        runtime, asked_why = default_runtime()
     import torch
 
     device_type = torch.device(device_name).type
@@ -180,7 +188,7 @@ def choose_execution(
         device_name, chosen_precision, tune_allocator=tune_allocator, threads=threads
     )
     if runtime != AUTO:
-        runtime_why = "asked for"
+        runtime_why = asked_why
     elif chosen_runtime == AUTO:
         runtime_why = "auto: torch until another runtime is measured faster on this machine"
     else:
@@ -286,7 +294,8 @@ class Predictor:
             (SwinUNETR; same weights, outputs equal to ~1e-6, ~2x faster on CPU).
         tune_allocator / threads: CPU runtime settings, see
             :func:`medswin.inference.runtime.configure_cpu_runtime`.
-        runtime: what runs each window batch: ``"auto"`` (default: torch on GPUs; on CPUs torch until
+        runtime: what runs each window batch: ``None`` (default: ``$MEDSWIN_RUNTIME`` when set, else
+            ``"auto"``); ``"auto"`` (torch on GPUs; on CPUs torch until
             OpenVINO is measured faster on this machine, see :mod:`medswin.inference.auto_runtime`);
             ``"torch"``; ``"openvino"`` / ``"onnxruntime"`` (CPU; the network is exported once per
             weights, roi and ``sw_batch_size`` and cached, see :mod:`medswin.inference.backends`).
@@ -308,7 +317,7 @@ class Predictor:
         fast_attention: bool = True,
         tune_allocator: bool = True,
         threads: int | None = None,
-        runtime: str = "auto",
+        runtime: str | None = None,
     ) -> None:
         from medswin.inference.backends import build_runner
 

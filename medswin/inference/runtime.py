@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,8 @@ __all__ = [
     "RUNTIME_REGISTRY",
     "register_runtime",
     "runtime_choices",
+    "RUNTIME_ENV",
+    "default_runtime",
     "EXPORT_FORMATS",
     "available_devices",
     "MMAP_THRESHOLD_BYTES",
@@ -126,6 +129,24 @@ register_runtime(
 def runtime_choices() -> tuple[str, ...]:
     """What ``--runtime`` accepts: every registered runtime, then ``auto`` (the default)."""
     return (*RUNTIME_REGISTRY, AUTO)
+
+
+#: environment variable that replaces ``auto`` as the default runtime (e.g. a site pinning ``torch``).
+RUNTIME_ENV = "MEDSWIN_RUNTIME"
+
+
+def default_runtime() -> tuple[str, str]:
+    """``(runtime, why)``: ``$MEDSWIN_RUNTIME`` when set (checked), else ``auto``."""
+    chosen = os.environ.get(RUNTIME_ENV, "").strip()
+    if not chosen:
+        return AUTO, "asked for"
+    if chosen not in runtime_choices():
+        from medswin.errors import MedSwinError
+
+        raise MedSwinError(
+            f"{RUNTIME_ENV}={chosen!r} is not a runtime; set it to one of {', '.join(runtime_choices())} or unset it"
+        )
+    return chosen, f"{RUNTIME_ENV}={chosen}"
 
 
 #: what runs the network on each window (``--runtime``) when this module was imported; torch-free.

@@ -92,7 +92,8 @@ class X2SPredictor:
         precision: ``"auto"`` (default; see :class:`~medswin.inference.Predictor`), ``"fp32"``,
             ``"bf16"`` or ``"fp16"`` (autocast; the sum and argmax stay float32).
         save_probabilities: also return the class probabilities.
-        runtime: ``"auto"`` (default), ``"torch"``, ``"openvino"`` or ``"onnxruntime"`` (see
+        runtime: ``None`` (default: ``$MEDSWIN_RUNTIME``, else ``"auto"``), ``"auto"``, ``"torch"``,
+            ``"openvino"`` or ``"onnxruntime"`` (see
             :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
             One network call per pair never repays an export, so ``auto`` runs torch unless this
             machine's calibration says otherwise.
@@ -106,7 +107,7 @@ class X2SPredictor:
         device: str = "auto",
         precision: str = "auto",
         save_probabilities: bool = False,
-        runtime: str = "auto",
+        runtime: str | None = None,
     ) -> None:
         from medswin.inference.backends import build_runner
         from medswin.inference.predictor import choose_execution, resolve_network

@@ -25,7 +25,8 @@ def test_predict_and_submit_pass_the_runtime(monkeypatch: pytest.MonkeyPatch) ->
     make_predictor(args)
     assert [(o["runtime"], o["precision"]) for o in seen] == [("openvino", "auto"), ("auto", "bf16")]
     defaults = parser.parse_args(["predict", "-i", "x", "-o", "o", "-m", "demo"])
-    assert (defaults.runtime, defaults.device, defaults.precision) == ("auto", "auto", "auto")
+    # the runtime's default is decided by the predictor: $MEDSWIN_RUNTIME, else auto
+    assert (defaults.runtime, defaults.device, defaults.precision) == (None, "auto", "auto")
     with pytest.raises(SystemExit):
         parser.parse_args(["predict", "-i", "x", "-o", "o", "-m", "demo", "--runtime", "tensorrt"])
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medswin.errors import MedSwinError
 from medswin.inference import Predictor, auto_runtime
 from medswin.inference.backends import compiled_folder
 from tests.inference.predictor_nets import clean_phantom
@@ -25,7 +26,22 @@ pytest.importorskip("openvino")
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDSWIN_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEDSWIN_RUNTIME")  # the default, auto
     return tmp_path / "home"
+
+
+def test_medswin_runtime_replaces_the_default_and_is_said(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDSWIN_RUNTIME", "torch")
+    predictor = Predictor(ConvNet(), card=_card(), device="cpu")
+    assert predictor.runtime == "torch" and predictor.choices["runtime"]["why"] == "MEDSWIN_RUNTIME=torch"
+    assert (
+        Predictor(ConvNet(), card=_card(), device="cpu", runtime="auto").runtime == "auto"
+    )  # asked for wins
+    monkeypatch.setenv("MEDSWIN_RUNTIME", "tensorrt")
+    with pytest.raises(MedSwinError, match="MEDSWIN_RUNTIME='tensorrt' is not a runtime; set it to one of"):
+        Predictor(ConvNet(), card=_card(), device="cpu")
 
 
 def _image():
