@@ -8,8 +8,8 @@
   discovery skips it; so are inputs in a sub-folder of the output folder (medswin never writes there).
 * :class:`OutputLock` holds ``OUT/.medswin/lock-<i>of<n>`` (pid, host, shard) under an exclusive
   OS lock (:func:`medswin.files.lock_file`, not waited for) for the run. The kernel drops the lock
-  when its process dies, so a lock left by a
-  killed run is stale and taken over; a live one is refused naming its pid and host. Shards of one
+  when its process dies, so a lock left by a killed run is stale and taken over; a live one is
+  refused naming its pid and host. Shards of one
   split (``0/2`` and ``1/2``, e.g. torchrun ranks) write disjoint cases and run together; any other
   combination (two plain runs, a plain run and a shard, splits ``i/2`` and ``j/3``) is refused.
 * ``OUT/.medswin/work-<i>of<n>/`` is the run's scratch folder (e.g. extracted DICOM zips, which
