@@ -27,7 +27,7 @@ class ImageReadError(MedSwinError):
 
 
 class ImageWriteError(MedSwinError):
-    """An image could not be written."""
+    """An output (an image, a table, a record) could not be written (:mod:`medswin.files`)."""
 
 
 class GeometryError(MedSwinError):

@@ -3,7 +3,8 @@
 * :mod:`medswin.batch.cases` -- :func:`discover_cases` and :func:`read_case`;
 * :mod:`medswin.batch.outputs` -- the files a finished case leaves, its record, and what medswin owns;
 * :mod:`medswin.batch.folder` -- the output folder: no inputs in it, one run at a time, a work area;
-* :mod:`medswin.batch.runner` -- :func:`run_batch` over one :class:`~medswin.inference.Predictor`.
+* :mod:`medswin.batch.runner` -- :func:`run_batch` over one :class:`~medswin.inference.Predictor`;
+* :mod:`medswin.batch.report` -- ``report.html``: every case of an output folder, worst verdict first.
 
 ``medswin predict`` and the challenge pipelines are thin shells over these.
 """

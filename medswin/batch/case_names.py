@@ -20,11 +20,9 @@ needs the folder *and* the inputs; ``summary.csv`` and the records hold only the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,6 +31,7 @@ from pathlib import Path
 from medswin.batch.cases import Case
 from medswin.batch.folder import WORK_AREA, folder_key
 from medswin.errors import MedSwinError
+from medswin.files import exclusive_lock, write_atomic
 
 __all__ = ["CASE_NAMES", "rename_cases", "hide_sources", "HIDDEN_INPUT", "HIDDEN_UID"]
 
@@ -83,8 +82,7 @@ def _digest(key: bytes, case_id: str) -> str:
 def _numbers(area: Path, digests: Sequence[str]) -> dict[str, int]:
     """Digest -> number, adding the new digests after the known ones (under a lock: shards share it)."""
     path = area / "case-names.json"
-    with open(area / "case-names.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(area / "case-names.lock"):
         try:
             known: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
         except ValueError:
@@ -93,9 +91,7 @@ def _numbers(area: Path, digests: Sequence[str]) -> dict[str, int]:
         if new:
             start = max(known.values(), default=0) + 1
             known.update({digest: start + i for i, digest in enumerate(new)})
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(known, indent=1) + "\n")
-            os.replace(temporary, path)
+            write_atomic(path, json.dumps(known, indent=1) + "\n")
     return known
 
 

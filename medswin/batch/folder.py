@@ -7,8 +7,9 @@
   An output folder *beside* the cases inside a folder of cases (``-i data -o data/out``) is fine:
   discovery skips it; so are inputs in a sub-folder of the output folder (medswin never writes there).
 * :class:`OutputLock` holds ``OUT/.medswin/lock-<i>of<n>`` (pid, host, shard) under an exclusive
-  ``flock`` for the run. The kernel drops the ``flock`` when its process dies, so a lock left by a
-  killed run is stale and taken over; a live one is refused naming its pid and host. Shards of one
+  OS lock (:func:`medswin.files.lock_file`, not waited for) for the run. The kernel drops the lock
+  when its process dies, so a lock left by a killed run is stale and taken over; a live one is
+  refused naming its pid and host. Shards of one
   split (``0/2`` and ``1/2``, e.g. torchrun ranks) write disjoint cases and run together; any other
   combination (two plain runs, a plain run and a shard, splits ``i/2`` and ``j/3``) is refused.
 * ``OUT/.medswin/work-<i>of<n>/`` is the run's scratch folder (e.g. extracted DICOM zips, which
@@ -33,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from medswin.errors import MedSwinError
+from medswin.files import LockedFile, lock_file
 
 __all__ = ["WORK_AREA", "check_output_folder", "folder_key", "FolderBusyError", "OutputLock"]
 
@@ -129,34 +131,6 @@ def _holder(path: Path) -> str:
         return "another medswin run"
 
 
-def _lock_file(path: Path) -> int | None:
-    """An open descriptor holding ``flock`` on ``path`` (created when missing), or None when held elsewhere.
-
-    A lock file can be unlinked by its releasing holder between our open and our flock; the
-    descriptor then locks an orphan, so the inode is compared and the attempt repeated.
-    """
-    import fcntl  # POSIX only; imported here so that importing medswin.batch works everywhere
-
-    while True:
-        path.parent.mkdir(exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the work area was removed meanwhile
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            return None
-        try:
-            same = os.stat(path).st_ino == os.fstat(descriptor).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return descriptor
-        os.close(descriptor)
-
-
 class OutputLock:
     """Hold an output folder (one shard of it) for one run; a context manager.
 
@@ -170,7 +144,7 @@ class OutputLock:
         self.area = self.output_dir / WORK_AREA
         self.path = self.area / f"lock-{_spec(shard)}"
         self.work = self.area / f"work-{_spec(shard)}"
-        self._descriptor: int | None = None
+        self._held: LockedFile | None = None
 
     def __enter__(self) -> OutputLock:
         try:
@@ -189,14 +163,14 @@ class OutputLock:
 
     def _acquire(self) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = _lock_file(self.path)
-        if descriptor is None:
+        held = lock_file(self.path, blocking=False)
+        if held is None:
             raise FolderBusyError(
                 f"{self.output_dir}: in use by {_holder(self.path)} (shard {self.shard[0]}/{self.shard[1]}); "
                 f"wait for it to finish, or choose another output folder"
             )
-        self._descriptor = descriptor
-        self._take_over(descriptor)
+        self._held = held
+        self._take_over(held)
         for other in sorted(self.area.glob("lock-*")):
             spec = _parse_spec(other.name.removeprefix("lock-"))
             if other == self.path or spec is None:
@@ -211,10 +185,9 @@ class OutputLock:
         shutil.rmtree(self.work, ignore_errors=True)  # a dead run of this shard left it
         self.work.mkdir()
 
-    def _take_over(self, descriptor: int) -> None:
+    def _take_over(self, held: LockedFile) -> None:
         """Write this run's pid and host into the lock, noting a stale holder it replaces."""
-        previous = os.pread(descriptor, 4096, 0)
-        if previous:
+        if held.content():
             log.info(
                 "%s: taking over a stale lock (%s is no longer running)", self.output_dir, _holder(self.path)
             )
@@ -223,28 +196,25 @@ class OutputLock:
             "host": socket.gethostname(),
             "shard": f"{self.shard[0]}/{self.shard[1]}",
         }
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, (json.dumps(facts) + "\n").encode(), 0)
+        held.note(json.dumps(facts) + "\n")
 
     def _live(self, other: Path, spec: tuple[int, int]) -> bool:
         """Whether another shard's lock is held; a stale one is removed with its work folder."""
-        descriptor = _lock_file(other)
-        if descriptor is None:
+        held = lock_file(other, blocking=False)
+        if held is None:
             return True
         try:
             shutil.rmtree(self.area / f"work-{_spec(spec)}", ignore_errors=True)
-            other.unlink(missing_ok=True)
         finally:
-            os.close(descriptor)
+            held.release(remove=True)
         return False
 
     def release(self) -> None:
         """Remove the work folder and the lock file, then the work area when no other run uses it."""
-        if self._descriptor is None:
+        if self._held is None:
             return
         shutil.rmtree(self.work, ignore_errors=True)
-        self.path.unlink(missing_ok=True)
-        os.close(self._descriptor)
-        self._descriptor = None
+        self._held.release(remove=True)
+        self._held = None
         with contextlib.suppress(OSError):  # another shard still works here
             self.area.rmdir()

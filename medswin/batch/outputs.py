@@ -291,8 +291,8 @@ def write_preview(
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
+    from medswin.files import atomic_output
     from medswin.io.geometry import reorient
-    from medswin.io.writers import atomic_output
 
     if image.spatial_dims != 3:
         raise ImageWriteError(f"{path}: previews are drawn for 3D images only")
@@ -447,7 +447,7 @@ def write_case_outputs(
     :class:`IncompleteOutputsError` after writing the record when only some outputs failed.
     """
     from medswin import __version__
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     card = prediction.card
     written: list[Path] = []

@@ -65,8 +65,8 @@ from medswin.batch.outputs import (
     write_case_outputs,
 )
 from medswin.errors import MedSwinError
+from medswin.files import is_temp_name, write_failure
 from medswin.io.deidentify import REVISION as DEIDENTIFY_REVISION
-from medswin.io.writers import write_failure
 from medswin.qc.core import QualityReport
 
 __all__ = [
@@ -178,7 +178,7 @@ def _remove(paths: Sequence[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
         for leftover in path.parent.glob(f".{path.name}.*"):
-            if leftover.name.endswith((".partial", ".tmp")):
+            if is_temp_name(leftover, of=path.name):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
 
@@ -371,7 +371,7 @@ def write_summary(path: Path, outcomes: Sequence[CaseOutcome], labels: Mapping[i
     """Write the summary CSV atomically (see :func:`summary_rows`), a volume column per label of ``labels``
     (the model card's value -> name)."""
     label_names = [labels[v] for v in sorted(labels) if v != 0]
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     columns = [
         "case",
@@ -401,7 +401,7 @@ def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
     """
     from datetime import datetime, timezone
 
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     destination = str(node.address)
     record = dict(outcome.record)

@@ -78,7 +78,7 @@ def run_job(
             failed prediction (with the batch's reason).
     """
     from medswin.batch import BatchOptions, run_batch
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     input_root, output_root = Path(input_root), Path(output_root)
     slugs = input_slugs or image_sockets(input_root)

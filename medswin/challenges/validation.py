@@ -131,7 +131,7 @@ def check_label_image(
 def write_submission_zip(target: Path, members: Mapping[str, Path]) -> Path:
     """Write ``target`` (atomically) holding each file of ``members`` under its archive name, uncompressed
     (NIfTI files are gzip-compressed already)."""
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     with (
         atomic_output(target) as temporary,

@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medswin.qc.report import collect_cases, write_report
+    from medswin.batch.report import collect_cases, write_report
 
     cases = collect_cases(args.folder)
     path = write_report(args.folder, args.output, cases)

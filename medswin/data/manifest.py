@@ -88,7 +88,7 @@ def load_json(path: str | Path) -> Any:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     return write_atomic(path, json.dumps(data, indent=2) + "\n")
 

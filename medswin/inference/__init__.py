@@ -7,6 +7,7 @@ Names are resolved on first use (:mod:`medswin._lazy`), so importing a torch-fre
 
 from __future__ import annotations
 
+import medswin.weights  # noqa: F401  (plugs published weights names into resolve_model, for Predictor(NAME))
 from medswin._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(

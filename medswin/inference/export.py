@@ -15,21 +15,18 @@ second process never leaves half a network where a runtime would load it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medswin.errors import ExportError, MedSwinError
+from medswin.files import staging_folder, write_atomic
 from medswin.models.card import ModelCard
 
 __all__ = [
@@ -147,22 +144,6 @@ def weights_sha256(network: Any) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _staging(folder: Path) -> Iterator[Path]:
-    """A temporary folder inside ``folder``, removed afterwards whatever happened."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".export.", suffix=".partial", dir=folder))
-    except OSError as error:
-        raise ExportError(
-            f"{folder}: cannot write the exported network there ({error.strerror or error})"
-        ) from None
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _examples(inputs: dict[str, tuple[int, ...]]) -> tuple[Any, ...]:
     import torch
 
@@ -255,7 +236,7 @@ def export_network(
     elif fmt == "openvino":
         details["openvino"] = runtime_version("openvino")
     start = time.perf_counter()
-    with _staging(folder) as staging:
+    with staging_folder(folder / f"{stem}{_SUFFIXES[fmt][0]}") as staging:
         target = staging / f"{stem}{_SUFFIXES[fmt][0]}"
         try:
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -312,8 +293,5 @@ def write_export(
         **exported.details,
     }
     card_path = Path(folder) / f"{card.id}.card.json"
-    with _staging(Path(folder)) as staging:
-        temporary = staging / card_path.name
-        temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, card_path)
+    write_atomic(card_path, json.dumps(document, indent=2) + "\n")
     return exported, card_path

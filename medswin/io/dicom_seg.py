@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import ImageReadError, ImageWriteError
+from medswin.files import atomic_output
 from medswin.io.anatomy import CodedTerm, find_structure, structure_colors
 from medswin.io.dicom_discovery import SEGMENTATION_SOP_CLASS
 from medswin.io.geometry import resample_to_reference
 from medswin.io.image import Image, lps_to_ras
-from medswin.io.writers import atomic_output
 
 __all__ = ["write_dicom_seg", "read_dicom_seg", "is_dicom_seg", "source_datasets"]
 

@@ -1,24 +1,22 @@
 """``write_image``: an :class:`Image` to NIfTI, NRRD or MetaImage, atomically.
 
-Atomic means: everything is written into a private temporary folder beside the target, checked
+Atomic means (:func:`medswin.files.atomic_output`, re-exported here for the writers that use
+it): everything is written into a private temporary folder beside the target, checked
 (no empty file), then moved into place with ``os.replace``. A failure leaves the target as it
 was and no temporary file behind; a reader never sees a half-written output.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medswin.errors import ImageReadError, ImageWriteError
+from medswin.files import atomic_output, system_cause, write_failure
 from medswin.io.formats import endings, format_ending
 from medswin.io.image import Image
 from medswin.io.readers import as_label_array
@@ -37,64 +35,6 @@ log = logging.getLogger(__name__)
 
 WRITABLE_SUFFIXES = endings(writable=True)
 _NIFTI_LABEL_INTENT = "label"
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path with ``path``'s name; on success move what was written there into place.
-
-    Every file the writer creates in the temporary folder (e.g. ``.mhd`` plus its ``.zraw``) is
-    moved, data files first and ``path`` itself last. Empty outputs are refused.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ImageWriteError(f"{path}: is a folder; give a file name such as {path / 'image.nii.gz'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
-    except OSError as error:
-        raise ImageWriteError(f"{path}: cannot write in {path.parent} ({error.strerror or error})") from error
-    try:
-        temporary = staging / path.name
-        yield temporary
-        produced = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
-        if not temporary.exists():
-            raise ImageWriteError(f"{path}: the writer produced no file")
-        for item in produced:
-            if item.stat().st_size == 0:
-                raise ImageWriteError(
-                    f"{path}: the writer produced an empty file {item.name}; nothing was written"
-                )
-        for item in produced:
-            os.replace(item, path.parent / item.name)
-    except OSError as error:
-        raise ImageWriteError(write_failure(path, error)) from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _system_cause(error: BaseException) -> OSError | None:
-    """The operating system's error under ``error``: pydicom re-raises a failed write as a new
-    ``OSError`` whose text is a whole traceback, the original (with its errno) as its cause."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno is not None:
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def write_failure(path: str | Path, error: BaseException) -> str:
-    """One line saying why writing ``path`` failed, the cause first when the system gave one
-    (``no space left on device writing /out/case.dcm; nothing was written``)."""
-    cause = _system_cause(error)
-    if cause is not None:
-        what = os.strerror(cause.errno) if cause.errno is not None else str(cause)
-        return f"{what[:1].lower()}{what[1:]} writing {path}; nothing was written"
-    text = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    return f"{path}: could not write ({text}); nothing was written"
 
 
 def label_dtype(array: np.ndarray) -> np.dtype:
@@ -249,7 +189,7 @@ def write_image(image: Image, path: str | Path, *, reference: Image | None = Non
         try:
             writer(image, array, temporary, reference if reference is not None else image)
         except (RuntimeError, ValueError, TypeError) as error:
-            if _system_cause(error) is not None:
+            if system_cause(error) is not None:
                 raise ImageWriteError(write_failure(path, error)) from error
             first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
             raise ImageWriteError(

@@ -1,7 +1,7 @@
 """Metric tables on disk: a tidy CSV (one row per case and label) and a summary JSON, written atomically.
 
-Both files are first written to a temporary file in the destination folder and then moved over the
-target with ``os.replace``, so a crash never leaves a half-written table and an existing file is
+Both files are written with :func:`medswin.files.write_atomic` (a temporary file in the destination
+folder, then ``os.replace``), so a crash never leaves a half-written table and an existing file is
 only replaced by a complete one.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from medswin.files import write_atomic
 from medswin.metrics.evaluate import BRATS_COLUMNS, CaseResult
 from medswin.metrics.multilabel import METRIC_COLUMNS
 
@@ -22,22 +23,12 @@ __all__ = [
     "CSV_COLUMNS",
     "csv_text",
     "summary_path_for",
-    "write_atomic",
     "write_metrics_csv",
     "write_summary_json",
 ]
 
 #: columns of the metrics CSV, in order (BraTS runs append :data:`~medswin.metrics.evaluate.BRATS_COLUMNS`).
 CSV_COLUMNS: tuple[str, ...] = ("case", "label", "empty", *METRIC_COLUMNS, "nsd_tolerance_mm")
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
-    from medswin.io.writers import atomic_output
-
-    with atomic_output(path) as temporary:
-        temporary.write_text(text, encoding="utf-8", newline="")
-    return path
 
 
 def _cell(value: Any) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import MedSwinError, MetricInputError
+from medswin.files import write_atomic
 from medswin.io.image import Image
 from medswin.metrics.evaluate import CaseRecord, evaluate_case
 from medswin.metrics.morphometry import (
@@ -53,7 +54,7 @@ from medswin.metrics.morphometry import (
     vertebra_morphometry,
 )
 from medswin.metrics.morphometry._geometry import SUPERIOR
-from medswin.metrics.report import csv_text, summary_path_for, write_atomic, write_summary_json
+from medswin.metrics.report import csv_text, summary_path_for, write_summary_json
 from medswin.metrics.statistics import describe
 from medswin.metrics.surface import union_box
 from medswin.metrics.x2s_anatomy import GROUPS, X2SAnatomy, X2SStructure, anatomy_from_labels

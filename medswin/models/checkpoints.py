@@ -187,7 +187,7 @@ def save_checkpoint(model: Any, card: ModelCard, path: str | Path) -> Path:
         "medswin_version": __version__,
         "card": card.to_json(),
     }
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     with atomic_output(path) as temporary:
         save_file(tensors, str(temporary), metadata=metadata)
@@ -237,7 +237,7 @@ def replace_checkpoint_card(path: str | Path, card: ModelCard) -> Path:
     """
     from safetensors.torch import load_file, save_file
 
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     path = Path(path)
     metadata = _read_metadata(path)

@@ -15,7 +15,21 @@ from typing import Any
 
 from medswin.errors import ModelCardError
 
-__all__ = ["ModelEntry", "register_model", "create_model", "list_models", "get_entry", "model_config"]
+__all__ = [
+    "ModelEntry",
+    "PATCH_MERGING",
+    "register_model",
+    "create_model",
+    "list_models",
+    "get_entry",
+    "model_config",
+    "patch_merging",
+]
+
+#: what :attr:`ModelEntry.patch_merging` may say: ``"monai"`` is MONAI's 3D ``PatchMerging``, whose
+#: order of the eight sub-grids changed in MONAI 1.5 without changing any shape (a checkpoint trained
+#: before 1.5 loads silently and computes another function, so its import must decide the order).
+PATCH_MERGING = ("monai",)
 
 #: modules whose import registers architectures; imported on first registry look-up.
 _ARCHITECTURE_MODULES = (
@@ -39,6 +53,9 @@ class ModelEntry:
             ``swin_x2s_tiny`` share a config class and builder).
         official_parameters: learnable parameters the original project publishes for this default
             configuration, when known (``medswin models`` prints ours beside it).
+        patch_merging: the network's patch-merging layer when its checkpoints depend on a library
+            version (one of :data:`PATCH_MERGING`), else None. Declared by the architecture, so a
+            new variant says it and :mod:`medswin.weights.legacy` never guesses from names.
     """
 
     name: str
@@ -48,6 +65,7 @@ class ModelEntry:
     description: str
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     official_parameters: int | None = None
+    patch_merging: str | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -63,10 +81,29 @@ def register_model(
     description: str,
     defaults: dict[str, Any] | None = None,
     official_parameters: int | None = None,
+    patch_merging: str | None = None,
 ) -> None:
-    """Register an architecture under ``name`` (re-registering the same name replaces it)."""
+    """Register an architecture under ``name`` (re-registering the same name replaces it).
+
+    ``patch_merging="monai"`` declares MONAI's 3D PatchMerging (see :data:`PATCH_MERGING`); the
+    config class must then have a ``legacy_merging`` field, which imports of its checkpoints set.
+    """
+    if patch_merging is not None:
+        if patch_merging not in PATCH_MERGING:
+            raise ValueError(f"patch_merging must be one of {PATCH_MERGING} or None, got {patch_merging!r}")
+        if "legacy_merging" not in {f.name for f in dataclasses.fields(config_class)}:
+            raise ValueError(
+                f"{name}: patch_merging={patch_merging!r} needs a legacy_merging field in {config_class.__name__}"
+            )
     _REGISTRY[name] = ModelEntry(
-        name, config_class, builder, spatial_dims, description, dict(defaults or {}), official_parameters
+        name,
+        config_class,
+        builder,
+        spatial_dims,
+        description,
+        dict(defaults or {}),
+        official_parameters,
+        patch_merging,
     )
 
 
@@ -91,6 +128,11 @@ def get_entry(name: str) -> ModelEntry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ModelCardError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def patch_merging(name: str) -> str | None:
+    """The patch-merging layer architecture ``name`` declares (:attr:`ModelEntry.patch_merging`)."""
+    return get_entry(name).patch_merging
 
 
 def list_models() -> list[str]:

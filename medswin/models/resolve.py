@@ -11,7 +11,10 @@ ambiguity refused with both named):
    (e.g. ``demo``) -> ``(model, card)``;
 4. the name of published weights (``medswin weights list``) or of a file imported into the weights
    cache -> ``(model, card)``, pulling the published file into the cache on first use (never with
-   ``load_weights=False``, which returns the card alone);
+   ``load_weights=False``, which returns the card alone). These names come from the
+   :class:`WeightsSource` that :mod:`medswin.weights` registers when it is imported (the CLI, the
+   predictor and the napari plugin import it): ``medswin.weights`` builds on this package
+   (it converts files into checkpoints), so this package asks it through the hook, never imports it;
 5. a preset card id (``medswin/models/cards/<id>.json``) -> ``(None, card)``: the card is known
    but its weights are not shipped (import them with ``medswin import-checkpoint``).
 """
@@ -21,12 +24,47 @@ from __future__ import annotations
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from medswin.errors import ModelCardError
 from medswin.models.card import ModelCard, has_preset, list_presets, load_card, preset_card
 
-__all__ = ["resolve_model", "shipped_weights", "list_shipped_weights"]
+__all__ = [
+    "resolve_model",
+    "shipped_weights",
+    "list_shipped_weights",
+    "WeightsSource",
+    "register_weights_source",
+]
+
+
+class WeightsSource(Protocol):
+    """Named weights beyond the shipped ones (:mod:`medswin.weights`: published and cached files)."""
+
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is one of its names (cheap: no download, no card built)."""
+        ...
+
+    def card(self, name: str) -> ModelCard:
+        """The card of ``name`` (a known name), without downloading anything."""
+        ...
+
+    def checkpoint(self, name: str) -> Path:
+        """The medswin checkpoint of ``name`` (a known name), fetched on first use; raises
+        :class:`~medswin.errors.MedSwinError` when it cannot predict or cannot be had."""
+        ...
+
+    def names(self) -> list[str]:
+        """Every name it offers (for "did you mean")."""
+        ...
+
+
+_SOURCES: list[WeightsSource] = []
+
+
+def register_weights_source(source: WeightsSource) -> None:
+    """Add ``source`` to the names :func:`resolve_model` knows (once per type: re-registering replaces)."""
+    _SOURCES[:] = [s for s in _SOURCES if type(s) is not type(source)] + [source]
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -45,26 +83,23 @@ def list_shipped_weights() -> list[str]:
     return sorted(p.name[: -len(".safetensors")] for p in folder.iterdir() if p.name.endswith(".safetensors"))
 
 
-def _published(name: str, device: str, load_weights: bool) -> tuple[Any, ModelCard] | None:
-    """``(model or None, card)`` for a weights-registry name or a name in the weights cache, else None."""
-    from medswin.models.checkpoints import load_checkpoint, read_checkpoint_card
-    from medswin.weights import cached_weights, ensure_weights, find_weights
-
+def _source_for(name: str) -> WeightsSource | None:
+    """The registered source that knows ``name`` (a plain name, never a path), or None."""
     if not name.replace("_", "").replace("-", "").replace(".", "").isalnum() or name.startswith("."):
         return None
-    entry = find_weights(name)
-    cached = cached_weights(name)
-    if entry is None and cached is None:
+    return next((source for source in _SOURCES if source.knows(name)), None)
+
+
+def _published(name: str, device: str, load_weights: bool) -> tuple[Any, ModelCard] | None:
+    """``(model or None, card)`` for a name a :class:`WeightsSource` knows, else None."""
+    from medswin.models.checkpoints import load_checkpoint
+
+    source = _source_for(name)
+    if source is None:
         return None
     if not load_weights:
-        return None, (read_checkpoint_card(cached) if cached is not None else entry.model_card())
-    if entry is not None and not entry.predicts:
-        raise ModelCardError(
-            f"{name} is {entry.task}: it has no trained decoder to predict with. Fine-tune from it: "
-            f"'medswin weights pull {name}', then give the printed file as a training recipe's init_from "
-            "(partial: true)"
-        )
-    return load_checkpoint(cached if cached is not None else ensure_weights(name), device)
+        return None, source.card(name)
+    return load_checkpoint(source.checkpoint(name), device)
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -81,13 +116,7 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _is_known_name(name: str) -> bool:
     """True for a shipped checkpoint, a published or cached weights name, or a preset card id."""
-    from medswin.weights import cached_weights, find_weights
-
-    if shipped_weights(name) is not None or has_preset(name):
-        return True
-    if not name.replace("_", "").replace("-", "").replace(".", "").isalnum() or name.startswith("."):
-        return False
-    return find_weights(name) is not None or cached_weights(name) is not None
+    return shipped_weights(name) is not None or has_preset(name) or _source_for(name) is not None
 
 
 def resolve_model(
@@ -126,10 +155,8 @@ def resolve_model(
         return published
     if has_preset(text):
         return None, preset_card(text)
-    presets = list_presets()
-    from medswin.weights import list_weights
-
-    known = sorted(set(presets) | set(list_shipped_weights()) | {e.name for e in list_weights()})
+    offered = {n for source in _SOURCES for n in source.names()}
+    known = sorted(set(list_presets()) | set(list_shipped_weights()) | offered)
     close = difflib.get_close_matches(text, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ModelCardError(

@@ -144,6 +144,7 @@ register_model(
     build_swin_unetr,
     spatial_dims=3,
     description="SwinUNETR (MONAI): Swin encoder + CNN decoder, 2D/3D",
+    patch_merging="monai",
 )
 register_model(
     "swin_unetr_v2",
@@ -152,6 +153,7 @@ register_model(
     spatial_dims=3,
     description="SwinUNETR-V2 (MONAI use_v2): residual conv before each Swin stage",
     defaults={"use_v2": True},
+    patch_merging="monai",
 )
 
 

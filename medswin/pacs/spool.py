@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from medswin.metrics.report import write_atomic
+from medswin.files import atomic_path, fsync_folder, is_temp_name, write_atomic
 
 __all__ = ["StudySpool", "QueuedStudy", "INCOMING", "FAILED"]
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 INCOMING = ".incoming"
 FAILED = ".failed"
 _FAILURE = "failure.json"
-_PARTIAL_PREFIX = "."
 
 
 @dataclass(frozen=True)
@@ -49,17 +48,8 @@ class QueuedStudy:
     last_arrival: float  # seconds since the epoch (file modification time)
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename or a new file in ``folder`` durable (its directory entry survives a power cut)."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _instances(folder: Path) -> list[Path]:
-    return [p for p in folder.glob("*.dcm") if not p.name.startswith(_PARTIAL_PREFIX)]
+    return [p for p in folder.glob("*.dcm") if not p.name.startswith(".")]  # hidden: never an instance
 
 
 class StudySpool:
@@ -76,19 +66,10 @@ class StudySpool:
         folder = self.incoming / study_uid
         folder.mkdir(parents=True, exist_ok=True)
         if new_folder:
-            _fsync_folder(self.incoming)
+            fsync_folder(self.incoming)
         target = folder / f"{instance_uid}.dcm"
-        partial = folder / f"{_PARTIAL_PREFIX}{instance_uid}.partial"
-        try:
-            with partial.open("wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(partial, target)
-            _fsync_folder(folder)
-        except OSError:
-            partial.unlink(missing_ok=True)
-            raise
+        with atomic_path(target, fsync=True) as partial:
+            partial.write_bytes(data)
         return target
 
     def queued(self) -> list[QueuedStudy]:
@@ -97,7 +78,7 @@ class StudySpool:
         for folder in sorted(self.incoming.glob("*")) if self.incoming.is_dir() else []:
             if not folder.is_dir():
                 continue
-            for partial in folder.glob(f"{_PARTIAL_PREFIX}*.partial"):  # never acknowledged
+            for partial in filter(is_temp_name, folder.iterdir()):  # never acknowledged
                 partial.unlink(missing_ok=True)
             files = _instances(folder)
             if not files:
@@ -137,7 +118,7 @@ class StudySpool:
             shutil.rmtree(source, ignore_errors=True)
         else:
             os.replace(source, target)
-        _fsync_folder(self.failed)
+        fsync_folder(self.failed)
         failure = {
             "study": study_uid,
             "reason": reason,
@@ -171,10 +152,10 @@ class StudySpool:
             for path in _instances(folder):
                 os.replace(path, target / path.name)
             shutil.rmtree(folder, ignore_errors=True)
-            _fsync_folder(target)
+            fsync_folder(target)
             moved.append(folder.name)
         if moved:
-            _fsync_folder(self.incoming)
+            fsync_folder(self.incoming)
         return moved
 
     def tidy(self) -> None:

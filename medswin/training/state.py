@@ -92,7 +92,7 @@ def _json_ready(value: Any, where: str) -> Any:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     with atomic_output(path) as temporary:
         write(str(temporary))

@@ -185,7 +185,7 @@ def _column(name: str) -> str:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.errors import WeightsError
+from medswin.files import lock_file
 
 __all__ = [
     "HOME_ENV",
@@ -89,30 +90,14 @@ def model_lock(name: str) -> Iterator[None]:
     folder = weights_home() / "weights"
     _make_folder(folder)
     try:
-        handle = (folder / f"{name}.lock").open("a+b")
+        held = lock_file(folder / f"{name}.lock")
     except OSError as error:
         raise WeightsError(
             f"{folder / (name + '.lock')}: cannot take the lock ({error.strerror or error}); "
             f"the weights cache must be writable to add a model (set {HOME_ENV} to a writable folder)"
         ) from None
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            handle.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:  # LK_LOCK gives up after ~10 s; keep waiting
-                    continue
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    with held:
         yield
-    finally:
-        handle.close()  # closing releases the lock
 
 
 def utc_timestamp() -> str:
@@ -150,7 +135,7 @@ def record_pin(file_name: str, sha256: str, url: str) -> dict[str, Any]:
     would later refuse the genuine one. pins.json is shared by every model, so its
     read-modify-write holds a lock of its own.
     """
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     pin = {"sha256": sha256, "recorded": utc_timestamp(), "url": url}
     with model_lock(".pins"):

@@ -110,7 +110,7 @@ def _read_state(part: Path) -> _PartState | None:
 
 
 def _write_state(part: Path, state: _PartState) -> None:
-    from medswin.io.writers import atomic_output
+    from medswin.files import atomic_output
 
     with atomic_output(_state_path(part)) as temporary:
         temporary.write_text(json.dumps(asdict(state)), encoding="utf-8")

@@ -34,8 +34,11 @@ _FIXED_IN = (1, 5)
 
 
 def uses_patch_merging(card: Any) -> bool:
-    """True for cards whose network has MONAI's 3D PatchMerging (SwinUNETR and V2)."""
-    return card.architecture in ("swin_unetr", "swin_unetr_v2")
+    """True for cards whose architecture declares MONAI's 3D PatchMerging in the model registry
+    (``register_model(..., patch_merging="monai")``: SwinUNETR, V2 and any variant that says so)."""
+    from medswin.models.registry import patch_merging
+
+    return patch_merging(card.architecture) == "monai"
 
 
 def legacy_from_monai_version(version: str) -> bool | None:

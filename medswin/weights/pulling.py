@@ -8,8 +8,6 @@ path (:func:`medswin.models.import_checkpoint`: safe reading, key map, load repo
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.errors import CheckpointError, WeightsError
+from medswin.files import staging_folder
 from medswin.weights.cache import (
     OFFLINE_ENV,
     converted_path,
@@ -150,9 +149,7 @@ def _weights_inside(path: Path, member: str | None) -> Iterator[Path]:
             raise WeightsError(
                 f"{path}: expected exactly one {member} inside, found {len(matches)} (the archive holds: {shown})"
             )
-        downloads_folder().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=downloads_folder()))
-        try:
+        with staging_folder(downloads_folder() / path.name) as staging:
             limit = limits()
             target = copy_member(
                 archive,
@@ -164,8 +161,6 @@ def _weights_inside(path: Path, member: str | None) -> Iterator[Path]:
                 error=WeightsError,
             )
             yield target
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def convert_file(

@@ -98,6 +98,7 @@ class WeightsEntry:
     def model_card(self) -> Any:
         """The card the file converts with: the preset (or card file) with this entry's config and flag."""
         from medswin.models.card import load_card, preset_card
+        from medswin.models.registry import patch_merging
 
         if self.card.endswith(".json"):
             path = Path(self.card)
@@ -107,7 +108,7 @@ class WeightsEntry:
         else:
             base = preset_card(self.card)
         config = {**base.config, **self.config}
-        if "legacy_merging" in config or base.architecture.startswith("swin_unetr"):
+        if "legacy_merging" in config or patch_merging(base.architecture) is not None:
             if self.legacy_merging is None:
                 raise WeightsError(
                     f"weights registry {self.registry}: entry {self.name!r} is a {base.architecture} and must "

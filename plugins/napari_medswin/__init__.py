@@ -8,6 +8,7 @@ never imports it, Qt or napari. Importing this package is cheap: torch loads whe
 
 from __future__ import annotations
 
+import medswin.weights  # noqa: F401  (plugs published weights names into resolve_model)
 from medswin import __version__
 
 __all__ = ["__version__"]

@@ -16,10 +16,11 @@ import numpy as np
 from scipy import ndimage
 
 from medswin.errors import MetricInputError
+from medswin.files import write_atomic
 from medswin.io.geometry import reorient
 from medswin.io.image import Image
 from medswin.metrics import evaluate_case, volume_ml
-from medswin.metrics.report import csv_text, write_atomic
+from medswin.metrics.report import csv_text
 from napari_medswin._layers import METADATA_KEY
 
 __all__ = [

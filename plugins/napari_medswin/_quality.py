@@ -108,7 +108,7 @@ def review_rows(folder: str | Path) -> list[CaseRow]:
     Raises:
         MedSwinError: the folder is missing or holds no case record.
     """
-    from medswin.qc.report import collect_cases
+    from medswin.batch.report import collect_cases
 
     return [CaseRow(c.case_id, c.verdict, c.reason, c.model) for c in collect_cases(folder, thumbnails=False)]
 

@@ -161,7 +161,7 @@ def test_writing_replaces_atomically_and_keeps_the_old_file_on_error(tmp_path, m
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("medswin.io.writers.os.replace", broken)
+    monkeypatch.setattr("medswin.files.os.replace", broken)
     with pytest.raises(
         MedSwinError, match=r"metrics.csv: could not write \(disk full\); nothing was written"
     ):

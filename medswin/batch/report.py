@@ -357,7 +357,7 @@ def write_report(
 
     ``cases``: what :func:`collect_cases` found in ``folder`` (collected here when not given).
     """
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     folder = Path(folder)
     cases = collect_cases(folder) if cases is None else cases
