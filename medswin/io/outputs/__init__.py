@@ -17,6 +17,6 @@ from medswin.io.outputs.registry import (
 )
 
 # each import registers its writers, in the order --output-format lists them
-from medswin.io.outputs import volume, seg, mesh  # noqa: E402,F401  isort: skip
+from medswin.io.outputs import volume, seg, rtstruct, mesh  # noqa: E402,F401  isort: skip
 
 __all__ = ["WRITERS", "LabelSet", "OutputWriter", "dicom_source_problem", "register_writer", "safe_name"]
