@@ -86,29 +86,17 @@ def _sequence_item(**attributes: Any) -> Any:
     return item
 
 
-def write_rtstruct(
-    labels: Any,
-    source: Any,
-    path: str | Path,
-    label_names: Mapping[int, str],
-    colors: Mapping[int, tuple[int, int, int]] | None = None,
-    *,
-    algorithm_name: str = "medswin",
-    series_description: str = "medswin structures",
-    series_number: int = 902,
-    deidentify_key: bytes | None = None,
-) -> Path:
-    """Write ``labels`` as an RT Structure Set referencing the DICOM series ``source`` was read from.
+def write_rtstruct(request: LabelSet, path: str | Path, *, series_number: int = 902) -> Path:
+    """Write ``request.labels`` as an RT Structure Set referencing the DICOM series of ``request.source``.
 
     Args:
-        labels: label map ``(1, X, Y, Z)``; resampled (nearest) onto ``source``'s grid when not on it.
-        source: the image read from a single-frame DICOM series (its ``meta["source_files"]`` are re-read).
+        request: the labels (``(1, X, Y, Z)``, resampled by nearest neighbour onto the source grid when
+            not on it), the source (read from a single-frame DICOM series; its ``meta["source_files"]``
+            are re-read), ROI names (every named label is an ROI, without contours when absent),
+            colours (:func:`medswin.io.anatomy.structure_colors`: the table's, else these), the
+            algorithm (structure set name), series description and de-identification key.
         path: output ``.dcm`` (written atomically).
-        label_names: value -> ROI name; every named label is an ROI (without contours when absent).
-        colors: value -> ROIDisplayColor; default :func:`medswin.io.anatomy.structure_colors`.
-        algorithm_name: named in the structure set label and each ROI's generation description.
-        series_description, series_number: the new series' attributes.
-        deidentify_key: de-identify (:mod:`medswin.io.deidentify`) with pseudonyms under this key.
+        series_number: the new series' number.
     """
     import numpy as np
     import pydicom
@@ -122,6 +110,8 @@ def write_rtstruct(
     from medswin.io.geometry import resample_to_reference
     from medswin.io.writers import atomic_output
 
+    labels, source, label_names = request.labels, request.source, request.names
+    algorithm_name, deidentify_key = request.algorithm, request.deidentify_key
     path = Path(path)
     where = str(path)
     if labels.spatial_dims != 3 or labels.num_channels != 1:
@@ -171,7 +161,7 @@ def write_rtstruct(
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = series_number
-    ds.SeriesDescription = series_description[:64]
+    ds.SeriesDescription = request.series_description[:64]
     ds.OperatorsName = ""
     ds.Manufacturer = "medswin"
     ds.ManufacturerModelName = "medswin"
@@ -198,7 +188,7 @@ def write_rtstruct(
         _sequence_item(FrameOfReferenceUID=frame_of_reference, RTReferencedStudySequence=[study])
     ]
 
-    shown = structure_colors(label_names, colors)
+    shown = structure_colors(label_names, request.colors)
     lps = np.asarray(source.lps_affine, dtype=np.float64)
     rois, roi_contours, observations = [], [], []
     for number, value in enumerate(named, start=1):
@@ -259,18 +249,7 @@ def write_rtstruct(
 
 
 def _write(labels: LabelSet, targets: Mapping[int, Path]) -> list[Path]:
-    return [
-        write_rtstruct(
-            labels.labels,
-            labels.source,
-            targets[0],
-            labels.names,
-            labels.colors,
-            algorithm_name=labels.algorithm,
-            series_description=labels.series_description,
-            deidentify_key=labels.deidentify_key,
-        )
-    ]
+    return [write_rtstruct(labels, targets[0])]
 
 
 RTSTRUCT = register_writer(
