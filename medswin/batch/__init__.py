@@ -18,7 +18,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "medswin.batch.cases": ("Case", "discover_cases", "read_case"),
         "medswin.batch.folder": ("OutputLock", "check_output_folder"),
-        "medswin.batch.outputs": ("OUTPUT_FORMATS", "finished_record", "write_case_outputs"),
+        "medswin.batch.outputs": ("finished_record", "write_case_outputs"),
         "medswin.batch.runner": (
             "BatchOptions",
             "BatchResult",

@@ -2,15 +2,17 @@
 
 Per case ``<id>``:
 
-* the label map: ``<id>.nii.gz`` (``nifti``), ``<id>.mha`` (``mha``) and/or ``<id>.dcm``
-  (``dicom-seg``, for DICOM inputs), each written atomically on the input's exact grid (a
-  radiograph pair's on the model's grid);
+* the label outputs, one or more formats of the writer registry (:data:`medswin.io.outputs.WRITERS`):
+  ``<id>.nii.gz`` (``nifti``), ``<id>.mha`` (``mha``), ``<id>.dcm`` (``dicom-seg``) and
+  ``<id>.rtstruct.dcm`` (``rtstruct``) for DICOM inputs, ``<id>_mesh_<label>.stl`` (``mesh``, one per
+  label present), each written atomically on the input's exact grid (a radiograph pair's on the
+  model's grid);
 * ``<id>_probabilities.nii.gz`` with ``save_probabilities`` (float32, one channel per class or region);
 * ``<id>_preview.png`` with ``preview``: three orthogonal slices through the labelled region;
 * ``<id>.json``, written last: label volumes (mL), voxel counts, timings, the model card's id, the
   quality verdict and its checks (``qc``, :mod:`medswin.qc`), the settings that change the output
-  (:func:`prediction_settings`), and the size and SHA-256 of every
-  file above. It is the finished marker: a case counts as done only when its record parses and
+  (:func:`prediction_settings`), the files of each output (``outputs``: format -> names) and the
+  size and SHA-256 of every file above. It is the finished marker: a case counts as done only when its record parses and
   every file it lists still has that size and checksum (:func:`intact_record`).
 
 **Ownership**, one rule for every per-case file: medswin replaces or deletes a file only when it
@@ -38,14 +40,13 @@ from typing import Any
 import numpy as np
 
 from medswin.errors import ImageWriteError, MedSwinError
-from medswin.io.formats import OUTPUT_FORMATS
 from medswin.io.image import Image
+from medswin.io.outputs import WRITERS, LabelSet
 
 __all__ = [
-    "OUTPUT_FORMATS",
     "EXTRA_OUTPUTS",
-    "label_outputs",
-    "output_paths",
+    "planned_files",
+    "recorded_outputs",
     "record_path",
     "probabilities_path",
     "preview_path",
@@ -63,6 +64,7 @@ __all__ = [
     "write_case_outputs",
     "write_preview",
     "seg_descriptions",
+    "label_set",
     "IncompleteOutputsError",
 ]
 
@@ -72,15 +74,36 @@ log = logging.getLogger(__name__)
 EXTRA_OUTPUTS: dict[str, str] = {"probabilities": "_probabilities.nii.gz", "preview": "_preview.png"}
 
 
-def label_outputs(output_dir: Path, case_id: str, formats: Sequence[str]) -> dict[str, Path]:
-    """Format -> label file path of one case."""
-    return {fmt: output_dir / f"{case_id}{OUTPUT_FORMATS[fmt]}" for fmt in formats}
+def planned_files(
+    output_dir: Path, case_id: str, kinds: Sequence[str], names: Mapping[int, str]
+) -> dict[str, list[Path]]:
+    """Output kind (a writer's name, ``probabilities`` or ``preview``) -> every file it may write for
+    the case (a per-label writer: one per label of ``names``, the model card's)."""
+    return {
+        kind: (
+            list(WRITERS[kind].targets(output_dir, case_id, names).values())
+            if kind in WRITERS
+            else [output_dir / f"{case_id}{EXTRA_OUTPUTS[kind]}"]
+        )
+        for kind in kinds
+    }
 
 
-def output_paths(output_dir: Path, case_id: str, kinds: Sequence[str]) -> dict[str, Path]:
-    """Output kind (a label format, ``probabilities`` or ``preview``) -> file path of one case."""
-    endings = {**OUTPUT_FORMATS, **EXTRA_OUTPUTS}
-    return {kind: output_dir / f"{case_id}{endings[kind]}" for kind in kinds}
+def recorded_outputs(record: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Output kind -> file names of a record: its ``outputs``, or for a record made before they were
+    listed, every one-file kind whose file it lists. A kind counts only while all its files are listed."""
+    files = record.get("files") or {}
+    listed = record.get("outputs")
+    if isinstance(listed, dict):
+        return {
+            kind: list(names)
+            for kind, names in listed.items()
+            if isinstance(names, list) and all(name in files for name in names)
+        }
+    case_id = str(record.get("case", ""))
+    one_file = {name: w.files(case_id, {})[0] for name, w in WRITERS.items() if not w.per_label}
+    one_file.update({kind: f"{case_id}{ending}" for kind, ending in EXTRA_OUTPUTS.items()})
+    return {kind: [name] for kind, name in one_file.items() if name in files}
 
 
 def record_path(output_dir: Path, case_id: str) -> Path:
@@ -158,9 +181,7 @@ def finished_record(output_dir: Path, case_id: str, model_id: str, formats: Sequ
     record = intact_record(output_dir, case_id)
     if record is None or record.get("model") != model_id:
         return None
-    if not {p.name for p in label_outputs(output_dir, case_id, formats).values()} <= set(record["files"]):
-        return None
-    return record
+    return record if set(formats) <= set(recorded_outputs(record)) else None
 
 
 def marked_names(output_dir: Path, case_id: str) -> list[str]:
@@ -334,36 +355,21 @@ def _volume(source: Any) -> Image | None:
     return source if isinstance(source, Image) else None
 
 
-def _write_labels_as(
-    fmt: str, target: Path, image: Any, prediction: Any, case_id: str, deidentify_key: bytes | None
-) -> Path:
-    """One label map in output format ``fmt`` (DICOM-SEG de-identified under ``deidentify_key``)."""
-    from medswin.io import write_labels
-    from medswin.io.dicom_seg import write_dicom_seg
-
+def label_set(image: Any, prediction: Any, deidentify_key: bytes | None = None) -> LabelSet:
+    """What the writers get for a prediction: its labels on the input, the card's names and colours,
+    and for DICOM outputs the model, the descriptions a PACS viewer shows and the de-identification key."""
     card = prediction.card
-    if fmt != "dicom-seg":
-        return write_labels(prediction.labels, target, reference=_volume(image))
-    if not image.meta.get("source_files") or image.meta.get("format") != "dicom":
-        raise ImageWriteError(
-            f"{target}: DICOM-SEG needs a DICOM input, and {image.meta.get('path', case_id)} is "
-            f"{image.meta.get('format', 'not DICOM')}; choose --output-format nifti or mha"
-        )
-    names = {v: n for v, n in card.labels.items() if v != 0}
-    colors = {v: tuple(c) for v, c in card.colors.items()} if card.colors else None
     series, content = seg_descriptions(card, _quality(prediction))
-    write_dicom_seg(
-        prediction.labels,
-        image,
-        target,
-        names,
-        colors,
-        algorithm_name=card.id,
+    return LabelSet(
+        labels=prediction.labels,
+        source=_volume(image),
+        names={v: n for v, n in card.labels.items() if v != 0},
+        colors={v: tuple(c) for v, c in card.colors.items()} if card.colors else None,
+        algorithm=card.id,
         series_description=series,
         content_description=content,
         deidentify_key=deidentify_key,
     )
-    return target
 
 
 def seg_descriptions(card: Any, quality: Any) -> tuple[str, str]:
@@ -380,24 +386,25 @@ def seg_descriptions(card: Any, quality: Any) -> tuple[str, str]:
 
 
 def _write_output(
-    kind: str, target: Path, image: Any, prediction: Any, case_id: str, deidentify_key: bytes | None
-) -> Path:
-    """One output file of kind ``kind`` (a label format, ``probabilities`` or ``preview``)."""
+    kind: str, targets: list[Path], image: Any, prediction: Any, case_id: str, labels: LabelSet
+) -> list[Path]:
+    """The files of output kind ``kind`` (a writer's name, ``probabilities`` or ``preview``)."""
     from medswin.io import write_image
 
     card = prediction.card
-    if kind in OUTPUT_FORMATS:
-        return _write_labels_as(kind, target, image, prediction, case_id, deidentify_key)
+    if kind in WRITERS:
+        return WRITERS[kind].write(labels, targets[0].parent, case_id)
+    (target,) = targets
     if kind == "probabilities":
         if prediction.probabilities is None:
             raise ImageWriteError(f"{target}: the predictor was not asked to keep probabilities")
-        return write_image(prediction.probabilities, target, reference=_volume(image), dtype=np.float32)
+        return [write_image(prediction.probabilities, target, reference=_volume(image), dtype=np.float32)]
     if _volume(image) is None:
         raise ImageWriteError(f"{target}: a preview shows the input volume, and this case has none")
     colors = card.colors or {v: (255, 64, 64) for v in card.labels if v}
     intensity = card.intensity
     window = (intensity["a_min"], intensity["a_max"]) if intensity.get("type") == "window" else None
-    return write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)
+    return [write_preview(image, prediction.labels, target, colors, f"{case_id}: {card.id}", window)]
 
 
 def _quality(prediction: Any) -> Any:
@@ -434,11 +441,12 @@ def write_case_outputs(
         image: the case's input: an :class:`Image`, whose grid the outputs take, or a source
             without a volume grid (a :class:`~medswin.batch.biplanar.RadiographPair`), whose
             outputs stay on the prediction's grid.
-        kinds: outputs to write now: label formats (:data:`OUTPUT_FORMATS`), ``probabilities``, ``preview``.
+        kinds: outputs to write now: writer names (:data:`~medswin.io.outputs.WRITERS`),
+            ``probabilities``, ``preview``.
         settings: :func:`prediction_settings` of the run, stored in the record.
         earlier: an intact record of the same settings whose files stay and are listed again (a rerun
             that adds outputs, e.g. another format, to a finished case).
-        deidentify_key: write DICOM-SEG de-identified, pseudonyms under this key (the folder's).
+        deidentify_key: write DICOM outputs de-identified, pseudonyms under this key (the folder's).
         hide: applied to a failed output's reason before the record and the error hold it (takes the
             input's paths and source UIDs out when case names hide their source).
 
@@ -450,21 +458,24 @@ def write_case_outputs(
     from medswin.files import write_atomic
 
     card = prediction.card
+    labels = label_set(image, prediction, deidentify_key)
+    outputs = recorded_outputs(earlier) if earlier else {}
     written: list[Path] = []
     failures: dict[str, MedSwinError] = {}
-    for kind, target in output_paths(output_dir, case_id, kinds).items():
+    for kind, targets in planned_files(output_dir, case_id, kinds, card.labels).items():
         try:
-            written.append(_write_output(kind, target, image, prediction, case_id, deidentify_key))
+            made = _write_output(kind, targets, image, prediction, case_id, labels)
         except MedSwinError as error:
             log.debug("case output %s failed: %s", kind, error)
             failures[kind] = error
-    if failures and not written and not earlier:
+            continue
+        written += made
+        outputs[kind] = [p.name for p in made]
+    if failures and not outputs:
         raise next(iter(failures.values()))
     files = dict(earlier["files"]) if earlier else {}
     files.update({p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in written})
-    formats = [
-        f for f, p in label_outputs(output_dir, case_id, list(OUTPUT_FORMATS)).items() if p.name in files
-    ]
+    formats = [name for name in WRITERS if name in outputs]
     record = {
         "case": case_id,
         "status": "done",
@@ -480,6 +491,7 @@ def write_case_outputs(
         "windows": int(prediction.windows),
         "runtime": getattr(prediction, "runtime", None),
         "qc": _quality(prediction).to_dict(),
+        "outputs": outputs,
         "files": files,
     }
     hidden = hide or str

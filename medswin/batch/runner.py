@@ -16,10 +16,11 @@
   writer thread writes the previous case's files (at most one write in flight).
 * **Shards**: ``shard=(i, n)`` takes every n-th case (sorted by id) starting at i, so ``n``
   processes never write the same case; under ``torchrun`` the rank and world size choose it.
-* **Sending**: with ``send_to`` (a PACS node), each case's DICOM-SEG is stored there once written.
-  A refused or failed send leaves the SEG and its record on disk, notes the failure in the record
-  (``sent``) and fails the case (:attr:`CaseOutcome.written` says it was segmented all the same);
-  a rerun finds the case finished and retries only the send.
+* **Sending**: with ``send_to`` (a PACS node), each case's sendable outputs (the writers marked
+  ``sendable``: DICOM-SEG, RTSTRUCT) among ``formats`` are stored there once written. A refused or
+  failed send leaves the files and their record on disk, notes the failure in the record (``sent``)
+  and fails the case (:attr:`CaseOutcome.written` says it was segmented all the same); a rerun finds
+  the case finished and retries only what was not sent.
 * **Retrieval**: a PACS case (:attr:`Case.remote`) is retrieved into the work folder when read and
   that copy (patient data) is removed as soon as the case is finished or has failed.
 * **Report**: ``summary.csv`` (``summary_shard<i>of<n>.csv`` for a shard), one row per case with
@@ -50,16 +51,16 @@ from medswin.batch.case_names import hide_sources
 from medswin.batch.cases import Case, case_scratch, read_case
 from medswin.batch.folder import OutputLock, check_output_folder, folder_key
 from medswin.batch.outputs import (
-    OUTPUT_FORMATS,
     IncompleteOutputsError,
     changed_files,
     mark_running,
     marked_names,
-    output_paths,
     owned_files,
+    planned_files,
     prediction_settings,
     read_record,
     record_path,
+    recorded_outputs,
     running_marker,
     setting_changes,
     write_case_outputs,
@@ -67,6 +68,7 @@ from medswin.batch.outputs import (
 from medswin.errors import MedSwinError
 from medswin.files import is_temp_name, write_failure
 from medswin.io.deidentify import REVISION as DEIDENTIFY_REVISION
+from medswin.io.outputs import WRITERS
 from medswin.qc.core import QualityReport
 
 __all__ = [
@@ -90,7 +92,8 @@ class BatchOptions:
     """How a batch writes and resumes.
 
     Attributes:
-        formats: label outputs, any of ``nifti``, ``mha``, ``dicom-seg`` (DICOM inputs only).
+        formats: label outputs, writer names of :data:`~medswin.io.outputs.WRITERS` (``nifti``,
+            ``mha``, ``mesh``; ``dicom-seg`` and ``rtstruct`` for DICOM inputs).
         overwrite: redo finished cases and replace files medswin did not make.
         redo_changed: redo finished cases whose record holds other settings (else keep and report them).
         preview: also write ``<case>_preview.png``.
@@ -101,10 +104,10 @@ class BatchOptions:
             hide their source (``--case-names index|hash``), whose names would undo that: then a
             failed case's reason names no input path and no source UID either
             (:func:`~medswin.batch.case_names.hide_sources`).
-        deidentify: write DICOM-SEG de-identified (:mod:`medswin.io.deidentify`), pseudonyms under
+        deidentify: write DICOM outputs de-identified (:mod:`medswin.io.deidentify`), pseudonyms under
             the folder's key (:func:`~medswin.batch.folder.folder_key`).
-        send_to: a PACS node (:func:`medswin.pacs.series.connect`) that receives every DICOM-SEG;
-            needs ``dicom-seg`` among ``formats``.
+        send_to: a PACS node (:func:`medswin.pacs.series.connect`) that receives every sendable
+            output (``dicom-seg``, ``rtstruct``); needs one among ``formats``.
     """
 
     formats: tuple[str, ...] = ("nifti",)
@@ -119,18 +122,22 @@ class BatchOptions:
     send_to: Any = None
 
     def __post_init__(self) -> None:
-        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        unknown = [f for f in self.formats if f not in WRITERS]
         if unknown or not self.formats:
-            raise MedSwinError(
-                f"output formats must be among {', '.join(OUTPUT_FORMATS)}, got {self.formats}"
-            )
+            raise MedSwinError(f"output formats must be among {', '.join(WRITERS)}, got {self.formats}")
         if self.jobs < 1:
             raise MedSwinError(f"--jobs must be at least 1, got {self.jobs}")
         index, count = self.shard
         if count < 1 or not 0 <= index < count:
             raise MedSwinError(f"shard must be i/n with 0 <= i < n, got {index}/{count}")
-        if self.send_to is not None and "dicom-seg" not in self.formats:
-            raise MedSwinError("sending results to a PACS needs the dicom-seg output format")
+        if self.send_to is not None and not self.sent_formats:
+            sendable = " or ".join(n for n, w in WRITERS.items() if w.sendable)
+            raise MedSwinError(f"sending results to a PACS needs a DICOM output format ({sendable})")
+
+    @property
+    def sent_formats(self) -> tuple[str, ...]:
+        """The formats whose files go to ``send_to``."""
+        return tuple(f for f in self.formats if WRITERS[f].sendable)
 
     @property
     def summary_name(self) -> str:
@@ -147,7 +154,7 @@ class CaseOutcome:
     seconds: float = 0.0
     reason: str = ""
     record: dict[str, Any] = field(default_factory=dict)
-    #: a case whose outputs are written but whose DICOM-SEG could not be sent is ``failed`` (a
+    #: a case whose outputs are written but whose DICOM outputs could not be sent is ``failed`` (a
     #: rerun retries the send); this says what it was before the send: ``done`` (segmented now)
     #: or ``skipped`` (segmented by an earlier run). Empty for every other case.
     written: Literal["done", "skipped", ""] = ""
@@ -237,15 +244,20 @@ def _decide(
     if changes:
         log.info("case %s: redone, its record holds other settings (%s)", case_id, "; ".join(changes))
         return fresh
-    names = {kind: path.name for kind, path in output_paths(Path(), case_id, wanted).items()}
-    missing = tuple(kind for kind in wanted if names[kind] not in record["files"])
+    done = recorded_outputs(record)
+    missing = tuple(kind for kind in wanted if kind not in done)
     if not missing:
         return CaseOutcome(case_id, "skipped", record=record)
     return _Plan(missing, record)
 
 
 def _claim(
-    case: Case, output_dir: Path, wanted: Sequence[str], settings: Mapping[str, Any], options: BatchOptions
+    case: Case,
+    output_dir: Path,
+    wanted: Sequence[str],
+    settings: Mapping[str, Any],
+    options: BatchOptions,
+    names: Mapping[int, str],
 ) -> CaseOutcome | _Plan:
     """Decide before reading: ``skipped`` / ``failed`` outcome, or the plan to run (and mark it running)."""
     case_id = case.case_id
@@ -258,7 +270,8 @@ def _claim(
     if isinstance(decided, CaseOutcome):
         return decided
     owned = owned_files(output_dir, case_id, record, changed)
-    targets = [*output_paths(output_dir, case_id, decided.kinds).values(), record_path(output_dir, case_id)]
+    planned = planned_files(output_dir, case_id, decided.kinds, names)
+    targets = [*(p for paths in planned.values() for p in paths), record_path(output_dir, case_id)]
     foreign = [p for p in targets if (p.exists() or p.is_symlink()) and p not in owned]
     if foreign and not options.overwrite:
         return CaseOutcome(
@@ -390,14 +403,19 @@ def write_summary(path: Path, outcomes: Sequence[CaseOutcome], labels: Mapping[i
     return write_atomic(path, buffer.getvalue())
 
 
-def _delivered(record: Mapping[str, Any], destination: str) -> bool:
-    return record.get("sent", {}).get(destination, {}).get("status") == "sent"
+def _sent_files(record: Mapping[str, Any], destination: str) -> set[str]:
+    """The files already stored on ``destination`` (a note of an older run names none: it sent the SEG)."""
+    note = record.get("sent", {}).get(destination, {})
+    if "files" in note:
+        return set(note["files"])
+    return (
+        {f"{record.get('case', '')}{WRITERS['dicom-seg'].suffix}"} if note.get("status") == "sent" else set()
+    )
 
 
-def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
-    """Store a finished case's DICOM-SEG on ``node`` and note the result in its record (atomically).
-
-    Returns the outcome, ``failed`` (the SEG stays on disk) when the node refused or failed.
+def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any, formats: Sequence[str]) -> CaseOutcome:
+    """Store a finished case's files of ``formats`` (sendable ones) on ``node`` and note the result in
+    its record (atomically). Returns the outcome, ``failed`` (the files stay) when the node refused or failed.
     """
     from datetime import datetime, timezone
 
@@ -405,24 +423,30 @@ def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any) -> CaseOutcome:
 
     destination = str(node.address)
     record = dict(outcome.record)
-    seg = output_paths(output_dir, outcome.case_id, ["dicom-seg"])["dicom-seg"]
-    if outcome.status == "failed" or _delivered(record, destination):
+    if outcome.status == "failed":
+        return outcome
+    outputs = recorded_outputs(record) if record else {}
+    names = [n for fmt in formats for n in outputs.get(fmt, [])]
+    sent = _sent_files(record, destination)
+    if names and set(names) <= sent:
         return outcome
     try:
-        if seg.name not in record.get("files", {}):
-            raise MedSwinError(f"{seg}: no DICOM-SEG was written for this case")
-        node.store([seg])
-        note: dict[str, Any] = {"status": "sent"}
+        missing = [fmt for fmt in formats if fmt not in outputs]
+        if missing:
+            raise MedSwinError(f"{output_dir / outcome.case_id}: no {missing[0]} was written for this case")
+        node.store([output_dir / n for n in names if n not in sent])
+        note: dict[str, Any] = {"status": "sent", "files": sorted(sent | set(names))}
     except Exception as error:
-        note = {"status": "failed", "reason": _reason(error)}
+        note = {"status": "failed", "reason": _reason(error), "files": sorted(sent)}
     note["at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record["sent"] = {**record.get("sent", {}), destination: note}
     write_atomic(record_path(output_dir, outcome.case_id), json.dumps(record, indent=2) + "\n")
+    shown = ", ".join(names) or outcome.case_id
     if note["status"] == "sent":
-        log.info("case %s: sent %s to %s", outcome.case_id, seg.name, destination)
+        log.info("case %s: sent %s to %s", outcome.case_id, shown, destination)
         return CaseOutcome(outcome.case_id, outcome.status, outcome.seconds, outcome.reason, record)
     why = note["reason"] if destination in note["reason"] else f"{destination}: {note['reason']}"
-    reason = f"{seg.name} written, but not sent: {why}"
+    reason = f"{shown} written, but not sent: {why}"
     return CaseOutcome(outcome.case_id, "failed", outcome.seconds, reason, record, written=outcome.status)
 
 
@@ -511,7 +535,7 @@ def _run_locked(
         if hidden is not None:
             outcome.reason = hidden(outcome.reason)
         if options.send_to is not None:
-            outcome = _deliver(outcome, output_dir, options.send_to)
+            outcome = _deliver(outcome, output_dir, options.send_to, options.sent_formats)
         outcomes.append(outcome)
         if outcome.status == "failed":
             log.warning("case %s failed: %s", outcome.case_id, outcome.reason)
@@ -522,7 +546,7 @@ def _run_locked(
     plans: dict[str, _Plan] = {}
     to_run: list[Case] = []
     for case in mine:
-        decided = _claim(case, output_dir, wanted, settings, options)
+        decided = _claim(case, output_dir, wanted, settings, options, card.labels)
         if isinstance(decided, CaseOutcome):
             finish(decided)
         else:

@@ -1,4 +1,4 @@
-"""``medswin listen``: receive studies by C-STORE, segment each when complete, send the SEGs back.
+"""``medswin listen``: receive studies by C-STORE, segment each when complete, send the results back.
 
 A thin shell over :class:`~medswin.pacs.listener.StudyReceiver` and :func:`~medswin.batch.run_batch`.
 """
@@ -23,9 +23,10 @@ Listen for DICOM C-STORE (a DICOM node for the PACS or a modality to send studie
 titles named by --accept (and the --send-to node's) may send. Every instance is written to disk
 (fsync'd) before it is acknowledged, into the queue OUT_DIR/.incoming/<StudyInstanceUID>/. A study
 counts as complete when no instance of it arrived for --quiet-period seconds; its series of the model's
-modality are then segmented into OUT_DIR as by medswin predict (records, resume, summary.csv) and, with
---send-to, the DICOM-SEGs are stored on that node. A study leaves the queue when that is done; one that
-failed (or whose SEG could not be sent) moves to OUT_DIR/.failed/<StudyInstanceUID>/ with failure.json,
+modality are then segmented into OUT_DIR as by medswin predict (records, resume, summary.csv; formats
+from --output-format, default nifti dicom-seg) and, with --send-to, the DICOM outputs among them
+(dicom-seg, rtstruct) are stored on that node. A study leaves the queue when that is done; one that
+failed (or whose results could not be sent) moves to OUT_DIR/.failed/<StudyInstanceUID>/ with failure.json,
 and --retry-failed puts the failed studies back in the queue. While another run holds OUT_DIR, studies
 wait in the queue. SIGTERM (or Ctrl-C) stops accepting, cancels the running case and exits; the queue
 stays on disk and the next start segments it.
@@ -34,11 +35,11 @@ Exit code: 0 stopped, 1 some study failed, 2 usage or setup error.
 
 
 def add_parser(subparsers: Any) -> None:
-    from medswin.cli.predict import add_pacs_options, add_predictor_options
+    from medswin.cli.predict import add_output_format_option, add_pacs_options, add_predictor_options
 
     parser = subparsers.add_parser(
         "listen",
-        help="receive studies by DICOM C-STORE, segment them, send the DICOM-SEGs back",
+        help="receive studies by DICOM C-STORE, segment them, send the DICOM-SEGs/RTSTRUCTs back",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,6 +65,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     add_predictor_options(parser)
+    add_output_format_option(parser, ["nifti", "dicom-seg"])
     add_pacs_options(parser, retrieve=False)
     parser.set_defaults(run=run)
 
@@ -111,7 +113,7 @@ def _segment_study(study: Any, predictor: Any, args: argparse.Namespace, options
     text = f"{len(segmented)} of {len(cases)} series segmented"
     unsent = [o for o in result.failed if o.written]
     if unsent:
-        text += f", {len(unsent)} DICOM-SEG(s) not sent ({unsent[0].reason})"
+        text += f", {len(unsent)} result(s) not sent ({unsent[0].reason})"
     if failed:
         return StudyOutcome("failed", text, failed)
     return StudyOutcome("done", text)
@@ -128,7 +130,7 @@ class StudyOutcome:
 
 def run(args: argparse.Namespace) -> int:
     from medswin.batch import BatchOptions
-    from medswin.cli.predict import make_predictor, pacs_settings, send_node
+    from medswin.cli.predict import make_predictor, pacs_settings, send_node, sent_formats
     from medswin.pacs.listener import StudyReceiver
     from medswin.pacs.spool import StudySpool
 
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         *([sink.address.called_ae] if sink is not None and sink.address.kind == "dimse" else []),
     ]
     predictor = make_predictor(args)
-    options = BatchOptions(formats=("nifti", "dicom-seg"), send_to=sink)
+    options = BatchOptions(formats=sent_formats(args.output_format, sink), send_to=sink)
     spool = StudySpool(args.output)
     if args.retry_failed:
         retried = spool.retry_failed()

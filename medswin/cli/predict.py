@@ -41,11 +41,13 @@ and per series where a folder holds several), files named <case>_0000.nii.gz, <c
 INPUT may also be a PACS query: dicomweb:http(s)://host/dicom-web?StudyInstanceUID=... or
 dimse://PACS_AE@host:port?ModalitiesInStudy=CT&StudyDate=20261201- (one case per series of the
 model's modality; retrieved into OUT_DIR/.medswin while the case runs, then deleted). --send-to
-stores every DICOM-SEG on a node (dicom-seg is then written too); a failed send is retried by a rerun.
+stores the DICOM outputs (dicom-seg, rtstruct; dicom-seg when neither is chosen) on a node; a failed
+send is retried by a rerun.
 DICOMweb credentials come from MEDSWIN_PACS_USER + MEDSWIN_PACS_PASSWORD, MEDSWIN_PACS_TOKEN or
 MEDSWIN_PACS_AUTH_FILE (JSON, chmod 600), never from the command line.
 
-Per case, OUT_DIR receives <case>.nii.gz (or .mha / DICOM-SEG <case>.dcm) on the input's exact grid,
+Per case, OUT_DIR receives <case>.nii.gz (or .mha, DICOM-SEG <case>.dcm, RTSTRUCT <case>.rtstruct.dcm,
+surface meshes <case>_mesh_<label>.stl in LPS mm) on the input's exact grid,
 <case>.json (label volumes in mL, timings, the model's id, checksums of the outputs) and, on request,
 probabilities and a PNG preview; OUT_DIR/summary.csv lists every case with its status and volumes.
 Every file is written atomically. Re-running skips finished cases (their record and checksums
@@ -79,8 +81,6 @@ run time; set GLIBC_TUNABLES yourself to do the same for other tools.
 
 
 def add_parser(subparsers: Any) -> None:
-    from medswin.io.formats import OUTPUT_FORMATS
-
     parser = subparsers.add_parser(
         "predict",
         help="segment one image or a folder of studies; labels on each input's own grid",
@@ -97,14 +97,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="output folder")
     add_predictor_options(parser)
-    parser.add_argument(
-        "--output-format",
-        nargs="+",
-        choices=tuple(OUTPUT_FORMATS),
-        default=["nifti"],
-        metavar="FORMAT",
-        help=f"label outputs, one or more of {', '.join(OUTPUT_FORMATS)} (dicom-seg for DICOM inputs)",
-    )
+    add_output_format_option(parser, ["nifti"])
     parser.add_argument(
         "--save-probabilities",
         action="store_true",
@@ -155,7 +148,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--deidentify",
         action="store_true",
-        help="write DICOM-SEG de-identified (DICOM PS3.15 basic profile: pseudonymous patient, new UIDs kept "
+        help="write DICOM-SEG and RTSTRUCT de-identified (DICOM PS3.15 basic profile: pseudonymous patient, new UIDs kept "
         "consistent within the output folder, PatientIdentityRemoved YES)",
     )
     parser.add_argument(
@@ -169,13 +162,29 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def add_output_format_option(parser: argparse.ArgumentParser, default: list[str]) -> None:
+    """``--output-format``, its choices the writer registry's (shared by ``predict`` and ``listen``)."""
+    from medswin.io.outputs import WRITERS
+
+    dicom = ", ".join(n for n, w in WRITERS.items() if w.needs_dicom_source)
+    parser.add_argument(
+        "--output-format",
+        nargs="+",
+        choices=tuple(WRITERS),
+        default=default,
+        metavar="FORMAT",
+        help=f"label outputs, one or more of {', '.join(WRITERS)} ({dicom} for DICOM inputs; "
+        f"default: {' '.join(default)})",
+    )
+
+
 def add_pacs_options(parser: argparse.ArgumentParser, *, retrieve: bool = True) -> None:
     """``--send-to``, ``--ae-title`` and ``--ca-bundle``, shared by ``predict`` and ``listen``;
     ``retrieve``: also ``--move-port`` (for PACS queries)."""
     parser.add_argument(
         "--send-to",
         metavar="NODE",
-        help="store each DICOM-SEG on this node: dicomweb:https://host/dicom-web or dimse://AE@host:port",
+        help="store each DICOM-SEG/RTSTRUCT on this node: dicomweb:https://host/dicom-web or dimse://AE@host:port",
     )
     parser.add_argument(
         "--ae-title", default="MEDSWIN", help="medswin's own DICOM AE title (default: MEDSWIN)"
@@ -413,9 +422,9 @@ def run(args: argparse.Namespace) -> int:
             keep_largest=args.keep_largest,
             min_size_mm3=args.min_size_mm3,
         )
-        formats = [*args.output_format, *(["dicom-seg"] if sink is not None else [])]
+        formats = sent_formats(args.output_format, sink)
         options = BatchOptions(
-            formats=tuple(dict.fromkeys(formats)),
+            formats=formats,
             overwrite=args.overwrite,
             redo_changed=args.redo_changed,
             preview=args.preview,
@@ -445,6 +454,14 @@ def run(args: argparse.Namespace) -> int:
         reason = quality_of(outcome.record).reason
         print(f"medswin: case {outcome.case_id} failed quality control: {reason}", file=sys.stderr)
     return 1 if failed_qc or any(o.status == "failed" for o in outcomes) else 0
+
+
+def sent_formats(formats: list[str], sink: Any) -> tuple[str, ...]:
+    """The formats to write: those asked for, plus dicom-seg when a ``--send-to`` node would get none."""
+    from medswin.io.outputs import WRITERS
+
+    sendable = any(WRITERS[f].sendable for f in formats)
+    return tuple(dict.fromkeys([*formats, *(["dicom-seg"] if sink is not None and not sendable else [])]))
 
 
 def quality_of(record: dict) -> Any:

@@ -337,9 +337,10 @@ ANNEX_E: dict[str, str] = {
     "TopicKeywords": "X",
 }
 
-#: emptied where the SEG holds them at the top level (type 2 there: present, zero length).
+#: emptied where the SEG or RTSTRUCT holds them at the top level (type 2 there: present, zero length).
 _EMPTIED = frozenset(
     {
+        "OperatorsName",  # RT Series, type 2
         "PatientBirthDate",
         "PatientSex",
         "StudyDate",

@@ -35,16 +35,19 @@ RGB = tuple[int, int, int]
 
 
 def source_datasets(source: Image) -> list[Any]:
-    """The headers (no pixel data) of the DICOM files ``source`` was read from, in reading order."""
+    """The headers (no pixel data) of the DICOM files ``source`` was read from, in reading order.
+
+    Refused with :func:`medswin.io.outputs.dicom_source_problem`'s message for any other image.
+    """
     import pydicom
+
+    from medswin.io.outputs import dicom_source_problem
 
     files = source.meta.get("source_files")
     where = source.meta.get("path", "<in memory>")
-    if source.meta.get("format") != "dicom" or not files:
-        raise ImageWriteError(
-            f"{where}: DICOM-SEG needs the image read from a DICOM series (read_image on the DICOM folder, "
-            "zip or file); this image has no DICOM source files"
-        )
+    problem = dicom_source_problem(source)
+    if problem is not None:
+        raise ImageWriteError(problem)
     archive = source.meta.get("source_archive")
     try:
         if archive:
@@ -165,12 +168,7 @@ def write_dicom_seg(
         raise ImageWriteError(f"{where}: DICOM-SEG is written for 3D series only")
     if labels.num_channels != 1:
         raise ImageWriteError(f"{where}: labels must have one channel, got {labels.num_channels}")
-    if source.meta.get("dicom", {}).get("interpolated_onto_regular_grid"):
-        raise ImageWriteError(
-            f"{where}: the source series was interpolated onto a regular grid (allow_gaps), so its slices no "
-            "longer match the DICOM frames; DICOM-SEG cannot reference them"
-        )
-    datasets = source_datasets(source)
+    datasets = source_datasets(source)  # refuses a source that is not DICOM (dicom_source_problem)
     _fill_slice_thickness(datasets, source)
     if labels.kind != "label":
         labels = labels.with_array(labels.array, kind="label")

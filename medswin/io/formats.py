@@ -19,7 +19,6 @@ __all__ = [
     "FormatKind",
     "LABEL_NAME_SUFFIXES",
     "LIST_ENDINGS",
-    "OUTPUT_FORMATS",
     "case_name",
     "dataset_case_id",
     "endings",
@@ -40,7 +39,7 @@ class FileFormat:
     Attributes:
         ending: lower-case ending including the dot (``".nii.gz"``).
         kind: see :data:`FormatKind`.
-        writable: :func:`medswin.io.writers.write_image` can write it (DICOM-SEG has its own writer).
+        writable: :func:`medswin.io.writers.write_image` can write it (label outputs: :mod:`medswin.io.outputs`).
     """
 
     ending: str
@@ -65,9 +64,6 @@ FORMATS: tuple[FileFormat, ...] = (
     FileFormat(".jpeg", "raster", writable=False),
     FileFormat(".bmp", "raster", writable=False),
 )
-
-#: label outputs of ``medswin predict --output-format``: name -> file ending.
-OUTPUT_FORMATS: dict[str, str] = {"nifti": ".nii.gz", "mha": ".mha", "dicom-seg": ".dcm"}
 
 #: case lists (one case per line or CSV row) that ``medswin predict -i`` accepts.
 LIST_ENDINGS: tuple[str, ...] = (".txt", ".csv")

@@ -1,22 +1,27 @@
-"""Save a labels layer on its source geometry: NIfTI/NRRD/MHA, or DICOM-SEG for DICOM studies.
+"""Save a labels layer on its source geometry: NIfTI/NRRD/MHA, or any writer of the registry.
 
 The layer is turned back into an :class:`~medswin.io.image.Image` on the file's own axis order
 (:func:`napari_medswin._layers.layer_to_image`), so the written labels sit voxel for voxel on the
 image they were predicted from; a NIfTI source's own sform/qform header is reused. Writing is
 atomic (``medswin.io``): a failure leaves nothing behind.
+
+Every writer of :data:`medswin.io.outputs.WRITERS` has an npe2 writer here, ``write_<name>``
+(``write_rtstruct``, ``write_mesh``, ``write_dicom_seg``), made by :func:`registry_writer`; napari.yaml
+names it with the file ending the writer uses. DICOM writers refuse a layer that was not made on a
+DICOM series with :func:`medswin.io.outputs.dicom_source_problem`'s message, as ``medswin predict`` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from medswin.errors import ImageWriteError
-from medswin.io.dicom_seg import write_dicom_seg
+from medswin.io.outputs import WRITERS, LabelSet, OutputWriter
 from medswin.io.writers import write_labels
 from napari_medswin._layers import METADATA_KEY, layer_to_image
 
-__all__ = ["write_labels_file", "write_labels_dicom_seg", "label_names_of", "seg_description"]
+__all__ = ["write_labels_file", "registry_writer", "label_names_of", "seg_description"]
 
 
 def label_names_of(attributes: Mapping[str, Any]) -> dict[int, str]:
@@ -46,24 +51,39 @@ def write_labels_file(path: str, data: Any, attributes: dict[str, Any]) -> list[
     return [str(write_labels(labels, path))]
 
 
-def write_labels_dicom_seg(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """npe2 writer: a labels layer to a DICOM-SEG ``.dcm`` referencing the DICOM series it was made on."""
-    labels = layer_to_image(data, attributes, kind="label")
-    if labels.meta.get("format") != "dicom":
-        raise ImageWriteError(
-            f"{path}: DICOM-SEG needs labels made on an image opened from DICOM (folder, zip or file); "
-            f"layer {attributes.get('name', '')!r} comes from {labels.meta.get('path') or 'no file'}. "
-            "Save it as .nii.gz instead"
+def _case_of(path: Path, writer: OutputWriter) -> str:
+    """The case name the writer's files are named from: ``plan.rtstruct.dcm`` -> ``plan``,
+    ``organs.stl`` -> ``organs`` (meshes ``organs_mesh_<label>.stl``)."""
+    ending = writer.suffix.rsplit("}", 1)[-1]
+    if path.name.lower().endswith(ending.lower()) and len(path.name) > len(ending):
+        return path.name[: -len(ending)]
+    return path.name.split(".", 1)[0] or path.name
+
+
+def registry_writer(name: str) -> Callable[[str, Any, dict[str, Any]], list[str]]:
+    """The npe2 writer of registry writer ``name``: a labels layer to its file(s) beside ``path``."""
+    writer = WRITERS[name]
+
+    def write(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+        labels = layer_to_image(data, attributes, kind="label")
+        info = (attributes.get("metadata") or {}).get(METADATA_KEY) or {}
+        colors = {int(k): tuple(int(c) for c in v) for k, v in (info.get("colors") or {}).items()}
+        request = LabelSet(
+            labels=labels,
+            source=labels,  # same grid and the source series' metadata: DICOM outputs reference those files
+            names=label_names_of(attributes),
+            colors=colors or None,
+            algorithm=str(info.get("model") or "medswin"),
+            series_description=seg_description(info),
         )
-    info = (attributes.get("metadata") or {}).get(METADATA_KEY) or {}
-    colors = {int(k): tuple(int(c) for c in v) for k, v in (info.get("colors") or {}).items()}
-    written = write_dicom_seg(
-        labels,
-        labels,  # same grid and the source series' metadata: the SEG references those files
-        path,
-        label_names_of(attributes),
-        colors or None,
-        algorithm_name=str(info.get("model") or "medswin"),
-        series_description=seg_description(info),
-    )
-    return [str(written)]
+        target = Path(path)
+        return [str(p) for p in writer.write(request, target.parent, _case_of(target, writer))]
+
+    write.__name__ = write.__qualname__ = f"write_{name.replace('-', '_')}"
+    write.__doc__ = f"npe2 writer: a labels layer as {writer.title} (``{writer.suffix}``)."
+    return write
+
+
+for _name in WRITERS:
+    globals()[f"write_{_name.replace('-', '_')}"] = registry_writer(_name)
+write_labels_dicom_seg = registry_writer("dicom-seg")  # the name napari.yaml used before the registry

@@ -127,7 +127,7 @@ def test_dicom_seg_for_a_nifti_input_fails_that_case_clearly(tmp_path: Path, tin
     out = tmp_path / "out"
     assert _predict([tmp_path / "data"], out, tiny_checkpoint, "--output-format", "dicom-seg") == 1
     reason = _summary(out / "summary.csv")["ct"]["reason"]
-    assert "DICOM-SEG needs a DICOM input" in reason and "nifti" in reason
+    assert "ct.nii.gz is a nifti image, not a DICOM series; DICOM-SEG" in reason and "choose nifti" in reason
     assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
 
 
@@ -140,7 +140,7 @@ def test_a_failed_extra_format_keeps_the_finished_one(tmp_path: Path, tiny_check
     record = json.loads((out / "ct.json").read_text())
     assert (
         set(record["files"]) == {"ct.nii.gz"}
-        and "DICOM-SEG needs a DICOM input" in record["failed_outputs"]["dicom-seg"]
+        and "is a nifti image, not a DICOM series" in record["failed_outputs"]["dicom-seg"]
     )
     finished = (out / "ct.nii.gz").stat()
 

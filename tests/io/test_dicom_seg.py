@@ -167,7 +167,7 @@ def test_seg_refusals_write_nothing(oblique_series, tmp_path):
     with pytest.raises(ImageWriteError, match=r"label value\(s\) \[5\] have no name"):
         write_dicom_seg(labels, source, out / "seg.dcm", {k: v for k, v in NAMES.items() if k != 5})
     nifti_source = read_image(write_image(source, tmp_path / "ct.nii.gz"))
-    with pytest.raises(ImageWriteError, match="needs the image read from a DICOM series"):
+    with pytest.raises(ImageWriteError, match=r"ct.nii.gz is a nifti image, not a DICOM series; DICOM-SEG"):
         write_dicom_seg(labels, nifti_source, out / "seg.dcm", NAMES)
     oblique_series.files[2].unlink()
     with pytest.raises(ImageWriteError, match="cannot re-read the source DICOM files"):

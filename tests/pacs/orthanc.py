@@ -110,13 +110,13 @@ class Orthanc:
         study = next(item["ID"] for item in found if item["Type"] == "Study")
         return self.rest("GET", f"/studies/{study}/series").json()
 
-    def segmentations(self, study_uid: str) -> list[Any]:
-        """The DICOM-SEG objects stored in one study, as pydicom data sets."""
+    def segmentations(self, study_uid: str, modality: str = "SEG") -> list[Any]:
+        """The DICOM-SEG (or other ``modality``, e.g. RTSTRUCT) objects stored in one study, as pydicom data sets."""
         import pydicom
 
         segs = []
         for series in self.series_of_study(study_uid):
-            if series["MainDicomTags"].get("Modality") == "SEG":
+            if series["MainDicomTags"].get("Modality") == modality:
                 for instance in series["Instances"]:
                     raw = self.rest("GET", f"/instances/{instance}/file").content
                     segs.append(pydicom.dcmread(io.BytesIO(raw)))

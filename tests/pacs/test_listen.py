@@ -1,7 +1,8 @@
-"""``medswin listen`` as a real process: Orthanc sends a study, the SEG comes back; refusals; SIGTERM."""
+"""``medswin listen`` as a real process: Orthanc sends a study, the SEG and RTSTRUCT come back; refusals; SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -48,14 +49,15 @@ def _malformed() -> Dataset:
     return ds
 
 
-def test_listener_segments_a_sent_study_and_sends_the_seg_back(
+def test_listener_segments_a_sent_study_and_sends_the_seg_and_rtstruct_back(
     orthanc: Orthanc, tmp_path: Path, medswin_port: int
 ) -> None:
     series = write_series(tmp_path / "study", ct_image(seed=4))
     orthanc.upload(series.files)
     out = tmp_path / "out"
+    formats = ("--output-format", "nifti", "dicom-seg", "rtstruct")
     process = _listen(
-        medswin_port, out, orthanc, "--quiet-period", "1", "--max-studies", "1", "--timeout", "240"
+        medswin_port, out, orthanc, *formats, "--quiet-period", "1", "--max-studies", "1", "--timeout", "240"
     )
     try:
         # a stranger is refused at association; a malformed object from a known peer is refused alone
@@ -78,6 +80,17 @@ def test_listener_segments_a_sent_study_and_sends_the_seg_back(
     segs = orthanc.segmentations(series.study_uid)
     assert len(segs) == 1
     check_seg_references(segs[0], series.study_uid, series.series_uid, series.sop_instance_uids)
+    (rtstruct,) = orthanc.segmentations(series.study_uid, "RTSTRUCT")
+    assert rtstruct.SOPInstanceUID == pydicom.dcmread(out / f"{case}.rtstruct.dcm").SOPInstanceUID
+    assert rtstruct.StudyInstanceUID == series.study_uid
+    frame = rtstruct.ReferencedFrameOfReferenceSequence[0]
+    referenced = frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert referenced.SeriesInstanceUID == series.series_uid
+    assert {i.ReferencedSOPInstanceUID for i in referenced.ContourImageSequence} == set(
+        series.sop_instance_uids
+    )
+    (note,) = json.loads((out / f"{case}.json").read_text())["sent"].values()
+    assert note["status"] == "sent" and note["files"] == [f"{case}.dcm", f"{case}.rtstruct.dcm"]
 
 
 def test_sigterm_stops_the_listener_cleanly(orthanc: Orthanc, tmp_path: Path) -> None:

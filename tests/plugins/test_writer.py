@@ -1,17 +1,21 @@
-"""Saving labels layers: NIfTI on the source grid and header, DICOM-SEG against the source series."""
+"""Saving labels layers: NIfTI on the source grid and header, DICOM-SEG and RTSTRUCT against the source
+series, surface meshes in patient mm."""
 
 from __future__ import annotations
 
 import highdicom as hd
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
+import trimesh
 from dicom_factory import ct_image, write_series
 from napari.layers import Labels
 from napari.plugins.io import save_layers
 from napari_medswin._layers import image_to_layer_data, layer_to_image
 from napari_medswin._reader import napari_get_reader
-from napari_medswin._writer import write_labels_dicom_seg, write_labels_file
+from napari_medswin._writer import write_labels_dicom_seg, write_labels_file, write_rtstruct
+from test_rtstruct_output import dciodvfy_errors, dice, rasterise
 
 from medswin.data.phantom import PHANTOM_LABELS, make_ct_phantom
 from medswin.errors import ImageWriteError
@@ -92,9 +96,40 @@ def test_dicom_seg_references_the_series_it_was_made_on(tmp_path):
     assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "demo"
 
 
-def test_dicom_seg_needs_a_dicom_source(tmp_path, small_case):
+def test_dicom_outputs_need_a_dicom_source(tmp_path, small_case):
     layer, _ = _labels_layer_for(read_image(write_image(small_case.image, tmp_path / "ct.nii.gz")))
     data, state, _ = layer.as_layer_data_tuple()
-    with pytest.raises(ImageWriteError, match=r"DICOM-SEG needs labels made on an image opened from DICOM"):
+    # the one message medswin predict and listen give too
+    message = r"ct.nii.gz is a nifti image, not a DICOM series; DICOM-SEG and RTSTRUCT can only be written"
+    with pytest.raises(ImageWriteError, match=message):
         write_labels_dicom_seg(str(tmp_path / "seg.dcm"), data, state)
-    assert not (tmp_path / "seg.dcm").exists()
+    with pytest.raises(ImageWriteError, match=message):
+        write_rtstruct(str(tmp_path / "plan.rtstruct.dcm"), data, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]
+
+
+def test_rtstruct_and_meshes_from_the_save_dialog(tmp_path, viewer):
+    series = write_series(tmp_path / "study", ct_image(orientation="oblique", seed=3))
+    ((data, kwargs, _),) = napari_get_reader(str(series.folder))(str(series.folder))
+    source = layer_to_image(data, kwargs)
+    layer, labels = _labels_layer_for(source, seed=3)
+    present = sorted(int(v) for v in np.unique(labels.array) if v)
+
+    # napari picks the writer by the longest matching ending: .rtstruct.dcm is the RTSTRUCT, .dcm the SEG
+    viewer.add_layer(layer)  # File > Save Selected Layers: what the dialog calls with the chosen name
+    viewer.layers.selection = {layer}
+    out = tmp_path / "plan.rtstruct.dcm"
+    assert viewer.layers.save(str(out), selected=True, plugin="medswin") == [str(out)]
+    assert dciodvfy_errors(out) == []
+    rt = pydicom.dcmread(out)
+    assert rt.Modality == "RTSTRUCT" and rt.StudyInstanceUID == series.study_uid
+    masks = rasterise(rt, source, source.meta["source_sop_instance_uids"])
+    for value in present:
+        assert dice(masks[NAMES[value]], np.asarray(labels.array[0]) == value) >= 0.95
+
+    written = viewer.layers.save(str(tmp_path / "organs.stl"), selected=True, plugin="medswin")
+    assert written == [str(tmp_path / f"organs_mesh_{NAMES[v]}.stl") for v in present]
+    liver = np.argwhere(np.asarray(labels.array[0]) == 1)
+    centroid = (source.lps_affine @ np.c_[liver, np.ones(len(liver))].T)[:3].T.mean(axis=0)
+    mesh = trimesh.load(written[0])
+    assert mesh.is_watertight and np.linalg.norm(mesh.center_mass - centroid) < 0.5
