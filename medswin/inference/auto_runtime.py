@@ -81,7 +81,7 @@ def read_calibration(entry: Path, fingerprint: str) -> dict[str, float] | None:
 
 def _write_calibration(entry: Path, fingerprint: str, seconds: dict[str, float]) -> None:
     """Add this machine's times to ``entry``'s calibration (atomically; other machines' entries kept)."""
-    from medswin.metrics.report import write_atomic
+    from medswin.files import write_atomic
 
     path = entry / CALIBRATION_FILE
     try:

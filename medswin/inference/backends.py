@@ -28,13 +28,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from medswin.errors import ExportError, MedSwinError
+from medswin.files import staging_folder
 from medswin.inference.export import (
     EXPORT_REVISION,
     ONNX_OPSET,
@@ -353,19 +353,15 @@ def cached_export(network: Any, card: ModelCard, runtime: str, batch_size: int) 
         log.debug("%s: cached %s network %s", card.id, runtime, main)
         return main, 0.0
     start = time.perf_counter()
-    staging = entry.parent / f".{entry.name}.{os.getpid()}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staging_folder(entry) as staging:
         export_network(
             network, card, _spec(runtime).export_format, staging, stem="network", batch_size=batch_size
         )
         (staging / "key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
         with contextlib.suppress(OSError):
             os.rename(staging, entry)  # a folder that appeared meanwhile (another process) is kept
-        if not main.is_file():
-            raise ExportError(f"{entry}: the exported network could not be put into the cache")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if not main.is_file():
+        raise ExportError(f"{entry}: the exported network could not be put into the cache")
     return main, time.perf_counter() - start
 
 
