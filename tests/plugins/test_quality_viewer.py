@@ -13,7 +13,7 @@ from napari_medswin import _review
 from napari_medswin._layers import image_from_layer, image_to_layer_data
 from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._review import ReviewWidget
-from napari_medswin._widget import SegmentWidget
+from napari_medswin._segment_widget import SegmentWidget
 
 from medswin.cli.main import main as medswin
 from medswin.data.phantom import make_ct_phantom

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari_medswin._segment import CHECKPOINT_CHOICE
-from napari_medswin._widget import SegmentWidget
+from napari_medswin._segment_widget import SegmentWidget
 from qtpy.QtWidgets import QApplication
 
 from medswin.data.phantom import make_ct_phantom
@@ -65,7 +65,8 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
 
 def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
     from dicom_factory import write_series
-    from napari_medswin._widget import SeriesWidget, WindowWidget
+    from napari_medswin._series_widget import SeriesWidget
+    from napari_medswin._window_widget import WindowWidget
 
     study = tmp_path / "ABDOMEN_CT"
     first = write_series(
