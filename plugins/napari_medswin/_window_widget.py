@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, create_widget
 
 from napari_medswin._layers import (
     AUTO_WINDOW,
     CT_WINDOW_PRESETS,
     METADATA_KEY,
+    looks_like_ct,
     percentile_window,
 )
 
@@ -44,8 +44,7 @@ class WindowWidget(Container):
         if layer is None:
             return [AUTO_WINDOW]
         info = layer.metadata.get(METADATA_KEY) or {}
-        modality = str((info.get("meta") or {}).get("modality", "")).upper()
-        ct = modality == "CT" if modality else _looks_like_hu(layer.data)
+        ct = looks_like_ct(str((info.get("meta") or {}).get("modality", "")), layer.data)
         return [*CT_WINDOW_PRESETS, AUTO_WINDOW] if ct else [AUTO_WINDOW]
 
     def reset_choices(self, *args: Any) -> None:
@@ -78,9 +77,3 @@ class WindowWidget(Container):
         window = CT_WINDOW_PRESETS.get(preset) or percentile_window(layer.data)
         layer.contrast_limits = list(window)
         layer.metadata.setdefault(METADATA_KEY, {})["window"] = preset
-
-
-def _looks_like_hu(data: Any) -> bool:
-    """Intensities of a file that does not name its modality: air near -1000 HU means CT."""
-    values = np.asarray(data)
-    return bool(values.size) and float(values.min()) <= -900.0 and float(values.max()) >= 0.0

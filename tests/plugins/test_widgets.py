@@ -260,3 +260,30 @@ def test_window_presets_follow_modality_and_body_part(viewer):
     low, high = viewer.layers["MR"].contrast_limits
     expected = np.percentile(viewer.layers["MR"].data, (0.5, 99.5))
     np.testing.assert_allclose((low, high), expected)
+
+
+def test_a_ct_cropped_to_the_body_gets_ct_windows_and_an_mr_like_volume_percentiles(viewer, tmp_path):
+    """NIfTI files name no modality: the HU rule the fit check uses decides, also without air around the body."""
+    from napari_medswin._layers import CT_SOFT_TISSUE_WINDOW, CT_WINDOW_PRESETS
+
+    from medswin.data.phantom import crop_to_body
+    from medswin.io import write_image
+
+    case = make_ct_phantom(shape=(40, 36, 12), spacing=(1.2, 0.9, 2.5), orientation="oblique", seed=4)
+    cropped = crop_to_body(case).image
+    assert float(cropped.array.min()) > -500.0  # no air: "min near -1024" would call it MR
+    write_image(cropped, tmp_path / "body_crop.nii.gz")
+    write_image(case.image.with_array(np.abs((case.image.array + 1000.0) * 0.8)), tmp_path / "mr_like.nii.gz")
+    (ct_layer,) = viewer.open(str(tmp_path / "body_crop.nii.gz"), plugin="medswin")
+    (mr_layer,) = viewer.open(str(tmp_path / "mr_like.nii.gz"), plugin="medswin")
+    assert tuple(ct_layer.contrast_limits) == CT_SOFT_TISSUE_WINDOW
+
+    _, widget = viewer.window.add_plugin_dock_widget("medswin", "Window presets")
+    page = WindowPage(viewer, widget, dock=False)
+    page.choose_image(ct_layer)
+    assert page.presets == [*CT_WINDOW_PRESETS, "auto (0.5-99.5 %)"]
+    page.choose_preset("bone")
+    assert tuple(ct_layer.contrast_limits) == CT_WINDOW_PRESETS["bone"]
+    page.choose_image(mr_layer)
+    assert page.presets == ["auto (0.5-99.5 %)"]
+    np.testing.assert_allclose(mr_layer.contrast_limits, np.percentile(mr_layer.data, (0.5, 99.5)), rtol=1e-5)
