@@ -12,26 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    ProgressBar,
-    PushButton,
-)
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from medswin.errors import CancelledError, CheckpointError, MedSwinError
-from napari_medswin._segment import (
-    CHECKPOINT_CHOICE,
-    card_summary_text,
-    model_card,
-    model_choices,
-)
+from napari_medswin._segment import CHECKPOINT_CHOICE, card_summary_text, model_card, model_choices
 
 __all__ = ["BackgroundRun", "ModelMenu", "TextTable"]
 

@@ -11,29 +11,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    PushButton,
-    create_widget,
-)
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from medswin.errors import MedSwinError
 from medswin.inference.runtime import available_devices
 from medswin.models.fit import check_fit
-from napari_medswin._analysis import (
-    StructureVolume,
-)
+from napari_medswin._analysis import StructureVolume
 from napari_medswin._components import BackgroundRun, ModelMenu, _report
-from napari_medswin._layers import (
-    METADATA_KEY,
-    layer_attributes,
-    layer_to_image,
-    spatial_transform,
-)
+from napari_medswin._layers import METADATA_KEY, layer_attributes, layer_to_image, spatial_transform
 from napari_medswin._orientation import install
 from napari_medswin._segment import (
     SegmentationRunner,
@@ -81,11 +67,10 @@ class SegmentWidget(Container):
             label="Remove pieces under (mL)", value=0.0, min=0.0, max=10_000.0, step=0.5
         )
         self._clean_up = PushButton(text="Clean up labels now")
-        self._run, self._cancel = self._background.run_button, self._background.cancel_button
+        self._run = self._background.run_button
         self._progress, self._status = self._background.progress, self._background.status
         self._volumes_panel = VolumePanel(viewer, actions=[self._clean_up])
-        self._volume_layer, self._table = self._volumes_panel.layer, self._volumes_panel.table
-        self._show_all, self._export = self._volumes_panel.show_all, self._volumes_panel.export
+        self._volume_layer = self._volumes_panel.layer
         super().__init__(
             widgets=[
                 self._image,

@@ -5,19 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import (
-    Container,
-    FileEdit,
-    Label,
-    PushButton,
-)
+from magicgui.widgets import Container, FileEdit, Label, PushButton
 from napari.utils.notifications import show_error
 
 from medswin.errors import MedSwinError
 from napari_medswin._components import TextTable, _report
-from napari_medswin._layers import (
-    METADATA_KEY,
-)
+from napari_medswin._layers import METADATA_KEY
 from napari_medswin._orientation import install
 
 if TYPE_CHECKING:

@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (
-    Container,
-    Label,
-    PushButton,
-    create_widget,
-)
+from magicgui.widgets import Container, Label, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
@@ -31,15 +26,8 @@ from napari_medswin._analysis import (
     write_volumes_csv,
 )
 from napari_medswin._components import TextTable, _report
-from napari_medswin._layers import (
-    image_from_layer,
-)
-from napari_medswin._quality import (
-    VERDICT_COLORS,
-    layer_quality,
-    structure_quality,
-    verdict_html,
-)
+from napari_medswin._layers import image_from_layer
+from napari_medswin._quality import VERDICT_COLORS, layer_quality, structure_quality, verdict_html
 from napari_medswin._writer import label_names_of
 
 if TYPE_CHECKING:

@@ -41,10 +41,11 @@ class Notices:
 class _Page:
     """A docked widget, its layer pickers refreshed from the viewer's layers."""
 
-    def __init__(self, viewer: Any, widget: Any, *, dock: bool = True) -> None:
+    def __init__(self, viewer: Any, widget: Any, *, dock: bool = True, **dock_options: Any) -> None:
+        """``dock_options``: passed to ``add_dock_widget`` (name, area)."""
         self.viewer, self.widget = viewer, widget
         if dock:
-            viewer.window.add_dock_widget(widget)
+            viewer.window.add_dock_widget(widget, **dock_options)
         widget.reset_choices()
 
 
@@ -124,6 +125,16 @@ class VolumesPage:
     @property
     def verdict_visible(self) -> bool:
         return self._panel().verdict.native.isVisibleTo(self.widget.native)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict line as the label holds it for display."""
+        return str(self._panel().verdict.native.text())
+
+    @property
+    def verdict_wraps(self) -> bool:
+        """Long reasons wrap instead of being cut off."""
+        return bool(self._panel().verdict.native.wordWrap())
 
     def click_row(self, row: int) -> None:
         """Click a row of the volume table (jumps to its structure)."""
