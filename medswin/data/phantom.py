@@ -14,7 +14,7 @@ import numpy as np
 
 from medswin.io.image import Image
 
-__all__ = ["PHANTOM_LABELS", "PhantomCase", "make_ct_phantom", "oblique_direction"]
+__all__ = ["PHANTOM_LABELS", "PhantomCase", "crop_to_body", "make_ct_phantom", "oblique_direction"]
 
 #: label value -> (name, mean HU); the demo model card uses the same names.
 PHANTOM_LABELS: dict[int, tuple[str, float]] = {
@@ -111,3 +111,34 @@ def make_ct_phantom(
     meta = {"modality": "CT", "phantom_seed": seed}
     ct = Image(image[None], spacing, origin, direction, "intensity", dict(meta))
     return PhantomCase(ct, ct.with_array(labels[None], kind="label"))
+
+
+def crop_to_body(case: PhantomCase) -> PhantomCase:
+    """The phantom cut to the largest centred box inside the body on every slice: no air around it.
+
+    Many NIfTI exports are cropped like this; with no air left, "is it CT in HU" has to be decided
+    from the tissues (fat, soft tissue, bone), which is what this case tests.
+    """
+    volume = np.asarray(case.image.array[0])
+    inside = (volume > -500.0).all(axis=2)  # body on every slice (air is -1000 HU, fat -90)
+    cx, cy = (n // 2 for n in inside.shape)
+    best = (0, 0, 0)
+    for hx in range(1, cx + 1):
+        hy = 0
+        while hy < cy and inside[cx - hx : cx + hx, cy - hy - 1 : cy + hy + 1].all():
+            hy += 1
+        if hy and hx * hy > best[0]:
+            best = (hx * hy, hx, hy)
+    _, hx, hy = best
+    if not hx:
+        raise ValueError("the phantom has no body at its centre to crop to")
+    start = np.array([cx - hx, cy - hy, 0])
+    box = (slice(None), slice(cx - hx, cx + hx), slice(cy - hy, cy + hy), slice(None))
+    origin = tuple((case.image.lps_affine @ np.r_[start, 1.0])[:3])
+
+    def cut(image: Image) -> Image:
+        return Image(
+            image.array[box].copy(), image.spacing, origin, image.direction, image.kind, dict(image.meta)
+        )
+
+    return PhantomCase(cut(case.image), cut(case.labels))

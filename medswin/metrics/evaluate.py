@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -144,6 +144,7 @@ def evaluate_case(
     include_rc: bool = False,
     case: str | None = None,
     jobs: int | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> CaseResult:
     """Every metric of every label (or BraTS region) of a prediction against its reference.
 
@@ -161,6 +162,7 @@ def evaluate_case(
         include_rc: BraTS 2024: also evaluate label 4, resection cavity.
         case: case id (default: the reference file name).
         jobs: threads over labels.
+        cancel: asked before each label (not in BraTS mode); True stops with ``CancelledError``.
 
     Raises:
         MetricInputError: the images are not on one grid, are not single-channel integer label
@@ -206,7 +208,7 @@ def evaluate_case(
         _check_declared(pred_array, set(labels), pred_name, "")
         _check_declared(ref_array, set(labels), ref_name, "")
     results: list[LabelMetrics] = label_metrics(
-        pred_array, ref_array, spacing, labels, nsd_tolerance_mm, empty_distance_mm, jobs
+        pred_array, ref_array, spacing, labels, nsd_tolerance_mm, empty_distance_mm, jobs, cancel
     )
     return CaseResult(case, pred_name, ref_name, rows=[m.as_dict() for m in results])
 

@@ -11,14 +11,14 @@ Definitions and the empty-mask policy are those of :mod:`medswin.metrics.overlap
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from medswin.errors import MetricInputError
+from medswin.errors import CancelledError, MetricInputError
 from medswin.metrics._checks import EmptyKind, as_mask_pair, as_spacing, image_diagonal_mm
 from medswin.metrics.overlap import OverlapCounts, voxel_volume_ml
 from medswin.metrics.surface import SurfaceDistances, distances_in_box, union_box
@@ -183,6 +183,7 @@ def label_metrics(
     nsd_tolerance_mm: float = 2.0,
     empty_distance_mm: float | None = None,
     jobs: int | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> list[LabelMetrics]:
     """Every metric of every label of a predicted and a reference label map.
 
@@ -196,6 +197,8 @@ def label_metrics(
         empty_distance_mm: distance reported when exactly one mask of a label is empty (default:
             diagonal of the image extent ``shape × spacing``).
         jobs: threads over labels (default: the number of CPUs).
+        cancel: asked before each label; when it returns True the evaluation stops with
+            ``CancelledError`` (a viewer's Cancel button: one label's surface distances can take seconds).
 
     Returns:
         one :class:`LabelMetrics` per label, in the order of ``labels``.
@@ -219,6 +222,8 @@ def label_metrics(
     boxes_ref = ndimage.find_objects(ref, max_label=top)
 
     def one(label: int) -> LabelMetrics:
+        if cancel is not None and cancel():
+            raise CancelledError("evaluation cancelled")
         box_pred, box_ref = boxes_pred[label - 1], boxes_ref[label - 1]
         if box_pred is None and box_ref is None:
             box = tuple(slice(0, 0) for _ in pred.shape)

@@ -4,7 +4,8 @@ A model runs on anything with the right number of channels, and its output looks
 way; these checks say, before a run, when the input is not what the card says the model learnt from:
 
 * **modality**: the image's DICOM ``Modality`` (``meta["modality"]``) against the card's;
-* **intensity**: a CT model expects Hounsfield units (air near -1000 HU); an MR model does not;
+* **intensity**: a CT model expects Hounsfield units (:func:`medswin.io.modality.looks_like_hounsfield`:
+  air near -1000 HU, or the fat and soft tissue of a CT cropped to the body); an MR model does not;
   a CT window that every voxel falls outside of sees a blank image;
 * **spacing**: voxels much coarser than the model's (it then sees upsampled, blurred structures);
 * **field of view**: an image smaller than one model window along an axis (a crop, or a
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from medswin.io.image import Image
+from medswin.io.modality import hounsfield_profile, looks_like_hounsfield, modality_code
 from medswin.models.card import ModelCard
 
 __all__ = ["FitWarning", "check_fit", "COARSER_SPACING_FACTOR", "SMALLEST_WINDOW_FRACTION"]
@@ -29,10 +31,9 @@ __all__ = ["FitWarning", "check_fit", "COARSER_SPACING_FACTOR", "SMALLEST_WINDOW
 COARSER_SPACING_FACTOR = 2.0
 #: warn when an image covers less than this fraction of one model window (mm) along an axis.
 SMALLEST_WINDOW_FRACTION = 0.5
-# a CT in HU has air: its low percentile lies well below this (MR, PET, rescaled data do not)
-_HU_AIR_BELOW = -500.0
 _SAMPLE_VOXELS = 1_000_000
-_MODALITY_ALIASES = {"MRI": "MR", "CTA": "CT", "XA": "XR", "CR": "XR", "DX": "XR"}
+#: what a CT in HU shows, as recorded with an intensity warning (the rule: looks_like_hounsfield)
+_HU_EVIDENCE = "air (0.5th percentile <= -500 HU), or fat and soft tissue without air"
 # the patient axis an orientation letter runs along, and its name
 _PATIENT_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 _AXIS_NAMES = ("left-right", "front-back", "head-feet")
@@ -61,11 +62,6 @@ class FitWarning:
         return self.message
 
 
-def _modality(text: str) -> str:
-    code = text.strip().upper()
-    return _MODALITY_ALIASES.get(code, code)
-
-
 def _sample(image: Image) -> np.ndarray:
     values = np.asarray(image.array).reshape(-1)
     step = max(1, values.size // _SAMPLE_VOXELS)
@@ -82,29 +78,31 @@ def _per_patient_axis(image: Image, values: tuple[float, ...], orientation: str 
 
 def _intensity_warnings(image: Image, card: ModelCard) -> list[FitWarning]:
     sample = _sample(image)
-    if sample.size == 0:
+    profile = hounsfield_profile(sample)
+    if profile is None:
         return [FitWarning("intensity", "the image has no finite voxel values", severe=True)]
-    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
+    low, high = profile.low, profile.high
     warnings = []
-    modality = _modality(card.modality)
-    looks_hu = low <= _HU_AIR_BELOW
+    modality = modality_code(card.modality)
+    looks_hu = looks_like_hounsfield(profile)
     if modality == "CT" and not looks_hu:
         warnings.append(
             FitWarning(
                 "intensity",
-                f"intensities {low:.0f}..{high:.0f} do not look like CT Hounsfield units (no air near "
-                "-1000 HU); the model was trained on HU",
+                f"intensities {low:.0f}..{high:.0f} do not look like CT Hounsfield units ({profile.reason()}); "
+                "the model was trained on HU",
                 [round(low, 1), round(high, 1)],
-                f"0.5th percentile <= {_HU_AIR_BELOW:g} HU",
+                _HU_EVIDENCE,
             )
         )
-    elif modality == "MR" and looks_hu and _modality(str(image.meta.get("modality", ""))) != "MR":
+    elif modality == "MR" and looks_hu and modality_code(str(image.meta.get("modality", ""))) != "MR":
         warnings.append(
             FitWarning(
                 "intensity",
-                f"intensities {low:.0f}..{high:.0f} look like CT Hounsfield units; the model was trained on MRI",
+                f"intensities {low:.0f}..{high:.0f} look like CT Hounsfield units ({profile.reason()}); "
+                "the model was trained on MRI",
                 [round(low, 1), round(high, 1)],
-                f"0.5th percentile > {_HU_AIR_BELOW:g}",
+                f"neither {_HU_EVIDENCE}",
                 severe=True,
             )
         )
@@ -194,8 +192,8 @@ def check_fit(image: Image, card: ModelCard) -> list[FitWarning]:
                 severe=True,
             )
         )
-    found = _modality(str(image.meta.get("modality", "")))
-    expected = _modality(card.modality)
+    found = modality_code(str(image.meta.get("modality", "")))
+    expected = modality_code(card.modality)
     if found and expected and found != expected:
         warnings.append(
             FitWarning(

@@ -17,6 +17,7 @@ import numpy as np
 
 from medswin.io.anatomy import find_structure
 from medswin.io.image import Image
+from medswin.io.modality import modality_code
 from medswin.models.card import ModelCard
 from medswin.qc.core import Check
 from medswin.qc.structures import Structure
@@ -47,7 +48,7 @@ def body_midline_mm(image: Image, card: ModelCard) -> float | None:
     finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         return None
-    if card.modality.upper() == "CT" and np.percentile(finite, 0.5) <= _BODY_HU:
+    if modality_code(card.modality) == "CT" and np.percentile(finite, 0.5) <= _BODY_HU:
         body = sample > _BODY_HU
     else:
         low, high = np.percentile(finite, (1, 99))

@@ -7,7 +7,7 @@ the CLI and the batch reports agree to the last digit.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,7 @@ def compare_structures(
     nsd_tolerance_mm: float = 2.0,
     *,
     reference_names: Mapping[int, str] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Dice, HD95 (mm) and NSD of every label present in either map (:func:`medswin.metrics.evaluate_case`).
 
@@ -164,6 +165,7 @@ def compare_structures(
     Args:
         names: label value -> name of the prediction's labels.
         reference_names: label value -> name of the reference's labels.
+        cancel: asked before each label; True stops with ``CancelledError`` (the Compare widget's Cancel).
     """
     if reference.orientation != prediction.orientation:
         reference = reorient(reference, prediction.orientation)
@@ -172,6 +174,7 @@ def compare_structures(
         reference,
         nsd_tolerance_mm=nsd_tolerance_mm,
         case=str(reference.meta.get("path") or "reference"),
+        cancel=cancel,
     )
     predicted, referenced = dict(names or {}), dict(reference_names or {})
     rows = []

@@ -33,6 +33,7 @@ from medswin.errors import GeometryError
 from medswin.io.anatomy import structure_colors
 from medswin.io.geometry import reorient
 from medswin.io.image import Image, lps_to_ras
+from medswin.io.modality import looks_like_hounsfield, modality_code
 
 __all__ = [
     "AUTO_WINDOW",
@@ -44,6 +45,7 @@ __all__ = [
     "default_window_preset",
     "display_window",
     "is_ct",
+    "looks_like_ct",
     "window_presets",
     "image_from_layer",
     "image_to_layer_data",
@@ -143,13 +145,20 @@ _BODY_PART_PRESETS: dict[str, str] = {
 AUTO_WINDOW = "auto (0.5-99.5 %)"
 
 
+def looks_like_ct(modality: str, values: Any) -> bool:
+    """CT by its DICOM Modality when the file names one, else by HU-like intensities (a NIfTI says nothing).
+
+    The intensities decide by :func:`medswin.io.modality.looks_like_hounsfield`, the rule the fit
+    check uses too, so a CT cropped to the body (no air) gets CT windows here and no warning there.
+    """
+    if str(modality).strip():
+        return modality_code(modality) == "CT"
+    return looks_like_hounsfield(values)
+
+
 def is_ct(image: Image) -> bool:
     """CT by ``meta["modality"]`` (DICOM, phantoms), or, for files that do not say, by HU-like intensities."""
-    modality = str(image.meta.get("modality", "")).upper()
-    if modality:
-        return modality == "CT"
-    values = np.asarray(image.array)
-    return bool(values.size) and float(values.min()) <= -900.0 and float(values.max()) >= 0.0
+    return looks_like_ct(str(image.meta.get("modality", "")), image.array)
 
 
 def window_presets(image: Image) -> list[str]:

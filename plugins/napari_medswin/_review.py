@@ -19,6 +19,7 @@ from qtpy.QtGui import QColor
 
 from medswin.errors import MedSwinError
 from medswin.qc.core import QualityReport
+from napari_medswin._components import TextTable
 from napari_medswin._layers import METADATA_KEY, image_to_layer_data
 from napari_medswin._orientation import install
 from napari_medswin._quality import (
@@ -30,7 +31,6 @@ from napari_medswin._quality import (
     review_rows,
     verdict_html,
 )
-from napari_medswin._widget import TextTable
 
 if TYPE_CHECKING:
     import napari.viewer

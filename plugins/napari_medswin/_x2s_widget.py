@@ -1,8 +1,8 @@
 """The Swin-X2S dock widget: an AP and a lateral radiograph in, a 3D labels layer, its volumes and bone measurements out.
 
 A thin magicgui container over :mod:`napari_medswin._x2s`; the model menu, the Run/Cancel worker
-and the volume table are the Segment widget's (:class:`~napari_medswin._widget.ModelMenu`,
-:class:`~napari_medswin._widget.BackgroundRun`, :class:`~napari_medswin._widget.VolumePanel`).
+and the volume table are the Segment widget's (:class:`~napari_medswin._components.ModelMenu`,
+:class:`~napari_medswin._components.BackgroundRun`, :class:`~napari_medswin._volume_panel.VolumePanel`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from medswin.errors import MedSwinError
 from medswin.inference.runtime import available_devices
 from medswin.metrics.x2s import measure_x2s_structures
+from napari_medswin._components import BackgroundRun, ModelMenu, TextTable, _report
 from napari_medswin._layers import image_from_layer, layer_attributes
 from napari_medswin._orientation import anterior_view, install
 from napari_medswin._reader import problem_first
 from napari_medswin._segment import model_card
-from napari_medswin._widget import BackgroundRun, ModelMenu, TextTable, VolumePanel, _report
+from napari_medswin._volume_panel import VolumePanel
 from napari_medswin._writer import label_names_of
 from napari_medswin._x2s import (
     AUTO_ORIENTATION,

@@ -93,3 +93,35 @@ def test_new_card_fields_round_trip_and_stay_out_of_old_cards(card):
     assert ModelCard.from_dict(card.to_dict()).body_region == card.body_region
     plain = card.replace(body_region="", intended_use="")
     assert "body_region" not in plain.to_dict() and "intended_use" not in plain.to_dict()
+
+
+def _mr_like(case):
+    """An MR-like volume of the phantom's anatomy: non-negative magnitudes, air dark, no HU."""
+    return case.image.with_array(np.abs((case.image.array + 1000.0) * 0.8), modality="")
+
+
+def test_a_ct_cropped_to_the_body_is_hounsfield_and_an_mr_like_volume_is_not(card):
+    """No air around the body: the tissues (fat, soft tissue, bone) say CT, for a CT and an MR card alike."""
+    from medswin.data.phantom import crop_to_body
+
+    case = make_ct_phantom(orientation="oblique", seed=3)
+    cropped = crop_to_body(case).image
+    cropped.meta.pop("modality")  # a NIfTI export says nothing: the intensities tell
+    assert float(cropped.array.min()) > -500.0  # no air left: the old "air near -1000 HU" rule said MR
+    intensity = [w for w in check_fit(cropped, card) if w.check == "intensity"]
+    assert intensity == []
+
+    mr_card = card.replace(modality="MR", intensity={"type": "zscore", "nonzero": True, "channel_wise": True})
+    warnings = check_fit(cropped, mr_card)
+    assert [w.check for w in warnings] == ["intensity"] and warnings[0].severe
+    assert "look like CT Hounsfield units (no air, but" in warnings[0].message
+    assert "fat-like" in warnings[0].message
+
+    mr = _mr_like(case)
+    assert check_fit(mr, mr_card) == []
+    warning = next(w for w in check_fit(mr, card) if w.check == "intensity")
+    low, high = warning.value
+    assert low >= 0.0 and warning.message.startswith(
+        f"intensities {low:.0f}..{high:.0f} do not look like CT Hounsfield units (no air near -1000 HU"
+    )
+    assert "0.0% fat-like" in warning.message and not warning.severe

@@ -106,14 +106,25 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def notices():
+    """The errors, warnings and infos napari shows during the test (:class:`pages.Notices`)."""
+    from pages import Notices
+
+    shown = Notices()
+    yield shown
+    shown.close()
+
+
+@pytest.fixture
 def check_volume_table():
-    """Assert that a Segment widget's volume table shows the metrics module's numbers for ``labels``."""
+    """Assert that a Segment (or Swin-X2S) widget's volume table shows the metrics module's numbers for ``labels``."""
     import numpy as np
+    from pages import VolumesPage
 
     from medswin.metrics import volume_ml
 
     def check(widget, labels) -> None:
-        shown = widget._table.texts()
+        shown = VolumesPage(widget).volume_table()
         assert [int(v) for v in shown["label"]] == [v.label for v in widget.volumes]
         rows = zip(shown["name"], shown["voxels"], shown["volume (mL)"], strict=True)
         for structure, (name, voxels, millilitres) in zip(widget.volumes, rows, strict=True):

@@ -97,3 +97,24 @@ def test_comparison_says_when_both_sides_name_a_label_differently(small_case):
     spelled = {value: name.replace("_", " ").upper() for value, name in NAMES.items()}
     rows = compare_structures(labels, labels, NAMES, reference_names=spelled)
     assert not any("differ" in r["pair"] for r in rows)
+
+
+def test_a_comparison_asked_to_stop_raises_cancelled_before_the_next_label():
+    """Cancel is asked before each label: a True answer stops the scoring, False changes nothing."""
+    from medswin.errors import CancelledError
+
+    reference = make_ct_phantom(shape=(24, 20, 12), seed=3).labels
+    prediction = reference.with_array(make_ct_phantom(shape=(24, 20, 12), seed=4).labels.array, kind="label")
+    asked: list[int] = []
+
+    def cancel_after_two() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        compare_structures(prediction, reference, NAMES, cancel=cancel_after_two)
+    assert len(asked) >= 3
+    asked.clear()
+    rows = compare_structures(prediction, reference, NAMES, cancel=lambda: bool(asked.append(1)))
+    assert len(asked) == len(rows) == len(NAMES)
+    assert rows == compare_structures(prediction, reference, NAMES)

@@ -13,7 +13,8 @@ from napari_medswin import _review
 from napari_medswin._layers import image_from_layer, image_to_layer_data
 from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._review import ReviewWidget
-from napari_medswin._widget import SegmentWidget
+from napari_medswin._segment_widget import SegmentWidget
+from pages import RUN_TIMEOUT_MS, SegmentPage
 
 from medswin.cli.main import main as medswin
 from medswin.data.phantom import make_ct_phantom
@@ -54,33 +55,32 @@ def test_the_demo_scenarios_end_in_the_recorded_verdict_shown_in_the_segment_pan
     make, verdict, flagged = SCENARIOS[scenario]
     data, kwargs, _ = image_to_layer_data(make(), scenario)
     viewer.add_image(data, **kwargs)
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget._model.value = "demo"
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: not widget.running, timeout=180_000)
+    page = SegmentPage(viewer, SegmentWidget(viewer))
+    page.choose_model("demo")
+    page.press_run()
+    assert page.running
+    qtbot.waitUntil(lambda: not page.running, timeout=3 * RUN_TIMEOUT_MS)
 
-    quality = widget.quality
+    quality = page.widget.quality
     assert quality is not None and quality.verdict == verdict, [c.reason for c in quality.flagged()]
     reasons = {c.name: c.reason for c in quality.flagged()}
     for name, words in flagged.items():
         assert words in reasons[name]
     # the panel keeps the verdict and every flagged reason (wrapped, not cut), in the verdict's colour
-    panel = widget._volumes_panel.verdict
-    assert panel.native.isVisibleTo(widget.native) and panel.native.wordWrap()
-    assert f">{verdict}</b>" in panel.value and panel.value == verdict_html(quality, f"{scenario} [demo]")
+    assert page.verdict_visible and page.verdict_wraps
+    assert f">{verdict}</b>" in page.verdict and page.verdict == verdict_html(quality, f"{scenario} [demo]")
     for name in reasons:
-        assert name in panel.native.text()
+        assert name in page.verdict_text
     # each structure's row shows its check; the CSV carries it and the case's verdict
-    shown = dict(zip(widget._table.texts()["name"], widget._table.texts()["QC"], strict=True))
+    table = page.volume_table()
+    shown = dict(zip(table["name"], table["QC"], strict=True))
     for name in flagged:
         kind, _, structure = name.partition(":")
         if kind != "fit":
             assert shown[structure] == quality.get(name).verdict
     if verdict == "ok":
         assert set(shown.values()) == {"ok"}
-    with open(widget.export_volumes(tmp_path / "volumes.csv"), newline="") as stream:
+    with open(page.widget.export_volumes(tmp_path / "volumes.csv"), newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert {(r["case_qc"], r["case_qc_reason"]) for r in rows} == {(quality.verdict, quality.reason)}
     assert {r["name"]: r["qc"] for r in rows} == shown
@@ -158,10 +158,12 @@ def test_the_review_dock_lists_cases_by_verdict_and_opens_image_and_labels_on_cl
     np.testing.assert_allclose(
         image_layer._data_to_world.affine_matrix, labels_layer._data_to_world.affine_matrix, atol=1e-6
     )
-    segment = SegmentWidget(viewer)
-    segment._volumes_panel.show_layer(labels_layer)
-    assert segment.quality == quality
-    assert segment._table.texts()["QC"] == [structure_quality(quality, v.name)[0] for v in segment.volumes]
+    segment = SegmentPage(viewer, SegmentWidget(viewer))
+    segment.choose_volumes_of(labels_layer)
+    assert segment.widget.quality == quality
+    assert segment.volume_table()["QC"] == [
+        structure_quality(quality, v.name)[0] for v in segment.widget.volumes
+    ]
     assert len(errors) == 1
 
 

@@ -182,7 +182,8 @@ def test_the_io_menu_makes_medswin_the_reader_napari_picks(viewer, tmp_path, mon
 
 
 def test_a_study_with_several_series_lists_them_and_opens_each_by_description(viewer, tmp_path):
-    from napari_medswin._widget import SeriesWidget
+    from napari_medswin._series_widget import SeriesWidget
+    from pages import SeriesPage
 
     study = tmp_path / "study"
     write_series(study, ct_image(shape=(8, 6, 5)), series_description="AXIAL 2.5mm", series_number=2)
@@ -191,29 +192,28 @@ def test_a_study_with_several_series_lists_them_and_opens_each_by_description(vi
     (layer,) = viewer.open(str(study), plugin="medswin")
     assert layer.name == "AXIAL 2.5mm (study)"  # the largest series, named by its description
 
-    widget = SeriesWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    page = SeriesPage(viewer, SeriesWidget(viewer))
     viewer.layers.selection.active = layer
-    widget.use_selected_layer()
-    rows = widget.rows
+    page.press_use_selected_layer()
+    rows = page.widget.rows
     assert [(r["number"], r["description"], r["modality"], r["slices"]) for r in rows] == [
         (2, "AXIAL 2.5mm", "CT", 5),
         (5, "T2 TSE", "MR", 3),
     ]
     spacing = " x ".join(f"{s:g}" for s in small.spacing)
     assert rows[1]["spacing"] == spacing
-    assert widget._table.texts()["description"] == ["AXIAL 2.5mm", "T2 TSE"]
+    assert page.series_table()["description"] == ["AXIAL 2.5mm", "T2 TSE"]
 
-    opened = widget.open_row(1)
+    opened = page.open_row(1)
     assert opened.name == "T2 TSE (study)"
     assert opened.metadata["medswin"]["meta"]["dicom"]["Modality"] == "MR"
     assert sorted(opened.data.shape) == sorted(small.shape)
 
     archive = zip_folder(study, tmp_path / "study.zip")
-    widget._source.value = archive
-    widget.list_series()
-    assert [r["description"] for r in widget.rows] == ["AXIAL 2.5mm", "T2 TSE"]
-    assert widget.open_row(1).name == "T2 TSE (study.zip)"
+    page.choose_study(archive)
+    page.press_list()
+    assert page.series_table()["description"] == ["AXIAL 2.5mm", "T2 TSE"]
+    assert page.open_row(1).name == "T2 TSE (study.zip)"
 
 
 def test_a_dicom_seg_opens_as_named_labels_on_its_source(viewer, tmp_path):

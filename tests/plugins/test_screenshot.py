@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari_medswin._segment import CHECKPOINT_CHOICE
-from napari_medswin._widget import SegmentWidget
+from napari_medswin._segment_widget import SegmentWidget
+from pages import SegmentPage, SeriesPage, VolumesPage, WindowPage
 from qtpy.QtWidgets import QApplication
 
 from medswin.data.phantom import make_ct_phantom
@@ -27,24 +28,21 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1600, 900)
     viewer.open_sample("medswin", "ct_phantom")
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="medswin: Segment")
-    widget.reset_choices()
-    widget._image.value = viewer.layers["CT phantom"]
-    _show_structure(viewer, widget, viewer.layers["CT phantom reference"], "liver")
+    page = SegmentPage(viewer, SegmentWidget(viewer), name="medswin: Segment")
+    page.choose_image(viewer.layers["CT phantom"])
+    _show_structure(viewer, page.widget, viewer.layers["CT phantom reference"], "liver")
     _save(viewer, artifacts_dir / "napari_sample.png")
 
     if shipped_weights("demo") is not None:
-        widget._model.value = "demo"
+        page.choose_model("demo")
     else:  # before the demo model is trained: the random-weight checkpoint shows the same widget state
-        widget._model.value = CHECKPOINT_CHOICE
-        widget._checkpoint.value = tiny_checkpoint
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+        page.choose_model(CHECKPOINT_CHOICE)
+        page.choose_checkpoint(tiny_checkpoint)
+    page.run(qtbot)
     result = viewer.layers[-1]
     assert result.name.startswith("CT phantom [")
     viewer.layers["CT phantom reference"].visible = False
-    _show_structure(viewer, widget, result, "liver")
+    _show_structure(viewer, page.widget, result, "liver")
     _save(viewer, artifacts_dir / "napari_segment.png")
     canvas = viewer.screenshot(canvas_only=True)[..., :3].astype(int)
     assert canvas.std() > 10  # not a blank canvas
@@ -65,7 +63,8 @@ def test_screenshot_after_a_run(make_napari_viewer, tiny_checkpoint, artifacts_d
 
 def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
     from dicom_factory import write_series
-    from napari_medswin._widget import SeriesWidget, WindowWidget
+    from napari_medswin._series_widget import SeriesWidget
+    from napari_medswin._window_widget import WindowWidget
 
     study = tmp_path / "ABDOMEN_CT"
     first = write_series(
@@ -77,31 +76,25 @@ def test_screenshot_of_a_dicom_study(make_napari_viewer, tmp_path, artifacts_dir
     viewer.window._qt_window.resize(1600, 900)
     [image] = viewer.open(str(study), plugin="medswin")
     assert image.name == "ABD 2.5mm (ABDOMEN_CT)"  # the largest series, named by its description
-    series = SeriesWidget(viewer)
-    viewer.window.add_dock_widget(series, name="medswin: Series", area="left")
+    series = SeriesPage(viewer, SeriesWidget(viewer), name="medswin: Series", area="left")
     viewer.layers.selection.active = image
-    series.use_selected_layer()
-    assert [r["description"] for r in series.rows] == ["ABD 2.5mm", "SCOUT 5mm"]
-    window = WindowWidget(viewer)
-    viewer.window.add_dock_widget(window, name="medswin: Window presets", area="left")
-    window.reset_choices()
-    window._image.value = image
-    window._preset.value = "liver"
+    series.press_use_selected_layer()
+    assert series.series_table()["description"] == ["ABD 2.5mm", "SCOUT 5mm"]
+    window = WindowPage(viewer, WindowWidget(viewer), name="medswin: Window presets", area="left")
+    window.choose_image(image)
+    window.choose_preset("liver")
     assert list(image.contrast_limits) == [-20.0, 140.0]
 
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="medswin: Segment")
-    widget.reset_choices()
-    widget._image.value = image
+    page = SegmentPage(viewer, SegmentWidget(viewer), name="medswin: Segment")
+    page.choose_image(image)
     if shipped_weights("demo") is None:
         pytest.skip("the shipped demo model is needed for a meaningful picture")
-    widget._model.value = "demo"
-    assert widget.run() is not None
-    qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    page.choose_model("demo")
+    page.run(qtbot)
     result = viewer.layers[-1]
-    _show_structure(viewer, widget, result, "liver")
+    _show_structure(viewer, page.widget, result, "liver")
     _save(viewer, artifacts_dir / "napari_dicom_study.png")
-    assert {v.name for v in widget.volumes if v.voxels} >= {"liver", "spleen"}
+    assert {v.name for v in page.widget.volumes if v.voxels} >= {"liver", "spleen"}
 
 
 def test_screenshot_of_two_films_through_swin_x2s(make_napari_viewer, tmp_path, artifacts_dir, qtbot):
@@ -146,10 +139,11 @@ def test_screenshot_of_two_films_through_swin_x2s(make_napari_viewer, tmp_path, 
 
 def _show_structure(viewer, widget, layer, name):
     """Volumes of ``layer`` in the table, the slice through ``name``'s centroid, every structure shown."""
-    widget._volume_layer.value = layer
+    volumes = VolumesPage(widget)
+    volumes.choose_volumes_of(layer)
     layer.opacity = 0.55
-    widget.focus_row(next(row for row, v in enumerate(widget.volumes) if v.name == name))
-    layer.show_selected_label = False
+    volumes.click_row(volumes.volume_table()["name"].index(name))
+    volumes.press_show_all()
     for _ in range(5):
         QApplication.processEvents()
     viewer.reset_view()  # fit the slice to the canvas once the dock widget has its size

@@ -7,11 +7,11 @@ import threading
 
 import numpy as np
 import pytest
-from napari_medswin import _widget
-from napari_medswin._layers import image_from_layer, image_to_layer_data
+from napari_medswin._layers import image_from_layer, image_to_layer_data, spatial_transform
 from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._segment import CHECKPOINT_CHOICE, prediction_layer_data
-from napari_medswin._widget import SegmentWidget
+from napari_medswin._segment_widget import SegmentWidget
+from pages import SegmentPage
 from qtpy.QtCore import Qt
 
 from medswin.data.phantom import make_ct_phantom
@@ -28,16 +28,14 @@ def case():
     return make_ct_phantom(shape=(48, 40, 24), spacing=(3.0, 3.0, 4.0), orientation="oblique", seed=0)
 
 
-def _docked_segment(viewer, image, name, checkpoint) -> SegmentWidget:
+def _docked_segment(viewer, image, name, checkpoint) -> SegmentPage:
     """A docked Segment widget with ``image`` open as layer ``name`` and ``checkpoint`` chosen."""
     data, kwargs, _ = image_to_layer_data(image, name)
     viewer.add_image(data, **kwargs)
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget._model.value = CHECKPOINT_CHOICE
-    widget._checkpoint.value = checkpoint
-    return widget
+    page = SegmentPage(viewer, SegmentWidget(viewer))
+    page.choose_model(CHECKPOINT_CHOICE)
+    page.choose_checkpoint(checkpoint)
+    return page
 
 
 @pytest.fixture
@@ -47,35 +45,29 @@ def segment(viewer, case, tiny_checkpoint):
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    """Messages the widget shows with show_error."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", shown.append)
-    return shown
+def errors(notices):
+    """Error messages the viewer shows."""
+    return notices.errors
 
 
-def _run(widget, qtbot):
+def _run(page: SegmentPage, qtbot):
     progress: list[tuple[int, int, str]] = []
-    widget._relay.progressed.connect(lambda *args: progress.append(args))
-    worker = widget.run()
-    assert worker is not None and widget.running
-    assert not widget._run.enabled and widget._cancel.enabled
-    # poll rather than wait for the signal: a quick failure may finish before a waiter connects
-    qtbot.waitUntil(lambda: not widget.running, timeout=60_000)
-    assert not widget.running and widget._run.enabled and not widget._cancel.enabled
+    page.progressed.connect(lambda *args: progress.append(args))
+    page.run(qtbot)
     return progress
 
 
 def test_run_adds_aligned_named_labels_with_a_volume_table(
     segment, viewer, case, tiny_checkpoint, qtbot, errors, check_volume_table, tmp_path
 ):
-    assert segment._overlap.value == 0.25  # the card's recommended overlap
+    assert segment.overlap == 0.25  # the card's recommended overlap
     progress = _run(segment, qtbot)
     assert errors == []
     image_layer, labels_layer = viewer.layers["CT"], viewer.layers["CT [tiny_phantom]"]
     # progress reached the GUI thread while the worker ran: the event loop kept running
     assert progress[0][2].startswith("loading") and any(m == "sliding window" for *_, m in progress)
-    assert segment._progress.value == segment._progress.max
+    value, maximum = segment.progress
+    assert value == maximum
 
     # the labels sit exactly on the image: same array shape and the same data -> world transform
     assert labels_layer.data.shape == image_layer.data.shape
@@ -96,30 +88,28 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
     np.testing.assert_allclose(labels_layer.colormap.color_dict[1][:3], np.asarray(card.colors[1]) / 255.0)
 
     # the volume table describes the new layer, with the metrics module's numbers
-    table = segment._table.texts()
+    table = segment.volume_table()
     assert sorted(int(v) for v in table["label"]) == sorted(
         card.label_names()
     )  # absent ones listed with 0 mL
-    check_volume_table(segment, labels)
+    check_volume_table(segment.widget, labels)
     # the CSV says what made the numbers: the model, its intended use (the card states none: research
     # use only), the image file; the status the wait from Run to labels
-    rows = list(csv.DictReader(segment.export_volumes(tmp_path / "volumes.csv").open()))
+    rows = list(csv.DictReader(segment.widget.export_volumes(tmp_path / "volumes.csv").open()))
     assert {(r["model"], r["intended_use"], r["source"]) for r in rows} == {
         ("tiny_phantom", DEFAULT_INTENDED_USE, str(case.image.meta.get("path") or ""))
     }
     # the prediction's verdict stays in the panel, each row shows its structure's check, the CSV has both
-    assert segment.quality == expected.quality and segment.quality.checks
-    assert segment._volumes_panel.verdict.native.isVisibleTo(segment.native)
-    assert segment._volumes_panel.verdict.value == verdict_html(expected.quality, "CT [tiny_phantom]")
-    checks = [structure_quality(expected.quality, v.name) for v in segment.volumes]
-    assert segment._table.texts()["QC"] == [verdict for verdict, _ in checks]
+    assert segment.widget.quality == expected.quality and segment.widget.quality.checks
+    assert segment.verdict_visible
+    assert segment.verdict == verdict_html(expected.quality, "CT [tiny_phantom]")
+    checks = [structure_quality(expected.quality, v.name) for v in segment.widget.volumes]
+    assert segment.volume_table()["QC"] == [verdict for verdict, _ in checks]
     assert [(r["qc"], r["qc_reason"]) for r in rows] == checks
     assert {(r["case_qc"], r["case_qc_reason"]) for r in rows} == {
         (expected.quality.verdict, expected.quality.reason)
     }
-    assert (
-        segment._status.value.startswith("CT [tiny_phantom]: done in ") and "(model " in segment._status.value
-    )
+    assert segment.status.startswith("CT [tiny_phantom]: done in ") and "(model " in segment.status
 
     # a second run adds a new layer (earlier results may hold manual edits), with the same labels
     _run(segment, qtbot)
@@ -127,15 +117,13 @@ def test_run_adds_aligned_named_labels_with_a_volume_table(
     np.testing.assert_array_equal(viewer.layers[2].data, labels_layer.data)
 
 
-def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, monkeypatch):
+def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, notices):
     """Cancel is clicked in the GUI while the worker waits at its first window, so the run must stop there."""
-    infos: list[str] = []
-    monkeypatch.setattr(_widget, "show_info", infos.append)
     clicked = threading.Event()
 
     def click_cancel(done, total, message):  # GUI thread (queued)
         if message == "sliding window" and not clicked.is_set():
-            segment._cancel.native.click()
+            segment.press_cancel()
             clicked.set()
 
     def hold_worker(done, total, message):  # worker thread (direct): wait for the click
@@ -143,35 +131,34 @@ def test_cancel_stops_the_run_without_a_result(segment, viewer, qtbot, errors, m
             assert clicked.wait(timeout=30)
 
     # a signal posts its queued calls in connection order, so the GUI's slot is connected first
-    segment._relay.progressed.connect(click_cancel)
-    segment._relay.progressed.connect(hold_worker, Qt.ConnectionType.DirectConnection)
+    segment.progressed.connect(click_cancel)
+    segment.progressed.connect(hold_worker, Qt.ConnectionType.DirectConnection)
     _run(segment, qtbot)
     assert [layer.name for layer in viewer.layers] == ["CT"]
-    assert segment._status.value == "cancelled"
-    assert infos == ["Segmentation cancelled"] and errors == []
+    assert segment.status == "cancelled"
+    assert "Segmentation cancelled" in notices.infos and notices.errors == []
 
 
 def test_a_missing_checkpoint_file_is_explained(segment, errors, viewer):
-    segment._checkpoint.value = ""
-    assert segment.run() is None
+    segment.choose_checkpoint("")
+    segment.press_run()
+    assert not segment.running
     assert "no checkpoint chosen" in errors[-1]
     assert [layer.name for layer in viewer.layers] == ["CT"]
 
 
 def test_a_model_that_may_not_suit_the_image_warns_and_runs(
-    viewer, case, tiny_checkpoint, qtbot, errors, monkeypatch
+    viewer, case, tiny_checkpoint, qtbot, errors, notices
 ):
     """An MR series given to a CT model: the reason is shown before the run, which still happens."""
-    warnings: list[str] = []
-    monkeypatch.setattr(_widget, "show_warning", warnings.append)
     image = case.image.with_array(case.image.array)
     image.meta["modality"] = "MR"
     widget = _docked_segment(viewer, image, "MR series", tiny_checkpoint)
-    assert "modality: CT" in widget._card.value and "intended use: research use only" in widget._card.value
+    assert "modality: CT" in widget.card and "intended use: research use only" in widget.card
     _run(widget, qtbot)
     assert errors == []
-    assert widget.fit_warnings == ["the image is MR (DICOM Modality), the model was trained on CT"]
-    assert warnings == [
+    assert widget.widget.fit_warnings == ["the image is MR (DICOM Modality), the model was trained on CT"]
+    assert notices.warnings == [
         "tiny_phantom may not suit MR series: the image is MR (DICOM Modality), the model was trained on CT. "
         "Running anyway."
     ]
@@ -179,10 +166,9 @@ def test_a_model_that_may_not_suit_the_image_warns_and_runs(
 
 
 def test_run_without_an_image_says_how_to_open_one(viewer, errors):
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    assert widget.run() is None
+    page = SegmentPage(viewer, SegmentWidget(viewer))
+    page.press_run()
+    assert not page.running
     assert "Open an image first" in errors[-1]
 
 
@@ -206,26 +192,27 @@ def test_the_model_menu_offers_runnable_volume_models_and_says_how_to_get_the_ot
     assert not synapse.has_weights and "medswin import-checkpoint" in synapse.how
     assert not [spec for spec in choices if "x2s" in spec]
 
-    widget = SegmentWidget(viewer)
-    assert list(widget._model.choices) == ["demo", "my_import", CHECKPOINT_CHOICE]
+    page = SegmentPage(viewer, SegmentWidget(viewer), dock=False)
+    assert page.model_choices == ["demo", "my_import", CHECKPOINT_CHOICE]
     # the shipped demo checkpoint predates body_region/intended_use: its shipped card supplies them
-    assert "body region: abdomen (medswin's made-up CT phantoms)" in widget._card.value
-    assert "intended use: demonstration of medswin only" in widget._card.value
-    assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in widget._missing.value
-    assert widget._missing.native.isHidden()  # folded away until asked for
-    widget._show_missing.clicked()
-    assert not widget._missing.native.isHidden()
-    widget._model.value = "my_import"
-    assert widget._card.value.splitlines()[0] == "model: tiny_phantom"
-    assert "labels: liver, spleen, kidney_right, kidney_left, vertebra" in widget._card.value
+    assert "body region: abdomen (medswin's made-up CT phantoms)" in page.card
+    assert "intended use: demonstration of medswin only" in page.card
+    assert "swin_unetr_btcv: medswin weights pull swin_unetr_btcv" in page.missing
+    assert not page.missing_shown  # folded away until asked for
+    page.press_show_missing()
+    assert page.missing_shown
+    page.choose_model("my_import")
+    assert page.card.splitlines()[0] == "model: tiny_phantom"
+    assert "labels: liver, spleen, kidney_right, kidney_left, vertebra" in page.card
 
 
 def test_clean_up_is_the_cli_postprocess_at_run_time_and_on_a_layer(
     segment, viewer, case, tiny_checkpoint, qtbot, errors
 ):
     """Keep-largest and a smallest piece (mL) give the labels the CLI's --keep-largest/--min-size-mm3 give."""
-    segment._keep_largest.value = True
-    segment._min_piece.value = 0.2  # mL: 200 mm3, between 5 and 6 voxels of 3x3x4 mm
+    segment.set_clean_up(
+        keep_largest=True, smallest_piece_ml=0.2
+    )  # mL: 200 mm3, between 5 and 6 voxels of 3x3x4 mm
     cli = Postprocess(keep_largest=True, min_size_mm3=200.0)
     raw = Predictor(str(tiny_checkpoint), overlap=0.25).predict(case.image)
     cleaned = Predictor(str(tiny_checkpoint), overlap=0.25, postprocess=cli).predict(case.image)
@@ -239,15 +226,14 @@ def test_clean_up_is_the_cli_postprocess_at_run_time_and_on_a_layer(
 
     # the same clean-up on a layer already shown, as one undoable edit
     image_layer = viewer.layers["CT"]
-    data, kwargs, _ = prediction_layer_data(case.image, raw, "raw", _widget.spatial_transform(image_layer, 3))
+    data, kwargs, _ = prediction_layer_data(case.image, raw, "raw", spatial_transform(image_layer, 3))
     raw_layer = viewer.add_labels(data, **kwargs)
-    segment._volume_layer.reset_choices()
-    segment._volume_layer.value = raw_layer
-    cleared = segment.clean_up()
+    segment.choose_volumes_of(raw_layer)
+    cleared = segment.widget.clean_up()
     assert cleared == int(np.count_nonzero(raw.labels.array != cleaned.labels.array)) > 0
     np.testing.assert_array_equal(image_from_layer(raw_layer).array, cleaned.labels.array)
-    assert [v.voxels for v in segment.volumes] == [
-        int(np.count_nonzero(cleaned.labels.array == v.label)) for v in segment.volumes
+    assert [v.voxels for v in segment.widget.volumes] == [
+        int(np.count_nonzero(cleaned.labels.array == v.label)) for v in segment.widget.volumes
     ]
     raw_layer.undo()
     np.testing.assert_array_equal(image_from_layer(raw_layer).array, raw.labels.array)

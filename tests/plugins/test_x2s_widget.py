@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from napari_medswin import _widget, _x2s_widget
 from napari_medswin._layers import image_from_layer, image_to_layer_data
 from napari_medswin._quality import structure_quality, verdict_html
 from napari_medswin._reader import read_layers
@@ -68,19 +67,14 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    """Messages shown with show_error, by the widget or its worker."""
-    shown: list[str] = []
-    monkeypatch.setattr(_widget, "show_error", shown.append)
-    monkeypatch.setattr(_x2s_widget, "show_error", shown.append)
-    return shown
+def errors(notices):
+    """Error messages the viewer shows, from the widget or its worker."""
+    return notices.errors
 
 
 @pytest.fixture
-def warnings(monkeypatch):
-    shown: list[str] = []
-    monkeypatch.setattr(_x2s_widget, "show_warning", shown.append)
-    return shown
+def warnings(notices):
+    return notices.warnings
 
 
 @pytest.fixture
@@ -275,9 +269,7 @@ def test_correcting_a_mirrored_film_gives_the_prediction_of_the_right_film(
     assert "swapped" in widget._notes["ap"].value
 
 
-def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, monkeypatch, tiny):
-    infos: list[str] = []
-    monkeypatch.setattr(_widget, "show_info", infos.append)
+def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, notices, tiny):
     _use_checkpoint(widget, tiny["checkpoint"])
     _choose_files(widget, tiny["ap"], tiny["lateral"], qtbot)
     clicked = threading.Event()
@@ -297,7 +289,7 @@ def test_cancel_stops_the_run_without_a_result(widget, viewer, qtbot, errors, mo
     # no result layer; the films are read in parallel workers, so either may have been added first
     assert sorted(layer.name for layer in viewer.layers) == ["AP film", "lateral film"]
     assert widget._background.status.value == "cancelled"
-    assert infos == ["Swin-X2S prediction cancelled"] and errors == []
+    assert notices.infos == ["Swin-X2S prediction cancelled"] and errors == []
 
 
 def _spine() -> object:
