@@ -65,7 +65,7 @@ __all__ = [
     "compiled_folder",
     "cached_export",
     "export_entry",
-    "build_runner",
+    "runner_class",
 ]
 
 log = logging.getLogger(__name__)
@@ -369,26 +369,3 @@ def runner_class(runtime: str) -> type[Runner]:
     """The runner class the registry names for ``runtime`` (imported now)."""
     module, _, name = _spec(runtime).runner.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def build_runner(
-    network: Any,
-    card: ModelCard,
-    runtime: str,
-    *,
-    device_type: str,
-    precision: str,
-    batch_size: int,
-    threads: int | None = None,
-) -> Runner:
-    """The runner for ``runtime`` (already resolved by :func:`choose_runtime`; ``auto`` measures per
-    machine); the seconds spent exporting and compiling are in its :meth:`Runner.pop_timings`."""
-    if runtime == AUTO:
-        from medswin.inference.auto_runtime import AutoRunner
-
-        cls: type[Runner] = AutoRunner
-    else:
-        cls = runner_class(runtime)
-    return cls.create(
-        network, card, device_type=device_type, precision=precision, batch_size=batch_size, threads=threads
-    )

@@ -214,6 +214,27 @@ def choose_execution(
     return chosen_device, chosen_runtime, chosen_precision, choices
 
 
+def build_runner(
+    network: Any,
+    card: ModelCard,
+    runtime: str,
+    *,
+    device_type: str,
+    precision: str,
+    batch_size: int,
+    threads: int | None = None,
+) -> Any:
+    """The window runner for ``runtime`` as :func:`choose_execution` resolved it (``auto`` measures per
+    machine); the seconds spent exporting and compiling are in its ``pop_timings()``."""
+    from medswin.inference.auto_runtime import AutoRunner
+    from medswin.inference.backends import runner_class
+
+    cls = AutoRunner if runtime == "auto" else runner_class(runtime)
+    return cls.create(
+        network, card, device_type=device_type, precision=precision, batch_size=batch_size, threads=threads
+    )
+
+
 #: share of a GPU's free memory the volume and stitching buffers may take (the rest: network activations).
 GPU_VOLUME_SHARE = 0.5
 
@@ -319,7 +340,6 @@ class Predictor:
         threads: int | None = None,
         runtime: str | None = None,
     ) -> None:
-        from medswin.inference.backends import build_runner
 
         if mode not in (None, "gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")

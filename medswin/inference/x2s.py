@@ -109,8 +109,7 @@ class X2SPredictor:
         save_probabilities: bool = False,
         runtime: str | None = None,
     ) -> None:
-        from medswin.inference.backends import build_runner
-        from medswin.inference.predictor import choose_execution, resolve_network
+        from medswin.inference.predictor import build_runner, choose_execution, resolve_network
 
         self.device, self.runtime, precision, self.choices = choose_execution(device, precision, runtime)
         network, self.card = resolve_network(model, card, str(self.device))
