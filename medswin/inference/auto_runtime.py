@@ -11,12 +11,17 @@ The rule, per case (the predictor calls :meth:`AutoRunner.plan` with the case's 
 1. A calibration measured on this machine for this export (``calibration.json`` beside the exported
    network, keyed by CPU model, torch threads and precision) decides at once: the faster one runs
    every call. So later cases, and later processes, run at the faster runtime's speed.
-2. Otherwise the case's first call runs in torch and is timed (``t``). When the remaining calls would
-   save more than the export costs, ``(calls - 1) * t * PRIOR_SAVING > EXPORT_FIXED_SECONDS +
-   EXPORT_WINDOWS * t``, the network is exported and compiled, the *same* first call runs again in
-   the candidate and is timed, both times become the calibration, and the faster one runs the case.
+2. Otherwise the case's first call runs in torch and is timed (``t``). When the remaining calls, plus
+   what earlier cases of this process ran in torch (*forgone*), would save more than the export
+   costs, ``(forgone + (calls - 1) * t) * PRIOR_SAVING > EXPORT_FIXED_SECONDS + EXPORT_WINDOWS * t``,
+   the network is exported and compiled, the *same* first call runs again in the candidate and
+   is timed, both times become the calibration, and the faster one runs the case.
    A case never mixes runtimes: when the candidate wins, the first call's torch output is dropped.
-3. Otherwise the case runs in torch, and the next case decides again.
+3. Otherwise the case runs in torch, its torch seconds join *forgone*, and the next case decides again.
+
+Step 2 is the rent-or-buy rule: a first case is exported only if it alone repays the export, so it
+is not slower than torch; a batch of small cases exports once the time it could have saved reaches
+the export's cost, so the whole run takes at most about twice what the best choice in hindsight would.
 
 The constants come from the measurements above: ``PRIOR_SAVING`` is the smallest saving measured
 (AVX2, 0.71x), and ``10 s + 10 windows`` bounds both exports (fs48: 77 s for 6.8 s windows; demo:
@@ -129,6 +134,7 @@ class AutoRunner(Runner):
         self.calls = 0  # of the case being planned
         self.pending = False  # the next call decides
         self.torch_seconds: float | None = None
+        self.forgone = 0.0  # torch seconds of earlier cases of this process that the candidate might have cut
         calibration = read_calibration(self.entry, self.fingerprint) if self.network_file.is_file() else None
         if calibration and {"torch", candidate} <= set(calibration):
             self._adopt(calibration, "calibrated earlier on this machine")
@@ -191,13 +197,14 @@ class AutoRunner(Runner):
         start = time.perf_counter()
         out = self.torch(*inputs)
         self.torch_seconds = time.perf_counter() - start
-        saving = (self.calls - 1) * self.torch_seconds * PRIOR_SAVING
+        saving = (self.forgone + (self.calls - 1) * self.torch_seconds) * PRIOR_SAVING
         cost = EXPORT_FIXED_SECONDS + EXPORT_WINDOWS * self.torch_seconds
         if saving <= cost:
             self.why = (
-                f"auto: torch; this case's {self.calls} network calls would save about {saving:.0f} s in "
-                f"{self.candidate}, less than exporting to it costs (about {cost:.0f} s)"
+                f"auto: torch; this case's {self.calls} network calls (and earlier cases') would save about "
+                f"{saving:.0f} s in {self.candidate}, less than exporting to it costs (about {cost:.0f} s)"
             )
+            self.forgone += self.calls * self.torch_seconds
             return out
         log.info(
             "auto runtime: exporting to %s (%d network calls of %.1f s in torch), then measuring it",

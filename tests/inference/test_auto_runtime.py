@@ -59,7 +59,26 @@ def test_a_case_that_cannot_repay_the_export_runs_torch_and_says_why(home: Path)
     assert result.runtime["name"] == "torch"
     why = result.runtime["choices"]["runtime"]["why"]
     assert why.startswith("auto: torch;") and f"{result.windows} network calls" in why
+    assert predictor.runner.forgone > 0  # remembered for the next case (rent or buy)
     assert "export" not in result.timings and not _exports()  # nothing exported
+
+
+def test_small_cases_export_once_what_they_could_have_saved_reaches_the_export_cost(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rent or buy: no small case repays the export alone, but a run of them does."""
+    predictor = Predictor(ConvNet(), card=_card(), device="cpu")
+    image = _image()
+    first = predictor.predict(image)
+    assert first.runtime["name"] == "torch" and not _exports()
+    forgone = predictor.runner.forgone
+    assert forgone > 0  # the first case's torch seconds
+    # an export costing exactly what the first case could have saved: the next case tips the balance
+    monkeypatch.setattr(auto_runtime, "EXPORT_FIXED_SECONDS", forgone * auto_runtime.PRIOR_SAVING)
+    monkeypatch.setattr(auto_runtime, "EXPORT_WINDOWS", 0.0)
+    second = predictor.predict(image)
+    assert len(_exports()) == 1 and "measured now" in second.runtime["choices"]["runtime"]["why"]
+    np.testing.assert_array_equal(second.labels.array, first.labels.array)
 
 
 def test_a_case_that_repays_it_exports_measures_and_keeps_the_faster(
