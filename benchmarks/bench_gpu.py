@@ -109,17 +109,6 @@ def use_wheels(folder: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------------- flows
-def bench_card(feature_size: int, roi: list[int]) -> Any:
-    from medswin.models import preset_card
-
-    card = preset_card("swin_unetr_btcv")
-    return card.replace(
-        id=f"bench_fs{feature_size}",
-        config={**card.config, "feature_size": feature_size, "legacy_merging": False},
-        roi_size=tuple(roi),
-    )
-
-
 def synchronize(device: str) -> None:
     import torch
 
@@ -184,6 +173,7 @@ def monai_flow(image: Any, card: Any, network: Any, device: str, buffer_device: 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
+    from bench_runtimes import bench_card  # the same network as the CPU benchmark
 
     from medswin.data.phantom import make_ct_phantom
     from medswin.inference import Predictor
@@ -269,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.wheels:
         use_wheels(args.wheels)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # medswin from this checkout
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parent)]  # bench_runtimes beside it, medswin from this checkout
     result = run_all(args)
     print_table(result, args)
     if args.json:
