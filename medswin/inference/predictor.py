@@ -292,6 +292,11 @@ class Predictor:
             threads=threads,
         )
 
+    @property
+    def input_settings(self) -> dict[str, Any]:
+        """How inputs are read beyond the image (:class:`~medswin.inference.contract.PredictorLike`): nothing."""
+        return {}
+
     def __repr__(self) -> str:
         return (
             f"Predictor(model {self.card.id!r}, device {self.device}, runtime {self.runtime}, precision {self.precision}, "
