@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medswin.errors import CancelledError, MedSwinError
+from medswin.errors import CancelledError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.qc.core import QualityReport
@@ -94,6 +94,7 @@ class X2SPredictor:
         save_probabilities: also return the class probabilities.
         runtime: ``"torch"``, ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (see
             :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
+        tune_allocator / threads: CPU runtime settings, as :class:`~medswin.inference.Predictor` takes them.
     """
 
     def __init__(
@@ -105,18 +106,26 @@ class X2SPredictor:
         precision: str = "auto",
         save_probabilities: bool = False,
         runtime: str = "torch",
+        tune_allocator: bool = True,
+        threads: int | None = None,
     ) -> None:
         from medswin.inference.backends import build_runner
-        from medswin.inference.predictor import choose_execution, resolve_network
+        from medswin.inference.predictor import load_for_inference
+        from medswin.tasks import BIPLANAR
 
-        self.device, self.runtime, precision, self.choices = choose_execution(device, precision, runtime)
-        network, self.card = resolve_network(model, card, str(self.device))
-        if self.card.radiographs is None:
-            raise MedSwinError(
-                f"model {self.card.id!r} ({self.card.architecture}) segments volumes, not radiograph pairs; "
-                "use medswin predict"
-            )
-        self.network = network.to(self.device).eval()
+        loaded = load_for_inference(
+            model,
+            card,
+            BIPLANAR,
+            device=device,
+            precision=precision,
+            runtime=runtime,
+            tune_allocator=tune_allocator,
+            threads=threads,
+        )
+        self.device, self.runtime, self.choices = loaded.device, loaded.runtime, loaded.choices
+        precision = loaded.precision
+        self.network, self.card = loaded.network, loaded.card
         self.precision = precision
         self.save_probabilities = bool(save_probabilities)
         self.runner, self._runtime_timings = build_runner(
@@ -126,6 +135,7 @@ class X2SPredictor:
             device_type=self.device.type,
             precision=precision,
             batch_size=1,
+            threads=threads,
         )
 
     def __repr__(self) -> str:

@@ -40,6 +40,7 @@ from medswin.distributed import DistContext, all_gather, barrier, setup_distribu
 from medswin.errors import CheckpointError, ManifestError, MedSwinError
 from medswin.metrics.overlap import structure_dice
 from medswin.models.card import ModelCard
+from medswin.tasks import TaskKind, task_for
 from medswin.training.config import Pipeline
 from medswin.training.state import STATE_JSON, TrainingState, load_training_state, save_training_state
 
@@ -123,6 +124,27 @@ def validate_cases(
         predicted = predictor.predict(image).labels.array[0]
         results.append((entry.case_id, structure_dice(predicted, reference.array[0], structures)))
     return results
+
+
+def validate_volume_cases(
+    network: Any,
+    card: ModelCard,
+    cases: Sequence[CaseEntry],
+    structures: Mapping[str, tuple[int, ...]],
+    settings: Mapping[str, Any],
+    **common: Any,
+) -> list[tuple[str, dict[str, float]]]:
+    """:func:`validate_cases` with the pipeline's ``validation`` section (:data:`medswin.tasks.VOLUME`)."""
+    return validate_cases(
+        network,
+        card,
+        cases,
+        structures,
+        overlap=settings["overlap"],
+        sw_batch_size=int(settings["sw_batch_size"]),
+        mode=settings["mode"],
+        **common,
+    )
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -311,7 +333,7 @@ class _TrainingData:
     val_cases: list[CaseEntry]
     card: ModelCard
     structures: dict[str, Any]
-    biplanar: bool  # Swin-X2S: two views in, a label volume out
+    task: TaskKind  # the model family: transforms, loss, validation
     dataset: Any
     sampler: Any
     loader: Any
@@ -325,8 +347,6 @@ def _training_data(
     from monai.data import CacheDataset, DataLoader, list_data_collate
     from monai.transforms import Compose
 
-    from medswin.training.data import build_train_transforms
-
     settings = pipeline.settings
     run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
     seed = int(run["seed"])
@@ -339,13 +359,8 @@ def _training_data(
     card = pipeline.base_card()
     structures = structure_names(card, data_settings["regions"])
     region_sets = list(structures.values()) if card.activation == "sigmoid" else None
-    biplanar = card.radiographs is not None
-    if biplanar:
-        from medswin.training.biplanar import build_biplanar_transforms
-
-        deterministic, random = build_biplanar_transforms(card, settings)
-    else:
-        deterministic, random = build_train_transforms(card, settings, region_sets)
+    task = task_for(card)
+    deterministic, random = task.train_transforms(card, settings, region_sets)
     torch.manual_seed(seed)
     with _medswin_errors():
         dataset = CacheDataset(
@@ -369,9 +384,7 @@ def _training_data(
         collate_fn=list_data_collate,
         generator=torch.Generator().manual_seed(seed),
     )
-    return _TrainingData(
-        datalist, train_cases, val_cases, card, structures, biplanar, dataset, sampler, loader
-    )
+    return _TrainingData(datalist, train_cases, val_cases, card, structures, task, dataset, sampler, loader)
 
 
 @dataclass
@@ -428,13 +441,7 @@ def _provenance(
     settings = pipeline.settings
     run, data_settings = settings["training"], settings["data"]
     opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
-    crop = settings["augmentation"]["crop"]
-    samples = (
-        f"an AP + lateral pair -> {list(data.card.roi_size)} labels, loss weight of the mutual KL "
-        f"{loss['mutual_weight']:g}"
-        if data.biplanar
-        else f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or data.card.roi_size)}"
-    )
+    samples = data.task.samples(data.card, settings)
     info = {
         **data.card.provenance,
         "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
@@ -512,7 +519,7 @@ def _train(
 
     from medswin.inference.runtime import autocast
     from medswin.models.checkpoints import save_checkpoint
-    from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
+    from medswin.training.objectives import build_optimizer, build_scheduler
 
     settings = pipeline.settings
     run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
@@ -550,19 +557,10 @@ def _train(
         base_lr=float(settings["optimizer"]["lr"]),
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loss_fn = build_loss(settings["loss"], card)
+    step_loss = data.task.loss(settings, card)
 
     def batch_loss(batch: Mapping[str, Any]) -> Any:
-        if data.biplanar:
-            from medswin.training.biplanar import biplanar_loss
-
-            mutual = float(settings["loss"]["mutual_weight"])
-            return biplanar_loss(network, batch, ctx.device, autocast(precision, ctx.device.type), mutual)
-        x = batch["image"].to(ctx.device, non_blocking=True)
-        y = batch["label"].to(ctx.device, non_blocking=True)
-        with autocast(precision, ctx.device.type):
-            logits = network(x)
-        return loss_fn(logits.float(), y)
+        return step_loss(network, batch, ctx.device, autocast(precision, ctx.device.type))
 
     def validate(shard: Sequence[CaseEntry], precision_used: str) -> list[tuple[str, dict[str, float]]]:
         common = {
@@ -570,20 +568,7 @@ def _train(
             "device": ctx.device,
             "precision": precision_used,
         }
-        if data.biplanar:
-            from medswin.training.biplanar import validate_biplanar_cases
-
-            return validate_biplanar_cases(model, card, shard, structures, **common)
-        return validate_cases(
-            model,
-            card,
-            shard,
-            structures,
-            overlap=val_settings["overlap"],
-            sw_batch_size=int(val_settings["sw_batch_size"]),
-            mode=val_settings["mode"],
-            **common,
-        )
+        return data.task.validate(model, card, shard, structures, val_settings, **common)
 
     progress = _restore(output, pipeline, model, optimizer, scheduler, scaler) if resume else _Progress()
     start_epoch = progress.epoch
