@@ -34,7 +34,6 @@ def test_every_shipped_card_belongs_to_exactly_one_family() -> None:
     assert {task_for(preset_card(card_id)).name for card_id in families} == {"volume", "biplanar"}
 
 
-@pytest.mark.slow  # a forward pass of each family's network: ~12 s each on 2 shared cores
 @pytest.mark.parametrize("card", _tiny_cards(), ids=lambda card: card.id)
 def test_the_exported_tensors_are_what_the_network_takes_and_gives(card: ModelCard) -> None:
     inputs, outputs = network_io(card, batch_size=1)
