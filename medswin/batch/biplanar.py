@@ -13,11 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medswin.batch.cases import Case
 from medswin.errors import ImageReadError
 from medswin.io.image import Image
+
+if TYPE_CHECKING:
+    from medswin.models.card import ModelCard
+    from medswin.transforms.postprocess import Postprocess
 
 __all__ = ["RadiographPair", "read_radiograph_pair", "BiplanarBatchPredictor"]
 
@@ -49,7 +53,8 @@ def read_radiograph_pair(
 
 
 class BiplanarBatchPredictor:
-    """An :class:`~medswin.inference.x2s.X2SPredictor` seen as the batch runner sees a Predictor.
+    """An :class:`~medswin.inference.x2s.X2SPredictor` as the batch runner sees a predictor
+    (:class:`~medswin.inference.contract.PredictorLike`).
 
     Args:
         predictor: the X-ray predictor.
@@ -68,8 +73,14 @@ class BiplanarBatchPredictor:
         self.orientations = orientations
         self.pixel_spacing = pixel_spacing
 
+    #: one window on the model grid, no mirror TTA, no clean-up: recorded as ``None``
+    overlap: float | None = None
+    mode: str | None = None
+    tta: bool | None = None
+    postprocess: Postprocess | None = None
+
     @property
-    def card(self) -> Any:
+    def card(self) -> ModelCard:
         return self.predictor.card
 
     @property

@@ -35,13 +35,16 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medswin.errors import ImageWriteError, MedSwinError
 from medswin.io.image import Image
 from medswin.io.outputs import WRITERS, LabelSet
+
+if TYPE_CHECKING:
+    from medswin.inference.contract import PredictorLike
 
 __all__ = [
     "EXTRA_OUTPUTS",
@@ -217,30 +220,26 @@ def mark_running(output_dir: Path, case_id: str, targets: Sequence[Path]) -> Non
     running_marker(output_dir, case_id).write_text(json.dumps([p.name for p in targets]), encoding="utf-8")
 
 
-def prediction_settings(predictor: Any) -> dict[str, Any]:
+def prediction_settings(predictor: PredictorLike) -> dict[str, Any]:
     """The settings of ``predictor`` that change what it writes (model, precision, overlap, TTA,
     window blending, runtime, post-processing), as JSON values, for the case record."""
-    post = getattr(predictor, "postprocess", None)
+    post = predictor.postprocess
     settings = {
         "model": predictor.card.id,
-        "precision": getattr(predictor, "precision", None),
-        "overlap": getattr(predictor, "overlap", None),
-        "tta": getattr(predictor, "tta", None),
-        "mode": getattr(predictor, "mode", None),
+        "precision": predictor.precision,
+        "overlap": predictor.overlap,
+        "tta": predictor.tta,
+        "mode": predictor.mode,
         # recorded only when it is not the default, so older records need no redo
-        **(
-            {"resample": predictor.card.resample}
-            if getattr(predictor.card, "resample", "labels") != "labels"
-            else {}
-        ),
         # what ran the windows (runtimes differ at near-ties); ``auto`` chooses per machine, so it is
         # recorded only when a runtime was asked for (records of auto and of older runs then agree)
-        **({"runtime": predictor.runtime} if getattr(predictor, "runtime", "auto") != "auto" else {}),
-        "labels_subset": getattr(post, "keep_labels", None),
-        "keep_largest": getattr(post, "keep_largest", None),
-        "min_size_mm3": getattr(post, "min_size_mm3", None),
-        "remap": {str(k): v for k, v in sorted(getattr(post, "remap", {}).items())},
-        **getattr(predictor, "input_settings", {}),  # how a predictor reads its inputs (X-ray views)
+        **({"runtime": predictor.runtime} if predictor.runtime != "auto" else {}),
+        **({"resample": predictor.card.resample} if predictor.card.resample != "labels" else {}),
+        "labels_subset": None if post is None else post.keep_labels,
+        "keep_largest": None if post is None else post.keep_largest,
+        "min_size_mm3": None if post is None else post.min_size_mm3,
+        "remap": {str(k): v for k, v in sorted((post.remap if post is not None else {}).items())},
+        **predictor.input_settings,  # how a predictor reads its inputs (X-ray views)
     }
     return json.loads(json.dumps(settings))  # tuples -> lists, as a record read back holds them
 

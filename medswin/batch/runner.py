@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from medswin.batch.case_names import hide_sources
 from medswin.batch.cases import Case, case_scratch, read_case
@@ -67,9 +67,13 @@ from medswin.batch.outputs import (
 )
 from medswin.errors import MedSwinError
 from medswin.files import is_temp_name, write_failure
+from medswin.inference.contract import PredictorLike, missing_members
 from medswin.io.deidentify import REVISION as DEIDENTIFY_REVISION
 from medswin.io.outputs import WRITERS
 from medswin.qc.core import QualityReport
+
+if TYPE_CHECKING:
+    from medswin.inference.predictor import Prediction
 
 __all__ = [
     "BatchOptions",
@@ -451,7 +455,7 @@ def _deliver(outcome: CaseOutcome, output_dir: Path, node: Any, formats: Sequenc
 
 
 def run_batch(
-    predictor: Any,
+    predictor: PredictorLike,
     cases: Sequence[Case],
     output_dir: str | Path,
     options: BatchOptions | None = None,
@@ -464,8 +468,8 @@ def run_batch(
     """Predict this shard's cases into ``output_dir``; see the module docstring for the guarantees.
 
     Args:
-        predictor: a :class:`~medswin.inference.Predictor`, or anything with its ``card`` and
-            ``predict(source, progress=, cancel=)`` (e.g. :class:`~medswin.batch.biplanar.BiplanarBatchPredictor`).
+        predictor: anything :class:`~medswin.inference.contract.PredictorLike`: a
+            :class:`~medswin.inference.Predictor` or a :class:`~medswin.batch.biplanar.BiplanarBatchPredictor`.
         cases: every case of the batch (this function takes the shard's part).
         output_dir: created if missing.
         options: formats, overwrite, preview, jobs, shard.
@@ -476,11 +480,17 @@ def run_batch(
             takes it (``allow_gaps``, ``scratch``): e.g. :func:`~medswin.batch.biplanar.read_radiograph_pair`.
 
     Raises:
+        TypeError: before any case, when ``predictor`` lacks a member of the contract (named).
         MedSwinError: before any case, when the output folder holds inputs, is in use by another
             run or cannot be written.
         KeyboardInterrupt / SystemExit (e.g. SIGTERM turned into one by the CLI): after removing
             the interrupted case's files and writing the summary of the cases that finished.
     """
+    missing = missing_members(predictor)
+    if missing:
+        raise TypeError(
+            f"run_batch needs a PredictorLike; {type(predictor).__name__} lacks {', '.join(missing)}"
+        )
     options = options or BatchOptions()
     output_dir = Path(output_dir)
     check_output_folder(output_dir, [path for case in cases for path in case.paths])
@@ -491,7 +501,7 @@ def run_batch(
 
 
 def _run_locked(
-    predictor: Any,
+    predictor: PredictorLike,
     cases: Sequence[Case],
     output_dir: Path,
     options: BatchOptions,
@@ -511,7 +521,7 @@ def _run_locked(
         settings["deidentify"] = DEIDENTIFY_REVISION
     wanted = [
         *options.formats,
-        *(["probabilities"] if getattr(predictor, "save_probabilities", False) else []),
+        *(["probabilities"] if predictor.save_probabilities else []),
         *(["preview"] if options.preview else []),
     ]
     summary = output_dir / options.summary_name
@@ -648,10 +658,10 @@ def _run_locked(
     return BatchResult(outcomes, summary)
 
 
-def _log_quality(case_id: str, prediction: Any) -> None:
+def _log_quality(case_id: str, prediction: Prediction) -> None:
     """Say a case's QC verdict when it is not ok (recorded in its ``qc`` block either way)."""
-    quality = getattr(prediction, "quality", None)
-    if isinstance(quality, QualityReport) and quality.verdict != "ok":
+    quality = prediction.quality
+    if quality.verdict != "ok":
         log.warning("case %s: QC %s: %s", case_id, quality.verdict, quality.reason)
 
 

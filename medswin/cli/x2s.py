@@ -95,6 +95,7 @@ def _add_predict(commands: Any) -> None:
         help="detector pixel size in mm (one value for both views, or AP then lateral); needed for PNG/JPEG",
     )
     add_execution_options(parser)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(run=run_predict)
 
@@ -127,6 +128,7 @@ def run_predict(args: argparse.Namespace) -> int:
         precision=args.precision,
         save_probabilities=bool(args.probabilities),
         runtime=args.runtime,
+        threads=args.threads,
     )
     options = {"orientations": (args.ap_orientation, args.lateral_orientation), "pixel_spacing": spacings}
     if args.datalist is not None:

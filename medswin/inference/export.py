@@ -110,22 +110,16 @@ def network_io(
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
     """``(inputs, outputs)``: name -> shape of the network's tensors for ``batch_size`` windows.
 
-    A volume model takes ``image`` ``(B, C, *roi)`` and gives ``logits`` ``(B, K, *roi)``; a Swin-X2S
-    model takes the two views ``ap`` ``(B, 1, X, Z)`` and ``lateral`` ``(B, 1, Y, Z)`` and gives the
-    per-view volume logits ``logits_ap`` and ``logits_lateral`` ``(B, K, X, Y, Z)``.
+    The model's family says (:attr:`medswin.tasks.TaskKind.network_io`): a volume model takes ``image``
+    ``(B, C, *roi)`` and gives ``logits`` ``(B, K, *roi)``; a Swin-X2S model takes the two views ``ap``
+    ``(B, 1, X, Z)`` and ``lateral`` ``(B, 1, Y, Z)`` and gives the per-view volume logits ``logits_ap``
+    and ``logits_lateral`` ``(B, K, X, Y, Z)``.
     """
+    from medswin.tasks import task_for
+
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    roi = tuple(int(r) for r in card.roi_size)
-    classes = card.num_classes
-    if card.radiographs is not None:
-        x, y, z = roi
-        volume = (batch_size, classes, x, y, z)
-        return (
-            {"ap": (batch_size, 1, x, z), "lateral": (batch_size, 1, y, z)},
-            {"logits_ap": volume, "logits_lateral": volume},
-        )
-    return {"image": (batch_size, len(card.channels), *roi)}, {"logits": (batch_size, classes, *roi)}
+    return task_for(card).network_io(card, batch_size)
 
 
 def weights_sha256(network: Any) -> str:

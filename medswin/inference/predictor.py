@@ -60,6 +60,7 @@ from medswin.models.card import ModelCard
 from medswin.models.inputs import ModelInputError
 from medswin.qc.confidence import AgreementGatherer, ConfidenceGatherer
 from medswin.qc.core import Check, QualityReport
+from medswin.tasks import VOLUME, TaskKind, require_task
 from medswin.transforms.postprocess import (
     Postprocess,
     label_numpy_dtype,
@@ -69,7 +70,16 @@ from medswin.transforms.postprocess import (
 )
 from medswin.transforms.preprocessing import preprocess, to_input_grid
 
-__all__ = ["PRECISIONS", "Prediction", "Predictor", "ProgressCallback", "inference_device", "resolve_network"]
+__all__ = [
+    "PRECISIONS",
+    "LoadedModel",
+    "Prediction",
+    "Predictor",
+    "ProgressCallback",
+    "inference_device",
+    "load_for_inference",
+    "resolve_network",
+]
 
 log = logging.getLogger(__name__)
 
@@ -345,15 +355,19 @@ class Predictor:
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
         if sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
-        self.device, self.runtime, precision, self.choices = choose_execution(
-            device, precision, runtime, tune_allocator=tune_allocator, threads=threads
+        loaded = load_for_inference(
+            model,
+            card,
+            VOLUME,
+            device=device,
+            precision=precision,
+            runtime=runtime,
+            tune_allocator=tune_allocator,
+            threads=threads,
         )
-        network, self.card = resolve_network(model, card, str(self.device))
-        if self.card.radiographs is not None:
-            raise MedSwinError(
-                f"model {self.card.id!r} turns an AP and a lateral radiograph into a volume; run it with "
-                "medswin x2s predict --ap AP --lateral LAT (or medswin.inference.x2s.X2SPredictor)"
-            )
+        self.device, self.runtime, self.choices = loaded.device, loaded.runtime, loaded.choices
+        precision = loaded.precision
+        network, self.card = loaded.network, loaded.card
         check_window = getattr(network, "check_input", None)
         if check_window is not None:  # a card whose window the network cannot take fails here, not per case
             try:
@@ -362,7 +376,7 @@ class Predictor:
                 raise ModelInputError(
                     f"model {self.card.id!r}: its card's roi_size does not fit ({error})"
                 ) from None
-        self.network = network.to(self.device).eval()
+        self.network = network
         self.precision = precision
         self.overlap = float(self.card.overlap if overlap is None else overlap)
         if not 0 <= self.overlap < 1:
@@ -383,6 +397,11 @@ class Predictor:
             batch_size=self.sw_batch_size,
             threads=threads,
         )
+
+    @property
+    def input_settings(self) -> dict[str, Any]:
+        """How inputs are read beyond the image (:class:`~medswin.inference.contract.PredictorLike`): nothing."""
+        return {}
 
     def __repr__(self) -> str:
         return (
@@ -615,3 +634,55 @@ class Predictor:
             log.exception("quality checks failed on %s", image.meta.get("path", "<in memory>"))
             reason = f"The quality checks could not run ({type(error).__name__}: {error}); review this case by eye."
             return QualityReport((Check("qc", "warn", None, None, reason),))
+
+
+# ------------------------------------------------------------------------------ one loader
+# Predictor and X2SPredictor both load through load_for_inference, so a CPU runtime setting
+# (threads, the allocator) added for one family reaches the other instead of being lost on the way
+# (as threads once was for X-ray).
+@dataclass
+class LoadedModel:
+    """A network ready to predict with: on its device, in eval mode, with what was chosen and why."""
+
+    network: Any
+    card: ModelCard
+    device: Any  # torch.device
+    runtime: str
+    precision: str
+    choices: dict[str, dict[str, str]]
+
+
+def load_for_inference(
+    model: Any,
+    card: ModelCard | None,
+    task: TaskKind,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    runtime: str | None = None,
+    tune_allocator: bool = True,
+    threads: int | None = None,
+) -> LoadedModel:
+    """Resolve device, precision and runtime (configuring the CPU runtime), load the network and its
+    card, and refuse a model of another family than ``task``.
+
+    Args:
+        model, card: as :class:`~medswin.inference.Predictor` takes them (a module and its card, a
+            checkpoint path, a preset id or a :class:`~medswin.models.card.ModelCard`).
+        task: the family the calling predictor runs (:data:`medswin.tasks.VOLUME` ...).
+        device, precision, runtime: ``"auto"`` or a choice, see
+            :func:`~medswin.inference.predictor.choose_execution`.
+        tune_allocator / threads: CPU runtime settings, see
+            :func:`medswin.inference.runtime.configure_cpu_runtime`.
+
+    Raises:
+        MedSwinError: the model is of another family (the message says how to run it).
+    """
+    chosen_device, chosen_runtime, chosen_precision, choices = choose_execution(
+        device, precision, runtime, tune_allocator=tune_allocator, threads=threads
+    )
+    network, resolved = resolve_network(model, card, str(chosen_device))
+    require_task(resolved, task)
+    return LoadedModel(
+        network.to(chosen_device).eval(), resolved, chosen_device, chosen_runtime, chosen_precision, choices
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medswin.errors import CancelledError, MedSwinError
+from medswin.errors import CancelledError
 from medswin.io.image import Image
 from medswin.models.card import ModelCard
 from medswin.qc.core import QualityReport
@@ -95,8 +95,9 @@ class X2SPredictor:
         runtime: ``None`` (default: ``$MEDSWIN_RUNTIME``, else ``"auto"``), ``"auto"``, ``"torch"``,
             ``"openvino"`` or ``"onnxruntime"`` (see
             :class:`~medswin.inference.Predictor`); the two-view network is exported once and cached.
-            One network call per pair never repays an export, so ``auto`` runs torch unless this
-            machine's calibration says otherwise.
+            One network call per pair rarely repays an export, so ``auto`` runs torch until this
+            machine's calibration, or a long run of pairs, says otherwise.
+        tune_allocator / threads: CPU runtime settings, as :class:`~medswin.inference.Predictor` takes them.
     """
 
     def __init__(
@@ -108,17 +109,25 @@ class X2SPredictor:
         precision: str = "auto",
         save_probabilities: bool = False,
         runtime: str | None = None,
+        tune_allocator: bool = True,
+        threads: int | None = None,
     ) -> None:
-        from medswin.inference.predictor import build_runner, choose_execution, resolve_network
+        from medswin.inference.predictor import build_runner, load_for_inference
+        from medswin.tasks import BIPLANAR
 
-        self.device, self.runtime, precision, self.choices = choose_execution(device, precision, runtime)
-        network, self.card = resolve_network(model, card, str(self.device))
-        if self.card.radiographs is None:
-            raise MedSwinError(
-                f"model {self.card.id!r} ({self.card.architecture}) segments volumes, not radiograph pairs; "
-                "use medswin predict"
-            )
-        self.network = network.to(self.device).eval()
+        loaded = load_for_inference(
+            model,
+            card,
+            BIPLANAR,
+            device=device,
+            precision=precision,
+            runtime=runtime,
+            tune_allocator=tune_allocator,
+            threads=threads,
+        )
+        self.device, self.runtime, self.choices = loaded.device, loaded.runtime, loaded.choices
+        precision = loaded.precision
+        self.network, self.card = loaded.network, loaded.card
         self.precision = precision
         self.save_probabilities = bool(save_probabilities)
         self.runner = build_runner(
@@ -128,6 +137,7 @@ class X2SPredictor:
             device_type=self.device.type,
             precision=precision,
             batch_size=1,
+            threads=threads,
         )
 
     def __repr__(self) -> str:

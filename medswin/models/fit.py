@@ -24,6 +24,7 @@ import numpy as np
 from medswin.io.image import Image
 from medswin.io.modality import hounsfield_profile, looks_like_hounsfield, modality_code
 from medswin.models.card import ModelCard
+from medswin.tasks import task_for
 
 __all__ = ["FitWarning", "check_fit", "COARSER_SPACING_FACTOR", "SMALLEST_WINDOW_FRACTION"]
 
@@ -181,7 +182,7 @@ def check_fit(image: Image, card: ModelCard) -> list[FitWarning]:
         warnings in the order channels, modality, intensity, spacing, field of view.
     """
     warnings: list[FitWarning] = []
-    if card.radiographs is None and image.num_channels != len(card.channels):
+    if task_for(card).image_channels and image.num_channels != len(card.channels):
         warnings.append(
             FitWarning(
                 "channels",

@@ -39,6 +39,7 @@ __all__ = [
     "check_biplanar_settings",
     "read_biplanar_case",
     "biplanar_loss",
+    "biplanar_step_loss",
     "validate_biplanar_cases",
 ]
 
@@ -155,8 +156,13 @@ def check_biplanar_settings(settings: Mapping[str, Any], source: str) -> None:
         )
 
 
-def build_biplanar_transforms(card: ModelCard, settings: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``(deterministic chain, random chain)`` for biplanar training cases."""
+def build_biplanar_transforms(
+    card: ModelCard, settings: Mapping[str, Any], regions: Sequence[tuple[int, ...]] | None = None
+) -> tuple[Any, Any]:
+    """``(deterministic chain, random chain)`` for biplanar training cases.
+
+    ``regions`` is for sigmoid volume cards; a biplanar pipeline has none (:func:`check_biplanar_settings`).
+    """
     from monai.transforms import Compose, EnsureTyped, RandScaleIntensityd, RandShiftIntensityd
 
     aug = settings["augmentation"]
@@ -195,17 +201,32 @@ def biplanar_loss(
     return swin_x2s_loss(out_ap.float(), out_lateral.float(), label, mutual_weight=mutual_weight)
 
 
+def biplanar_step_loss(settings: Mapping[str, Any], card: ModelCard) -> Any:
+    """The training loss of one batch of a biplanar model (:data:`medswin.tasks.BIPLANAR`):
+    ``step(network, batch, device, autocast)`` -> :func:`biplanar_loss` with the pipeline's mutual weight."""
+    mutual = float(settings["loss"]["mutual_weight"])
+
+    def step(network: Any, batch: Mapping[str, Any], device: Any, autocast: Any) -> Any:
+        return biplanar_loss(network, batch, device, autocast, mutual)
+
+    return step
+
+
 def validate_biplanar_cases(
     network: Any,
     card: ModelCard,
     cases: Sequence[CaseEntry],
     structures: Mapping[str, tuple[int, ...]],
+    settings: Mapping[str, Any] | None = None,
     *,
     label_remap: Mapping[int, int],
     device: Any = "cpu",
     precision: str = "fp32",
 ) -> list[tuple[str, dict[str, float]]]:
     """Predict each case with :class:`~medswin.inference.x2s.X2SPredictor` and score Dice per structure.
+
+    ``settings`` (the pipeline's validation section) has nothing for a single-window model: no
+    overlap, blending or window batch.
 
     Dice is without background (unlike the official validation) and 1 for a structure absent
     from both prediction and label.

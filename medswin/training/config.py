@@ -19,6 +19,7 @@ from typing import Any
 from medswin.data.manifest import validate_document
 from medswin.errors import ManifestError, MedSwinError
 from medswin.models.card import ModelCard, load_card, preset_card
+from medswin.tasks import task_for
 
 __all__ = ["DEFAULTS", "Pipeline", "load_pipeline", "parse_pipeline"]
 
@@ -197,10 +198,7 @@ def _cross_checks(pipeline: Pipeline, source: str) -> None:
         raise ManifestError(
             f"{source}: augmentation.crop.roi_size {roi} has {len(roi)} axes; the model is {card.spatial_dims}D"
         )
-    if card.radiographs is not None:
-        from medswin.training.biplanar import check_biplanar_settings
-
-        check_biplanar_settings(pipeline.settings, source)
+    task_for(card).check_pipeline(pipeline.settings, source)
     precision = pipeline.settings["training"]["precision"]
     if precision == "fp16" and pipeline.settings["training"]["device"] == "cpu":
         raise ManifestError(f"{source}: fp16 training needs a GPU; use precision bf16 (or fp32) on CPU")

@@ -18,7 +18,29 @@ from typing import Any
 
 from medswin.models.card import ModelCard
 
-__all__ = ["LRSchedule", "build_loss", "build_optimizer", "build_scheduler", "decay_groups"]
+__all__ = [
+    "LRSchedule",
+    "build_loss",
+    "build_optimizer",
+    "build_scheduler",
+    "decay_groups",
+    "volume_step_loss",
+]
+
+
+def volume_step_loss(settings: Mapping[str, Any], card: ModelCard) -> Any:
+    """The training loss of one batch of a volume model (:data:`medswin.tasks.VOLUME`):
+    ``step(network, batch, device, autocast)`` -> :func:`build_loss` of the crops' logits."""
+    loss_fn = build_loss(settings["loss"], card)
+
+    def step(network: Any, batch: Mapping[str, Any], device: Any, autocast: Any) -> Any:
+        x = batch["image"].to(device, non_blocking=True)
+        y = batch["label"].to(device, non_blocking=True)
+        with autocast:
+            logits = network(x)
+        return loss_fn(logits.float(), y)
+
+    return step
 
 
 def build_loss(settings: Mapping[str, Any], card: ModelCard) -> Any:

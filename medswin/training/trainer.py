@@ -40,6 +40,7 @@ from medswin.distributed import DistContext, all_gather, barrier, setup_distribu
 from medswin.errors import CheckpointError, ManifestError, MedSwinError
 from medswin.metrics.overlap import structure_dice
 from medswin.models.card import ModelCard
+from medswin.tasks import TaskKind, task_for
 from medswin.training.config import Pipeline
 from medswin.training.state import STATE_JSON, TrainingState, load_training_state, save_training_state
 
@@ -123,6 +124,27 @@ def validate_cases(
         predicted = predictor.predict(image).labels.array[0]
         results.append((entry.case_id, structure_dice(predicted, reference.array[0], structures)))
     return results
+
+
+def validate_volume_cases(
+    network: Any,
+    card: ModelCard,
+    cases: Sequence[CaseEntry],
+    structures: Mapping[str, tuple[int, ...]],
+    settings: Mapping[str, Any],
+    **common: Any,
+) -> list[tuple[str, dict[str, float]]]:
+    """:func:`validate_cases` with the pipeline's ``validation`` section (:data:`medswin.tasks.VOLUME`)."""
+    return validate_cases(
+        network,
+        card,
+        cases,
+        structures,
+        overlap=settings["overlap"],
+        sw_batch_size=int(settings["sw_batch_size"]),
+        mode=settings["mode"],
+        **common,
+    )
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -311,7 +333,7 @@ class _TrainingData:
     val_cases: list[CaseEntry]
     card: ModelCard
     structures: dict[str, Any]
-    biplanar: bool  # Swin-X2S: two views in, a label volume out
+    task: TaskKind  # the model family: transforms, loss, validation
     dataset: Any
     sampler: Any
     loader: Any
@@ -325,8 +347,6 @@ def _training_data(
     from monai.data import CacheDataset, DataLoader, list_data_collate
     from monai.transforms import Compose
 
-    from medswin.training.data import build_train_transforms
-
     settings = pipeline.settings
     run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
     seed = int(run["seed"])
@@ -339,13 +359,8 @@ def _training_data(
     card = pipeline.base_card()
     structures = structure_names(card, data_settings["regions"])
     region_sets = list(structures.values()) if card.activation == "sigmoid" else None
-    biplanar = card.radiographs is not None
-    if biplanar:
-        from medswin.training.biplanar import build_biplanar_transforms
-
-        deterministic, random = build_biplanar_transforms(card, settings)
-    else:
-        deterministic, random = build_train_transforms(card, settings, region_sets)
+    task = task_for(card)
+    deterministic, random = task.train_transforms(card, settings, region_sets)
     torch.manual_seed(seed)
     with _medswin_errors():
         dataset = CacheDataset(
@@ -369,9 +384,7 @@ def _training_data(
         collate_fn=list_data_collate,
         generator=torch.Generator().manual_seed(seed),
     )
-    return _TrainingData(
-        datalist, train_cases, val_cases, card, structures, biplanar, dataset, sampler, loader
-    )
+    return _TrainingData(datalist, train_cases, val_cases, card, structures, task, dataset, sampler, loader)
 
 
 @dataclass
@@ -428,13 +441,7 @@ def _provenance(
     settings = pipeline.settings
     run, data_settings = settings["training"], settings["data"]
     opt, sched, loss = settings["optimizer"], settings["scheduler"], settings["loss"]
-    crop = settings["augmentation"]["crop"]
-    samples = (
-        f"an AP + lateral pair -> {list(data.card.roi_size)} labels, loss weight of the mutual KL "
-        f"{loss['mutual_weight']:g}"
-        if data.biplanar
-        else f"{crop['num_samples']} crop(s) of {list(crop['roi_size'] or data.card.roi_size)}"
-    )
+    samples = data.task.samples(data.card, settings)
     info = {
         **data.card.provenance,
         "pipeline": f"{pipeline.name} ({pipeline.path.name if pipeline.path else 'in memory'}, sha256 {pipeline.text_sha256[:12]})",
@@ -498,6 +505,35 @@ def _optimise(
     return losses
 
 
+@dataclass
+class _Run:
+    """Everything an epoch needs, built once by :func:`_set_up` (on every rank)."""
+
+    pipeline: Pipeline
+    output: Path
+    ctx: DistContext
+    data: _TrainingData
+    precision: str
+    model: Any  # the module whose weights are saved
+    network: Any  # what is trained: the model, or its DistributedDataParallel wrapper
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    step_loss: Any  # task.loss: the loss of one batch
+    progress: _Progress
+    init_note: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+    @property
+    def run_settings(self) -> Mapping[str, Any]:
+        return self.pipeline.settings["training"]
+
+    @property
+    def total_epochs(self) -> int:
+        return int(self.run_settings["epochs"])
+
+
 def _train(
     pipeline: Pipeline,
     output: Path,
@@ -508,29 +544,162 @@ def _train(
     resume: bool,
     init_override: str | Path | None,
 ) -> TrainResult:
-    import torch
+    """Set up, then per epoch: train, validate when due, save; the result once every epoch ran."""
+    run = _set_up(pipeline, output, ctx, data_root, datalist_path, resume, init_override)
+    progress = run.progress
+    start_epoch = progress.epoch
+    last_scores: dict[str, float] = dict(progress.best_scores)
+    with _tensorboard(output, ctx.main) as board:
+        for epoch in range(start_epoch + 1, run.total_epochs + 1):
+            tick = time.perf_counter()
+            row, mean_loss = _train_epoch(run, epoch)
+            validated = bool(run.data.val_cases) and (
+                epoch % int(run.run_settings["val_every"]) == 0 or epoch == run.total_epochs
+            )
+            improved = False
+            if validated:
+                last_scores = _validate_epoch(run, epoch)
+                score = float(np.mean(list(last_scores.values())))
+                row["val_dice_mean"] = f"{score:.6f}"
+                row.update({_column(n): f"{v:.6f}" for n, v in last_scores.items()})
+                improved = progress.best_metric is None or score > progress.best_metric
+                if improved:
+                    progress.best_metric, progress.best_epoch = score, epoch
+                    progress.best_scores = dict(last_scores)
+            elif not run.data.val_cases:
+                improved = True  # without validation the latest epoch is the one kept
+                progress.best_epoch = epoch
+            row["epoch_seconds"] = f"{time.perf_counter() - tick:.2f}"
+            run.rows.append(row)
+            log.info(
+                "epoch %d/%d: loss %.4f, lr %.3g, %s s",
+                epoch,
+                run.total_epochs,
+                mean_loss,
+                run.optimizer.param_groups[0]["lr"],
+                row["epoch_seconds"],
+            )
+            if ctx.main:
+                _save_epoch(run, epoch, improved, last_scores, validated)
+                if board is not None:
+                    board.add_scalar("train/loss", mean_loss, epoch)
+                    board.add_scalar("train/lr", run.optimizer.param_groups[0]["lr"], epoch)
+                    for name, value in last_scores.items() if validated else ():
+                        board.add_scalar(f"val/dice_{name}", value, epoch)
+            barrier(ctx)
+    best = output / BEST
+    return TrainResult(
+        output=output,
+        best_checkpoint=best if best.exists() or progress.best_epoch is not None else None,
+        last_checkpoint=output / LAST,
+        epochs=max(progress.epoch, start_epoch),
+        best_metric=progress.best_metric,
+        best_epoch=progress.best_epoch,
+        validation=progress.best_scores,
+        metrics_csv=output / METRICS_CSV,
+    )
 
-    from medswin.inference.runtime import autocast
-    from medswin.models.checkpoints import save_checkpoint
-    from medswin.training.objectives import build_loss, build_optimizer, build_scheduler
+
+def _set_up(
+    pipeline: Pipeline,
+    output: Path,
+    ctx: DistContext,
+    data_root: str | Path | None,
+    datalist_path: str | Path | None,
+    resume: bool,
+    init_override: str | Path | None,
+) -> _Run:
+    """Data, model, optimiser, schedule and loss; the state of a resumed run; ``pipeline.json`` (rank 0)."""
 
     settings = pipeline.settings
-    run, data_settings, val_settings = settings["training"], settings["data"], settings["validation"]
+    run = settings["training"]
     if ctx.device.type == "cpu":
         from medswin.inference.runtime import configure_cpu_runtime
 
         configure_cpu_runtime()
     precision = _precision(run["precision"], ctx.device)
-    total_epochs = int(run["epochs"])
-    seed = int(run["seed"])
     if not resume and (output / STATE_JSON).exists():
         raise MedSwinError(
             f"{output}: already holds a training run; pass --resume to continue it or choose another --output"
         )
     data = _training_data(pipeline, ctx, datalist_path, data_root)
-    card, structures, val_cases = data.card, data.structures, data.val_cases
+    card = data.card
 
-    # ---- model, optimiser, schedule
+    model, optimizer, scheduler, scaler, init_note = _model_and_optimiser(
+        pipeline, data, ctx, precision, resume, init_override
+    )
+    step_loss = data.task.loss(settings, card)
+
+    progress = _restore(output, pipeline, model, optimizer, scheduler, scaler) if resume else _Progress()
+    network = model
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        network = DistributedDataParallel(
+            model,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=bool(run["find_unused_parameters"]),
+        )
+
+    columns = [
+        "epoch",
+        "global_step",
+        "lr",
+        "train_loss",
+        "val_dice_mean",
+        *(_column(n) for n in data.structures),
+        "epoch_seconds",
+        "world_size",
+    ]
+    rows = _read_csv(output / METRICS_CSV, progress.epoch) if resume else []
+    if ctx.main:
+        output.mkdir(parents=True, exist_ok=True)
+        from medswin.data.manifest import write_json
+
+        write_json(
+            output / "pipeline.json",
+            {
+                "pipeline": str(pipeline.path or pipeline.name),
+                "sha256": pipeline.text_sha256,
+                "settings": settings,
+            },
+        )
+    barrier(ctx)
+    return _Run(
+        pipeline,
+        output,
+        ctx,
+        data,
+        precision,
+        model,
+        network,
+        optimizer,
+        scheduler,
+        scaler,
+        step_loss,
+        progress,
+        init_note,
+        columns,
+        rows,
+    )
+
+
+def _model_and_optimiser(
+    pipeline: Pipeline,
+    data: _TrainingData,
+    ctx: DistContext,
+    precision: str,
+    resume: bool,
+    init_override: str | Path | None,
+) -> tuple[Any, Any, Any, Any, str]:
+    """``(model, optimiser, schedule, gradient scaler or None, init note)``; a new run starts from
+    ``init_from`` when given (``init note`` says from what)."""
+    import torch
+
+    from medswin.training.objectives import build_optimizer, build_scheduler
+
+    settings, card = pipeline.settings, data.card
+    run = settings["training"]
     model = card.create_model(use_checkpoint=True) if run["gradient_checkpointing"] else card.create_model()
     init_note = ""
     init_spec = dict(settings["model"].get("init_from") or {})
@@ -546,174 +715,110 @@ def _train(
         settings["scheduler"],
         optimizer,
         steps_per_epoch=len(data.loader),
-        epochs=total_epochs,
+        epochs=int(run["epochs"]),
         base_lr=float(settings["optimizer"]["lr"]),
     )
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    loss_fn = build_loss(settings["loss"], card)
+    return model, optimizer, scheduler, scaler, init_note
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[dict[str, Any], float]:
+    """One pass over the training cases: ``(the epoch's metrics row so far, mean loss over every rank)``."""
+    from medswin.inference.runtime import autocast
+
+    ctx, data, seed = run.ctx, run.data, int(run.run_settings["seed"])
+    run.network.train()
+    if data.sampler is not None:
+        data.sampler.set_epoch(epoch)
+    data.dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
 
     def batch_loss(batch: Mapping[str, Any]) -> Any:
-        if data.biplanar:
-            from medswin.training.biplanar import biplanar_loss
+        return run.step_loss(run.network, batch, ctx.device, autocast(run.precision, ctx.device.type))
 
-            mutual = float(settings["loss"]["mutual_weight"])
-            return biplanar_loss(network, batch, ctx.device, autocast(precision, ctx.device.type), mutual)
-        x = batch["image"].to(ctx.device, non_blocking=True)
-        y = batch["label"].to(ctx.device, non_blocking=True)
-        with autocast(precision, ctx.device.type):
-            logits = network(x)
-        return loss_fn(logits.float(), y)
+    losses = _optimise(
+        run.model,
+        data.loader,
+        batch_loss,
+        run.optimizer,
+        run.scheduler,
+        run.scaler,
+        run.run_settings["max_grad_norm"],
+    )
+    run.progress.epoch = epoch
+    run.progress.global_step += len(losses)
+    mean_loss = float(np.mean([v for part in all_gather(losses, ctx) for v in part]))
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "global_step": run.progress.global_step,
+        "lr": f"{run.optimizer.param_groups[0]['lr']:.6g}",
+        "train_loss": f"{mean_loss:.6f}",
+        "world_size": ctx.world,
+    }
+    return row, mean_loss
 
-    def validate(shard: Sequence[CaseEntry], precision_used: str) -> list[tuple[str, dict[str, float]]]:
-        common = {
-            "label_remap": data_settings["label_remap"],
-            "device": ctx.device,
-            "precision": precision_used,
-        }
-        if data.biplanar:
-            from medswin.training.biplanar import validate_biplanar_cases
 
-            return validate_biplanar_cases(model, card, shard, structures, **common)
-        return validate_cases(
-            model,
-            card,
-            shard,
-            structures,
-            overlap=val_settings["overlap"],
-            sw_batch_size=int(val_settings["sw_batch_size"]),
-            mode=val_settings["mode"],
-            **common,
-        )
+def _validate_epoch(run: _Run, epoch: int) -> dict[str, float]:
+    """Predict this rank's share of the validation cases as users would; mean Dice per structure, all ranks."""
+    ctx, data = run.ctx, run.data
+    settings = run.pipeline.settings
+    run.optimizer.zero_grad(set_to_none=True)  # free the gradients while predicting
+    shard = data.val_cases[ctx.rank :: ctx.world]
+    results = data.task.validate(
+        run.model,
+        data.card,
+        shard,
+        data.structures,
+        settings["validation"],
+        label_remap=settings["data"]["label_remap"],
+        device=ctx.device,
+        precision="bf16" if run.precision == "bf16" else "fp32",
+    )
+    run.network.train()
+    merged = [item for part in all_gather(results, ctx) for item in part]
+    scores = {name: float(np.mean([s[name] for _, s in merged])) for name in data.structures}
+    log.info("epoch %d validation: %s", epoch, _describe_scores(scores, len(merged)))
+    return scores
 
-    progress = _restore(output, pipeline, model, optimizer, scheduler, scaler) if resume else _Progress()
-    start_epoch = progress.epoch
-    network = model
-    if ctx.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        network = DistributedDataParallel(
-            model,
-            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=bool(run["find_unused_parameters"]),
-        )
+def _save_epoch(
+    run: _Run, epoch: int, improved: bool, last_scores: Mapping[str, float], validated: bool
+) -> None:
+    """Rank 0: ``best`` when improved; ``last`` and the resumable state when due; the metrics CSV.
 
-    # ---- bookkeeping
-    columns = [
-        "epoch",
-        "global_step",
-        "lr",
-        "train_loss",
-        "val_dice_mean",
-        *(_column(n) for n in structures),
-        "epoch_seconds",
-        "world_size",
-    ]
-    rows = _read_csv(output / METRICS_CSV, start_epoch) if resume else []
-    if ctx.main:
-        output.mkdir(parents=True, exist_ok=True)
-        from medswin.data.manifest import write_json
+    ``last_scores`` are the latest validation's (``validated``: this epoch's), recorded in ``last``.
+    """
+    from medswin.models.checkpoints import save_checkpoint
 
-        write_json(
-            output / "pipeline.json",
-            {
-                "pipeline": str(pipeline.path or pipeline.name),
-                "sha256": pipeline.text_sha256,
-                "settings": settings,
-            },
-        )
-    barrier(ctx)
+    progress, output = run.progress, run.output
 
     def save(path: Path, scores: Mapping[str, float], scored_epoch: int | None) -> None:
-        info = _provenance(pipeline, data, precision, ctx.world, progress, scores, scored_epoch, init_note)
-        save_checkpoint(model, card.replace(provenance=info), path)
+        info = _provenance(
+            run.pipeline,
+            run.data,
+            run.precision,
+            run.ctx.world,
+            progress,
+            scores,
+            scored_epoch,
+            run.init_note,
+        )
+        save_checkpoint(run.model, run.data.card.replace(provenance=info), path)
 
-    # ---- epochs
-    last_scores: dict[str, float] = dict(progress.best_scores)
-    with _tensorboard(output, ctx.main) as board:
-        for epoch in range(start_epoch + 1, total_epochs + 1):
-            tick = time.perf_counter()
-            network.train()
-            if data.sampler is not None:
-                data.sampler.set_epoch(epoch)
-            data.dataset.transform.set_random_state(seed=(seed + 7919 * epoch + 104729 * ctx.rank) % (2**32))
-            losses = _optimise(
-                model, data.loader, batch_loss, optimizer, scheduler, scaler, run["max_grad_norm"]
-            )
-            progress.epoch = epoch
-            progress.global_step += len(losses)
-            mean_loss = float(np.mean([v for part in all_gather(losses, ctx) for v in part]))
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "global_step": progress.global_step,
-                "lr": f"{optimizer.param_groups[0]['lr']:.6g}",
-                "train_loss": f"{mean_loss:.6f}",
-                "world_size": ctx.world,
-            }
-            validated = bool(val_cases) and (epoch % int(run["val_every"]) == 0 or epoch == total_epochs)
-            improved = False
-            if validated:
-                optimizer.zero_grad(set_to_none=True)  # free the gradients while predicting
-                shard = val_cases[ctx.rank :: ctx.world]
-                results = validate(shard, "bf16" if precision == "bf16" else "fp32")
-                network.train()
-                merged = [item for part in all_gather(results, ctx) for item in part]
-                last_scores = {
-                    name: float(np.mean([scores[name] for _, scores in merged])) for name in structures
-                }
-                score = float(np.mean(list(last_scores.values())))
-                row["val_dice_mean"] = f"{score:.6f}"
-                row.update({_column(n): f"{v:.6f}" for n, v in last_scores.items()})
-                improved = progress.best_metric is None or score > progress.best_metric
-                if improved:
-                    progress.best_metric, progress.best_epoch = score, epoch
-                    progress.best_scores = dict(last_scores)
-                log.info("epoch %d validation: %s", epoch, _describe_scores(last_scores, len(merged)))
-            elif not val_cases:
-                improved = True  # without validation the latest epoch is the one kept
-                progress.best_epoch = epoch
-            row["epoch_seconds"] = f"{time.perf_counter() - tick:.2f}"
-            rows.append(row)
-            log.info(
-                "epoch %d/%d: loss %.4f, lr %.3g, %s s",
-                epoch,
-                total_epochs,
-                mean_loss,
-                optimizer.param_groups[0]["lr"],
-                row["epoch_seconds"],
-            )
-            if ctx.main:
-                if improved:
-                    save(output / BEST, progress.best_scores, progress.best_epoch)
-                if epoch % int(run["save_every"]) == 0 or epoch == total_epochs:
-                    save(output / LAST, last_scores, epoch if validated else None)
-                    save_training_state(
-                        output,
-                        TrainingState(
-                            epoch=epoch,
-                            global_step=progress.global_step,
-                            best_metric=progress.best_metric,
-                            best_epoch=progress.best_epoch,
-                            optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(),
-                            scaler=scaler.state_dict() if scaler is not None else {},
-                            pipeline_sha256=pipeline.text_sha256,
-                        ),
-                    )
-                _write_csv(output / METRICS_CSV, rows, columns)
-                if board is not None:
-                    board.add_scalar("train/loss", mean_loss, epoch)
-                    board.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
-                    for name, value in last_scores.items() if validated else ():
-                        board.add_scalar(f"val/dice_{name}", value, epoch)
-            barrier(ctx)
-    best = output / BEST
-    return TrainResult(
-        output=output,
-        best_checkpoint=best if best.exists() or progress.best_epoch is not None else None,
-        last_checkpoint=output / LAST,
-        epochs=max(progress.epoch, start_epoch),
-        best_metric=progress.best_metric,
-        best_epoch=progress.best_epoch,
-        validation=progress.best_scores,
-        metrics_csv=output / METRICS_CSV,
-    )
+    if improved:
+        save(output / BEST, progress.best_scores, progress.best_epoch)
+    if epoch % int(run.run_settings["save_every"]) == 0 or epoch == run.total_epochs:
+        save(output / LAST, last_scores, epoch if validated else None)
+        save_training_state(
+            output,
+            TrainingState(
+                epoch=epoch,
+                global_step=progress.global_step,
+                best_metric=progress.best_metric,
+                best_epoch=progress.best_epoch,
+                optimizer=run.optimizer.state_dict(),
+                scheduler=run.scheduler.state_dict(),
+                scaler=run.scaler.state_dict() if run.scaler is not None else {},
+                pipeline_sha256=run.pipeline.text_sha256,
+            ),
+        )
+    _write_csv(output / METRICS_CSV, run.rows, run.columns)

@@ -103,6 +103,29 @@ def test_volume_and_biplanar_predictors_refuse_each_others_models(network) -> No
         X2SPredictor(volume.create_model(), card=volume)
 
 
+def test_x2s_predict_takes_the_cpu_threads_as_medswin_predict_does(network, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One loader for both predictors: ``--threads`` reaches the X-ray predictor too."""
+    from medswin.cli.main import main
+
+    model = save_checkpoint(network, CARD, tmp_path / "tiny.safetensors")
+    pair = phantom_pair(CARD, seed=1005)
+    ap = write_dx(tmp_path / "ap.dcm", pair.ap.array[0], pair.ap.spacing[0], orientation=("L", "F"))
+    lateral = write_dx(
+        tmp_path / "ll.dcm", pair.lateral.array[0], pair.lateral.spacing[0], orientation=("P", "F")
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        argv = ["x2s", "predict", "--ap", str(ap), "--lateral", str(lateral), "-m", str(model)]
+        assert main([*argv, "-o", str(tmp_path / "o.nii.gz"), "--device", "cpu", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        X2SPredictor(network, card=CARD, device="cpu", threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert (tmp_path / "o.nii.gz").is_file()
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
