@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from medswin.inference.backends import Runner, TorchRunner, export_entry, runner_class
+from medswin.inference.backends import Runner, RunnerSettings, TorchRunner, export_entry, runner_class
 from medswin.inference.runtime import RUNTIME_REGISTRY
 from medswin.models.card import ModelCard
 
@@ -110,25 +110,15 @@ class AutoRunner(Runner):
 
     name = "auto"
 
-    def __init__(
-        self,
-        network: Any,
-        card: ModelCard,
-        *,
-        precision: str,
-        batch_size: int,
-        threads: int | None,
-        candidate: str,
-    ) -> None:
-        super().__init__(precision)
+    def __init__(self, network: Any, card: ModelCard, settings: RunnerSettings, candidate: str) -> None:
+        super().__init__(settings.precision)
         self.network = network
         self.card = card
-        self.batch_size = batch_size
-        self.threads = threads
+        self.settings = settings
         self.candidate = candidate
-        self.torch = TorchRunner(network, precision, "cpu")
-        self.entry, self.network_file, _ = export_entry(network, card, candidate, batch_size)
-        self.fingerprint = machine_fingerprint(precision)
+        self.torch = TorchRunner(network, settings.precision, settings.device_type)
+        self.entry, self.network_file, _ = export_entry(network, card, candidate, settings.batch_size)
+        self.fingerprint = machine_fingerprint(settings.precision)
         self.active: Runner | None = None  # decided for good
         self.why = f"auto: torch until {candidate} is measured on this machine"
         self.calls = 0  # of the case being planned
@@ -140,35 +130,19 @@ class AutoRunner(Runner):
             self._adopt(calibration, "calibrated earlier on this machine")
 
     @classmethod
-    def create(
-        cls,
-        network: Any,
-        card: ModelCard,
-        *,
-        device_type: str,
-        precision: str,
-        batch_size: int,
-        threads: int | None,
-    ) -> AutoRunner:
+    def create(cls, network: Any, card: ModelCard, settings: RunnerSettings) -> AutoRunner:
         candidate = next(
             name
             for name, spec in RUNTIME_REGISTRY.items()
-            if spec.auto_candidate and device_type in spec.devices and precision in spec.precisions
+            if spec.auto_candidate
+            and settings.device_type in spec.devices
+            and settings.precision in spec.precisions
         )
-        return cls(
-            network, card, precision=precision, batch_size=batch_size, threads=threads, candidate=candidate
-        )
+        return cls(network, card, settings, candidate)
 
     # ------------------------------------------------------------------ deciding
     def _build_candidate(self) -> Runner:
-        return runner_class(self.candidate).create(
-            self.network,
-            self.card,
-            device_type="cpu",
-            precision=self.precision,
-            batch_size=self.batch_size,
-            threads=self.threads,
-        )
+        return runner_class(self.candidate).create(self.network, self.card, self.settings)
 
     def _adopt(self, seconds: dict[str, float], how: str) -> None:
         """Settle on the faster of torch and the candidate by ``seconds`` per call."""

@@ -30,6 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from medswin.models.card import ModelCard
 __all__ = [
     "WindowRunner",
     "Runner",
+    "RunnerSettings",
     "TorchRunner",
     "OpenVINORunner",
     "OnnxRuntimeRunner",
@@ -122,6 +124,16 @@ def check_precision(runtime: str, precision: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class RunnerSettings:
+    """What every runner is built with: where it runs, in which precision, windows per call, threads."""
+
+    device_type: str
+    precision: str
+    batch_size: int = 1
+    threads: int | None = None
+
+
 class Runner(abc.ABC):
     """A window runner: ``runner(*inputs)`` like the network, float32 torch tensors out.
 
@@ -138,16 +150,7 @@ class Runner(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def create(
-        cls,
-        network: Any,
-        card: ModelCard,
-        *,
-        device_type: str,
-        precision: str,
-        batch_size: int,
-        threads: int | None,
-    ) -> Runner:
+    def create(cls, network: Any, card: ModelCard, settings: RunnerSettings) -> Runner:
         """A ready runner for ``network`` (its build seconds in :attr:`timings`)."""
 
     @abc.abstractmethod
@@ -176,17 +179,8 @@ class TorchRunner(Runner):
         self.device_type = device_type
 
     @classmethod
-    def create(
-        cls,
-        network: Any,
-        card: ModelCard,
-        *,
-        device_type: str,
-        precision: str,
-        batch_size: int,
-        threads: int | None,
-    ) -> TorchRunner:
-        return cls(network, precision, device_type)
+    def create(cls, network: Any, card: ModelCard, settings: RunnerSettings) -> TorchRunner:
+        return cls(network, settings.precision, settings.device_type)
 
     def __call__(self, *inputs: Any) -> Any:
         with autocast(self.precision, self.device_type):
@@ -203,23 +197,14 @@ class _ExportedRunner(Runner):
         self.path = path
 
     @classmethod
-    def create(
-        cls,
-        network: Any,
-        card: ModelCard,
-        *,
-        device_type: str,
-        precision: str,
-        batch_size: int,
-        threads: int | None,
-    ) -> _ExportedRunner:
+    def create(cls, network: Any, card: ModelCard, settings: RunnerSettings) -> _ExportedRunner:
         """Export (or take from the cache) and compile; ``timings`` holds ``export`` and ``compile`` seconds."""
         # the package check comes first: no minute-long export for a runtime that cannot load it
         require_package(cls.name, f"--runtime {cls.name}")
-        check_precision(cls.name, precision)
-        path, export_seconds = cached_export(network, card, cls.name, batch_size)
+        check_precision(cls.name, settings.precision)
+        path, export_seconds = cached_export(network, card, cls.name, settings.batch_size)
         start = time.perf_counter()
-        runner = cls(path, batch_size, precision, threads)  # type: ignore[call-arg]
+        runner = cls(path, settings.batch_size, settings.precision, settings.threads)  # type: ignore[call-arg]
         runner.timings = {"export": export_seconds, "compile": time.perf_counter() - start}
         return runner
 

@@ -224,25 +224,15 @@ def choose_execution(
     return chosen_device, chosen_runtime, chosen_precision, choices
 
 
-def build_runner(
-    network: Any,
-    card: ModelCard,
-    runtime: str,
-    *,
-    device_type: str,
-    precision: str,
-    batch_size: int,
-    threads: int | None = None,
-) -> Any:
+def build_runner(network: Any, card: ModelCard, runtime: str, settings: Any) -> Any:
     """The window runner for ``runtime`` as :func:`choose_execution` resolved it (``auto`` measures per
-    machine); the seconds spent exporting and compiling are in its ``pop_timings()``."""
+    machine) with :class:`~medswin.inference.backends.RunnerSettings`; the seconds spent exporting
+    and compiling are in its ``pop_timings()``."""
     from medswin.inference.auto_runtime import AutoRunner
     from medswin.inference.backends import runner_class
 
     cls = AutoRunner if runtime == "auto" else runner_class(runtime)
-    return cls.create(
-        network, card, device_type=device_type, precision=precision, batch_size=batch_size, threads=threads
-    )
+    return cls.create(network, card, settings)
 
 
 #: share of a GPU's free memory the volume and stitching buffers may take (the rest: network activations).
@@ -350,6 +340,7 @@ class Predictor:
         threads: int | None = None,
         runtime: str | None = None,
     ) -> None:
+        from medswin.inference.backends import RunnerSettings
 
         if mode not in (None, "gaussian", "constant"):
             raise ValueError(f"mode must be 'gaussian' or 'constant', got {mode!r}")
@@ -392,10 +383,7 @@ class Predictor:
             self.network,
             self.card,
             self.runtime,
-            device_type=self.device.type,
-            precision=precision,
-            batch_size=self.sw_batch_size,
-            threads=threads,
+            RunnerSettings(self.device.type, precision, self.sw_batch_size, threads),
         )
 
     @property

@@ -112,6 +112,7 @@ class X2SPredictor:
         tune_allocator: bool = True,
         threads: int | None = None,
     ) -> None:
+        from medswin.inference.backends import RunnerSettings
         from medswin.inference.predictor import build_runner, load_for_inference
         from medswin.tasks import BIPLANAR
 
@@ -131,13 +132,7 @@ class X2SPredictor:
         self.precision = precision
         self.save_probabilities = bool(save_probabilities)
         self.runner = build_runner(
-            self.network,
-            self.card,
-            self.runtime,
-            device_type=self.device.type,
-            precision=precision,
-            batch_size=1,
-            threads=threads,
+            self.network, self.card, self.runtime, RunnerSettings(self.device.type, precision, 1, threads)
         )
 
     def __repr__(self) -> str:
