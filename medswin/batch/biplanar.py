@@ -88,6 +88,10 @@ class BiplanarBatchPredictor:
         return self.predictor.precision
 
     @property
+    def runtime(self) -> str:
+        return self.predictor.runtime
+
+    @property
     def save_probabilities(self) -> bool:
         return self.predictor.save_probabilities
 

@@ -161,6 +161,7 @@ class AutoRunner(Runner):
     def plan(self, calls: int) -> None:
         self.calls = int(calls)
         self.pending = self.active is None
+        self.why = self.why.replace("; measured now)", "; measured on an earlier case of this run)")
 
     def __call__(self, *inputs: Any) -> Any:
         if self.active is not None:

@@ -30,6 +30,8 @@ class PredictorLike(Protocol):
     Attributes:
         card: the model card (id, labels, resampling, geometry of the outputs).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``, as resolved for this machine.
+        runtime: what runs the network (``"torch"``, ``"openvino"`` ...), or ``"auto"`` where it is
+            measured per machine (then not recorded: records of auto runs agree across machines).
         overlap / mode / tta: sliding-window overlap, window blending and mirror TTA, or ``None``.
         postprocess: the clean-up of the labels, or ``None`` for none.
         save_probabilities: whether predictions carry probabilities (then a ``probabilities`` output).
@@ -39,6 +41,7 @@ class PredictorLike(Protocol):
 
     card: ModelCard
     precision: str
+    runtime: str
     overlap: float | None
     mode: str | None
     tta: bool | None

@@ -33,6 +33,7 @@ class BoneMaskPredictor:
     def __init__(self, model: Any, *, card: Any, threads: int | None = None) -> None:
         loaded = load_for_inference(model, card, BONE, device="cpu", precision="fp32", threads=threads)
         self.card, self.precision, self.network = loaded.card, loaded.precision, loaded.network
+        self.runtime = "torch"  # a threshold; the network is not run
 
     @property
     def input_settings(self) -> dict[str, Any]:

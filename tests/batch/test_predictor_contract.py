@@ -49,6 +49,7 @@ def test_recorded_settings_come_from_the_contract_members(
     assert volume["precision"] == volume_predictor.precision
     assert volume["overlap"] == volume_predictor.overlap and volume["mode"] == volume_predictor.mode
     assert volume["labels_subset"] == [1, 2]
+    assert volume["runtime"] == "torch"  # asked for (MEDSWIN_RUNTIME in the tests); auto is not recorded
     assert "view_orientations" not in volume
     biplanar = prediction_settings(biplanar_predictor)
     # no sliding window, TTA or clean-up: recorded as None (as records written before the contract)
@@ -65,6 +66,7 @@ class _NoTTA:
     def __init__(self, inner: Predictor) -> None:
         self.inner = inner
         self.card, self.precision, self.overlap = inner.card, inner.precision, inner.overlap
+        self.runtime = inner.runtime
         self.mode, self.postprocess, self.save_probabilities = inner.mode, inner.postprocess, False
         self.input_settings: dict = {}
 

@@ -89,7 +89,8 @@ def test_a_case_that_repays_it_exports_measures_and_keeps_the_faster(
     # an export that costs nothing makes every multi-window case repay it: the measuring branch runs
     monkeypatch.setattr(auto_runtime, "EXPORT_FIXED_SECONDS", 0.0)
     monkeypatch.setattr(auto_runtime, "EXPORT_WINDOWS", 0.0)
-    result = Predictor(ConvNet(), card=_card(), device="cpu").predict(image)
+    predictor = Predictor(ConvNet(), card=_card(), device="cpu")
+    result = predictor.predict(image)
     (export,) = _exports()
     calibration = json.loads((export.parent / "calibration.json").read_text())
     (measured,) = calibration.values()
@@ -103,6 +104,11 @@ def test_a_case_that_repays_it_exports_measures_and_keeps_the_faster(
     }
     assert "measured now" in result.runtime["choices"]["runtime"]["why"]
     assert result.timings["export"] > 0  # paid by this case, inside its inference time
+    after = predictor.predict(image)  # the next case of the same run keeps the choice, says when it was made
+    assert (
+        after.runtime["name"] == faster
+        and "measured on an earlier case of this run" in after.runtime["choices"]["runtime"]["why"]
+    )
     np.testing.assert_array_equal(result.labels.array, reference.labels.array)
 
     # the next predictor (a later run) decides from the calibration at once, without exporting again
