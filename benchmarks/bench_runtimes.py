@@ -20,7 +20,10 @@ printed as ratios against torch fp32 measured in the same run. Two modes:
   table), the export and compile seconds of building the Predictor (which the wall time excludes)
   and whether the export came from the cache, peak RSS of the whole child and of the prediction
   alone (``VmHWM`` reset after the Predictor is built, so an export's transient does not count),
-  and label agreement with torch fp32 (share of input-grid voxels with equal labels).
+  and label agreement with torch fp32 (share of input-grid voxels with equal labels). Its last
+  rows, ``default``, are ``medswin predict``'s defaults (``--runtime auto --precision auto``) on an
+  empty weights cache, predicting the CT twice: case 1 measures and (when the case repays it) exports,
+  case 2 runs what was chosen; each row says what ran and why, against the torch fp32 row.
 
 The network, the same in both modes: the BTCV card (14 classes, 1.5x1.5x2 mm, overlap 0.5) at
 ``--feature-size`` with ``--roi`` windows, ``legacy_merging`` off, seeded random weights (timing
