@@ -141,10 +141,27 @@ class AutoRunner(Runner):
         return cls(network, card, settings, candidate)
 
     # ------------------------------------------------------------------ deciding
-    def _build_candidate(self) -> Runner:
-        return runner_class(self.candidate).create(self.network, self.card, self.settings)
+    def _build_candidate(self) -> Runner | None:
+        """The candidate's runner (exported and compiled), or None when that fails: auto then stays on
+        torch with the reason, because a runtime that cannot run this network must not cost the case."""
+        try:
+            runner = runner_class(self.candidate).create(self.network, self.card, self.settings)
+        except Exception as error:  # noqa: BLE001 - export/compile failures of any kind fall back to torch
+            self._give_up(error)
+            return None
+        self.timings.update(runner.pop_timings())
+        return runner
 
-    def _adopt(self, seconds: dict[str, float], how: str) -> None:
+    def _give_up(self, error: Exception) -> None:
+        log.warning(
+            "auto runtime: %s could not run %s (%s); using torch", self.candidate, self.card.id, error
+        )
+        self.active = self.torch
+        self.why = (
+            f"auto: torch; {self.candidate} could not run this network ({type(error).__name__}: {error})"
+        )
+
+    def _adopt(self, seconds: dict[str, float], how: str, built: Runner | None = None) -> None:
         """Settle on the faster of torch and the candidate by ``seconds`` per call."""
         faster = min(("torch", self.candidate), key=lambda name: seconds[name])
         self.why = (
@@ -154,9 +171,9 @@ class AutoRunner(Runner):
         if faster == "torch":
             self.active = self.torch
             return
-        runner = self._build_candidate()
-        self.timings.update(runner.pop_timings())
-        self.active = runner
+        runner = built or self._build_candidate()
+        if runner is not None:
+            self.active = runner
 
     def plan(self, calls: int) -> None:
         self.calls = int(calls)
@@ -188,17 +205,17 @@ class AutoRunner(Runner):
             self.torch_seconds,
         )
         runner = self._build_candidate()
-        self.timings.update(runner.pop_timings())
+        if runner is None:
+            return out
         start = time.perf_counter()
-        candidate_out = runner(*inputs)
+        try:
+            candidate_out = runner(*inputs)
+        except Exception as error:  # noqa: BLE001 - the candidate failing on a window must not cost the case
+            self._give_up(error)
+            return out
         seconds = {"torch": self.torch_seconds, self.candidate: time.perf_counter() - start}
         _write_calibration(self.entry, self.fingerprint, seconds)
-        faster = min(seconds, key=seconds.__getitem__)
-        self.active = runner if faster == self.candidate else self.torch
-        self.why = (
-            f"auto: {faster} measured faster on this machine ({self.candidate} "
-            f"{seconds[self.candidate]:.3g} s vs torch {seconds['torch']:.3g} s per network call; measured now)"
-        )
+        self._adopt(seconds, "measured now", built=runner)
         log.info("%s", self.why)
         return candidate_out if self.active is runner else out
 

@@ -154,3 +154,28 @@ def test_a_damaged_calibration_is_measured_again(home: Path) -> None:
     (export.parent / "calibration.json").write_text("{not json")
     result = Predictor(ConvNet(), card=_card(), device="cpu").predict(_image())
     assert result.runtime["name"] == "torch" and "auto: torch;" in result.runtime["choices"]["runtime"]["why"]
+
+
+def test_a_candidate_that_cannot_run_the_network_leaves_the_case_to_torch(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export or compile failure (an operator OpenVINO lacks, a full disk) falls back, said in the record."""
+    from medswin.errors import ExportError
+
+    class Unexportable:
+        @classmethod
+        def create(cls, network, card, settings):  # type: ignore[no-untyped-def]
+            raise ExportError("the exporter does not know aten::strange_op")
+
+    monkeypatch.setattr(auto_runtime, "runner_class", lambda name: Unexportable)
+    monkeypatch.setattr(auto_runtime, "EXPORT_FIXED_SECONDS", 0.0)
+    monkeypatch.setattr(auto_runtime, "EXPORT_WINDOWS", 0.0)
+    image = _image()
+    reference = Predictor(ConvNet(), card=_card(), device="cpu", runtime="torch").predict(image)
+    result = Predictor(ConvNet(), card=_card(), device="cpu").predict(image)
+    assert result.runtime["name"] == "torch"
+    assert (
+        "openvino could not run this network (ExportError: the exporter does not know aten::strange_op)"
+        in (result.runtime["choices"]["runtime"]["why"])
+    )
+    np.testing.assert_array_equal(result.labels.array, reference.labels.array)
