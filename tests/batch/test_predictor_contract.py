@@ -23,7 +23,9 @@ from x2s_factory import tiny_card, tiny_network  # noqa: E402
 
 @pytest.fixture(scope="module")
 def volume_predictor(tiny_checkpoint: Path) -> Predictor:
-    return Predictor(str(tiny_checkpoint), device="cpu", postprocess=Postprocess(keep_labels=(1, 2)))
+    return Predictor(
+        str(tiny_checkpoint), device="cpu", runtime="torch", postprocess=Postprocess(keep_labels=(1, 2))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_recorded_settings_come_from_the_contract_members(
     assert volume["precision"] == volume_predictor.precision
     assert volume["overlap"] == volume_predictor.overlap and volume["mode"] == volume_predictor.mode
     assert volume["labels_subset"] == [1, 2]
-    assert volume["runtime"] == "torch"  # asked for (MEDSWIN_RUNTIME in the tests); auto is not recorded
+    assert volume["runtime"] == "torch"  # asked for; auto is not recorded
     assert "view_orientations" not in volume
     biplanar = prediction_settings(biplanar_predictor)
     # no sliding window, TTA or clean-up: recorded as None (as records written before the contract)
