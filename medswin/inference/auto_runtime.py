@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from medswin.inference.backends import Runner, RunnerSettings, TorchRunner, export_entry, runner_class
-from medswin.inference.runtime import RUNTIME_REGISTRY
+from medswin.inference.runtime import RUNTIME_REGISTRY, cpu_info
 from medswin.models.card import ModelCard
 
 __all__ = [
@@ -63,14 +63,7 @@ def machine_fingerprint(precision: str) -> str:
     """What a calibration holds for: the CPU model, torch's threads and the precision."""
     import torch
 
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as stream:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in stream if line.startswith("model name")), model
-            )
-    except OSError:
-        pass
+    model = cpu_info("model name") or "unknown CPU"
     return f"{model} | {torch.get_num_threads()} threads | {precision}"
 
 

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,6 @@ from medswin.inference.runtime import (
 from medswin.models.card import ModelCard
 
 __all__ = [
-    "WindowRunner",
     "Runner",
     "RunnerSettings",
     "TorchRunner",
@@ -72,8 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``runner(*inputs) -> logits`` (one tensor, or a tuple for networks with several outputs).
-WindowRunner = Callable[..., Any]
 
 #: precision -> OpenVINO's INFERENCE_PRECISION_HINT.
 _OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}

@@ -46,6 +46,7 @@ __all__ = [
     "TRIM_THRESHOLD_BYTES",
     "configure_cpu_runtime",
     "allocator_tuned",
+    "cpu_info",
     "cpu_has_native_bf16",
     "autocast",
 ]
@@ -210,6 +211,20 @@ def allocator_tuned() -> bool:
     return bool(_tuned)
 
 
+def cpu_info(field: str) -> str:
+    """The value of ``field`` (``"flags"``, ``"model name"``) of the first CPU in ``/proc/cpuinfo``;
+    ``""`` where there is none (not Linux, or the field is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as stream:
+            for line in stream:
+                name, _, value = line.partition(":")
+                if name.strip() == field:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), where bf16 autocast pays off.
 
@@ -217,11 +232,7 @@ def cpu_has_native_bf16() -> bool:
     8x longer under bf16 autocast than in fp32 on a 2-core AVX2 AMD EPYC, while AVX-512 BF16/AMX
     machines ran it about 1.6x faster.
     """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as stream:
-            flags = next((line for line in stream if line.startswith("flags")), "").split()
-    except OSError:
-        return False
+    flags = cpu_info("flags").split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
